@@ -1,1 +1,1 @@
-"""provisioning package."""
+"""The installer's tool: gateway identity, site configuration, enrolment, commissioning — and the demo."""

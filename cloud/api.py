@@ -1,0 +1,97 @@
+"""The gateway API under /api/v1/: enrolment and batch ingestion, JSON errors, an OpenAPI document."""
+
+from __future__ import annotations
+
+import zlib
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from cloud import db
+from cloud.enrolment import EnrolmentError, enrol_gateway
+from cloud.ingestion import IngestError, ingest_batch
+from cloud.openapi import OPENAPI
+from shared.batch import BatchError, unb64
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def error(status: int, code: str, message: str, field: str = ""):
+    body = {"error": code, "message": message}
+    if field:
+        body["field"] = field
+    return jsonify(body), status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+
+
+def request_body(limit: int) -> bytes:
+    """The raw body, gunzipped when sent with Content-Encoding: gzip, never larger than ``limit``."""
+    raw = request.get_data(cache=False)
+    encoding = request.headers.get("Content-Encoding", "identity").lower()
+    if encoding == "identity":
+        body = raw
+    elif encoding == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            body = inflater.decompress(raw, limit + 1)
+        except zlib.error as exc:
+            raise IngestError(400, "bad_encoding", f"not valid gzip: {exc}", "body") from exc
+        if not inflater.eof and len(body) <= limit:
+            raise IngestError(400, "bad_encoding", "gzip stream is truncated", "body")
+    else:
+        raise IngestError(415, "bad_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip", "body")
+    if len(body) > limit:
+        raise IngestError(413, "too_large", f"batch over {limit} bytes", "body")
+    return body
+
+
+@bp.post("/batches")
+def post_batch():
+    gateway = request.headers.get("X-Balans-Gateway", "")
+    if not gateway:
+        return error(401, "unknown_gateway", "header X-Balans-Gateway is missing", "X-Balans-Gateway")
+    session = db.session()
+    try:
+        signature = unb64(request.headers.get("X-Balans-Signature", ""), "X-Balans-Signature")
+        if len(signature) != 64:
+            raise IngestError(401, "bad_signature", "an Ed25519 signature is 64 bytes", "X-Balans-Signature")
+        body = request_body(int(current_app.config["MAX_BATCH_BYTES"]))
+        result = ingest_batch(session, gateway, body, signature)
+        session.commit()
+    except IngestError as exc:
+        session.rollback()
+        return jsonify(exc.as_json()), exc.status
+    except BatchError as exc:
+        session.rollback()
+        return error(400, exc.code, exc.reason, exc.field)
+    status = 201 if result.status == "stored" else 200
+    return jsonify({"status": result.status, "seq": result.seq, "hash": result.hash,
+                    "gap_before": result.gap_before}), status
+
+
+@bp.post("/enrol")
+def enrol():
+    document = request.get_json(silent=True)
+    if not isinstance(document, dict):
+        return error(400, "invalid", "body must be a JSON object", "body")
+    for field in ("token", "gateway", "public_key", "site"):
+        if field not in document:
+            return error(422, "invalid", "is required", field)
+    session = db.session()
+    try:
+        gateway = enrol_gateway(session, str(document["token"]), str(document["gateway"]),
+                                str(document["public_key"]), document["site"])
+        session.commit()
+    except EnrolmentError as exc:
+        session.rollback()
+        return jsonify(exc.as_json()), exc.status
+    return jsonify({"status": "enrolled", "gateway": gateway.code, "site_id": gateway.site_id}), 201
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(OPENAPI)

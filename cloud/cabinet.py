@@ -1,0 +1,47 @@
+"""The resident's cabinet: their own account only — invoices, consumption, balance."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template
+from sqlalchemy import select
+
+from cloud import db
+from cloud.auth import current_user, login_required
+from cloud.billing.run import account_balance
+from cloud.models import Account, Invoice, Organisation
+
+bp = Blueprint("cabinet", __name__, url_prefix="/cabinet")
+
+
+def own_account() -> Account:
+    user = current_user()
+    account = db.session().get(Account, user.account_id) if user.account_id else None
+    if account is None or account.org_id != user.org_id:
+        abort(404)
+    return account
+
+
+@bp.get("/")
+@login_required("resident")
+def index():
+    account = own_account()
+    invoices = db.session().scalars(
+        select(Invoice).where(Invoice.account_id == account.id, Invoice.status == "issued")
+        .order_by(Invoice.period.desc())
+    ).all()
+    org = db.session().get(Organisation, account.org_id)
+    return render_template("cabinet.html", account=account, org=org, invoices=invoices,
+                           balance=account_balance(db.session(), account.id),
+                           latest=invoices[0] if invoices else None)
+
+
+@bp.get("/invoices/<int:invoice_id>")
+@login_required("resident")
+def invoice(invoice_id: int):
+    account = own_account()
+    found = db.session().get(Invoice, invoice_id)
+    # Another account's invoice is "not found", not "forbidden": its existence is not revealed.
+    if found is None or found.account_id != account.id or found.status != "issued":
+        abort(404)
+    org = db.session().get(Organisation, account.org_id)
+    return render_template("invoice.html", account=account, org=org, invoice=found)

@@ -1,0 +1,219 @@
+"""``balans cloud …``: set up and run the cloud from the command line (also under ``flask --app cloud``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from decimal import Decimal
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from cloud.db import session_scope
+
+
+def _app() -> Flask:
+    return current_app._get_current_object()
+
+
+def _site(db, code: str):
+    from cloud.models import Site
+
+    site = db.scalar(select(Site).where(Site.code == code))
+    if site is None:
+        raise click.ClickException(f"site {code!r} does not exist")
+    return site
+
+
+def _org(db, ref: str):
+    from cloud.models import Organisation
+
+    org = db.get(Organisation, int(ref)) if ref.isdigit() else db.scalar(
+        select(Organisation).where(Organisation.name == ref))
+    if org is None:
+        raise click.ClickException(f"organisation {ref!r} does not exist (give its id or exact name)")
+    return org
+
+
+@click.group("db")
+def db_group():
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Apply all migrations.  Example: balans cloud db upgrade"""
+    from cloud.migrate import upgrade
+
+    upgrade(current_app.config["DATABASE_URL"])
+    click.echo("database is at the latest schema")
+
+
+@click.command("create-org")
+@click.option("--name", required=True)
+@click.option("--kind", required=True, help="cooperative | osbb | cottage_town | supplier | heat")
+@click.option("--edrpou", default="")
+@click.option("--iban", default="")
+@click.option("--address", default="")
+@with_appcontext
+def create_org(name, kind, edrpou, iban, address):
+    """Create an organisation.  Example: balans cloud create-org --name "ОК Сосновий Бір" --kind cooperative"""
+    from cloud.organisations import SetupError, create_organisation
+
+    with session_scope(_app()) as db:
+        try:
+            org = create_organisation(db, name, kind, edrpou, iban, address)
+        except SetupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"organisation {org.id}: {org.name}")
+
+
+@click.command("create-user")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", required=True)
+@click.option("--org", "org_ref", default="", help="organisation id or exact name")
+@click.option("--account", default="", help="account number (residents)")
+@with_appcontext
+def create_user_cmd(email, password, role, org_ref, account):
+    """Create a user.  Example: balans cloud create-user --email boss@coop.ua --role manager --org 1"""
+    from cloud.models import Account
+    from cloud.organisations import SetupError, create_user
+
+    with session_scope(_app()) as db:
+        org = _org(db, org_ref) if org_ref else None
+        acc = None
+        if account:
+            acc = db.scalar(select(Account).where(Account.number == account, Account.org_id == (org.id if org else -1)))
+            if acc is None:
+                raise click.ClickException(f"account {account} not found in that organisation")
+        try:
+            user = create_user(db, email, password, role, org, account=acc)
+        except SetupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"user {user.email} ({user.role})")
+
+
+@click.command("create-site")
+@click.option("--org", "org_ref", required=True)
+@click.option("--code", required=True)
+@click.option("--name", default="")
+@with_appcontext
+def create_site_cmd(org_ref, code, name):
+    """Create a site (transformer station).  Example: balans cloud create-site --org 1 --code TP-118"""
+    from cloud.organisations import create_site
+
+    with session_scope(_app()) as db:
+        site = create_site(db, _org(db, org_ref), code, name)
+        click.echo(f"site {site.code}")
+
+
+@click.command("set-tariff")
+@click.option("--org", "org_ref", required=True)
+@click.option("--kind", default="cooperative")
+@click.option("--price", required=True, help="purchase price, UAH/kWh")
+@click.option("--coefficient", default="1", help="approved coefficient for losses and maintenance")
+@click.option("--from", "valid_from", required=True, help="YYYY-MM-DD")
+@with_appcontext
+def set_tariff_cmd(org_ref, kind, price, coefficient, valid_from):
+    """Add a tariff.  Example: balans cloud set-tariff --org 1 --price 4.20 --coefficient 1.15 --from 2026-01-01"""
+    from cloud.organisations import set_tariff
+
+    with session_scope(_app()) as db:
+        tariff = set_tariff(db, _org(db, org_ref), kind, Decimal(price), Decimal(coefficient),
+                            date.fromisoformat(valid_from))
+        click.echo(f"tariff {tariff.id}")
+
+
+@click.command("enrolment-token")
+@click.option("--site", "site_code", required=True)
+@click.option("--hours", default=72, show_default=True)
+@with_appcontext
+def enrolment_token(site_code, hours):
+    """Issue a one-time enrolment token for a site.  Example: balans cloud enrolment-token --site TP-118"""
+    from cloud.enrolment import issue_token
+
+    with session_scope(_app()) as db:
+        click.echo(issue_token(db, _site(db, site_code), hours))
+
+
+@click.command("balance")
+@click.option("--site", "site_code", required=True)
+@click.option("--period", required=True, help="YYYY-MM")
+@with_appcontext
+def balance_cmd(site_code, period):
+    """The site's micro-balance as JSON.  Example: balans cloud balance --site TP-118 --period 2026-10"""
+    from cloud.site_balance import site_balance
+
+    with session_scope(_app()) as db:
+        click.echo(json.dumps({"period": period, **site_balance(db, _site(db, site_code), period).as_json()},
+                              ensure_ascii=False, indent=2))
+
+
+@click.command("bill")
+@click.option("--site", "site_code", required=True)
+@click.option("--period", required=True, help="YYYY-MM")
+@click.option("--issue", is_flag=True, help="issue the invoices (otherwise a draft preview)")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def bill(site_code, period, issue, as_json):
+    """Billing run for a site and period.  Example: balans cloud bill --site TP-118 --period 2026-10 --issue"""
+    from cloud.billing.run import BillingError, billing_run
+
+    with session_scope(_app()) as db:
+        try:
+            result = billing_run(db, _site(db, site_code), period, issue=issue, actor="cli")
+        except BillingError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{result.status}: {result.invoices} invoices, {result.summary['distributed_uah']} UAH, "
+                   f"cost recovery {result.summary['cost_recovery_pct']} %")
+        for problem in result.problems:
+            click.echo(f"  ! {problem}", err=True)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--threads", default=8, show_default=True)
+@with_appcontext
+def serve(host, port, threads):
+    """Serve the cloud with waitress (production: gunicorn 'cloud:create_app()').  Example: balans cloud serve"""
+    from waitress import serve as waitress_serve
+
+    click.echo(f"Balans cloud on http://{host}:{port}", err=True)
+    sys.stderr.flush()
+    waitress_serve(_app(), host=host, port=port, threads=threads, ident="balans")
+
+
+COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, serve]
+
+
+def register_flask_commands(app: Flask) -> None:
+    app.cli.add_command(db_group)
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def cloud_group() -> click.Group:
+    """``balans cloud``: the same commands with an app built from BALANS_* settings."""
+    from flask.cli import FlaskGroup
+
+    def make_app():
+        from cloud import create_app
+
+        return create_app()
+
+    group = FlaskGroup(name="cloud", create_app=make_app, add_default_commands=False, add_version_option=False,
+                       load_dotenv=False, set_debug_flag=False,
+                       help="The cloud: database, organisations, users, billing, server.")
+    group.add_command(db_group)
+    for command in COMMANDS:
+        group.add_command(command)
+    return group

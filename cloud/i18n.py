@@ -1,0 +1,83 @@
+"""Two languages for people: Ukrainian by default, English on request (?lang=en or the switch)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g, request, session
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "app_name": {"uk": "Баланс", "en": "Balans"},
+    "login": {"uk": "Увійти", "en": "Sign in"},
+    "logout": {"uk": "Вийти", "en": "Sign out"},
+    "email": {"uk": "Електронна пошта", "en": "E-mail"},
+    "password": {"uk": "Пароль", "en": "Password"},
+    "bad_login": {"uk": "Невірна пошта або пароль", "en": "Wrong e-mail or password"},
+    "period": {"uk": "Період", "en": "Period"},
+    "station": {"uk": "Підстанція", "en": "Station"},
+    "station_input": {"uk": "Надійшло на ТП", "en": "Station input"},
+    "feeders_sum": {"uk": "Σ фідерів ліній", "en": "Σ line feeders"},
+    "station_loss": {"uk": "Втрати на ТП", "en": "Station loss"},
+    "line": {"uk": "Лінія", "en": "Line"},
+    "feeder_kwh": {"uk": "Фідер, кВт·год", "en": "Feeder, kWh"},
+    "subscribers_kwh": {"uk": "Σ абонентів, кВт·год", "en": "Σ subscribers, kWh"},
+    "loss_kwh": {"uk": "Втрати, кВт·год", "en": "Loss, kWh"},
+    "loss_pct": {"uk": "Втрати, %", "en": "Loss, %"},
+    "status": {"uk": "Стан", "en": "Status"},
+    "normal": {"uk": "норма", "en": "normal"},
+    "elevated": {"uk": "підвищені", "en": "elevated"},
+    "suspected_theft": {"uk": "ймовірне розкрадання", "en": "suspected theft"},
+    "incomplete": {"uk": "неповні дані", "en": "incomplete"},
+    "money": {"uk": "Гроші", "en": "Money"},
+    "purchase_uah": {"uk": "Вартість закупівлі", "en": "Purchase cost"},
+    "distributed_kwh": {"uk": "Розподілено абонентам, кВт·год", "en": "Distributed to subscribers, kWh"},
+    "distributed_uah": {"uk": "Нараховано абонентам", "en": "Charged to subscribers"},
+    "cost_recovery": {"uk": "Покриття витрат", "en": "Cost recovery"},
+    "break_even": {"uk": "Беззбитковий коефіцієнт", "en": "Break-even coefficient"},
+    "break_even_hint": {
+        "uk": "такий коефіцієнт покрив би всю закупівлю за цих втрат",
+        "en": "the coefficient that would cover the whole purchase at these losses",
+    },
+    "no_data": {"uk": "Даних за цей період ще немає", "en": "No data for this period yet"},
+    "losses_by_line": {"uk": "Втрати по лініях", "en": "Losses by line"},
+    "my_account": {"uk": "Мій особовий рахунок", "en": "My account"},
+    "account": {"uk": "Особовий рахунок", "en": "Account"},
+    "invoice": {"uk": "Рахунок", "en": "Invoice"},
+    "invoices": {"uk": "Рахунки", "en": "Invoices"},
+    "consumption": {"uk": "Спожито", "en": "Consumption"},
+    "reading_start": {"uk": "Показник на початок", "en": "Reading at start"},
+    "reading_end": {"uk": "Показник на кінець", "en": "Reading at end"},
+    "quantity": {"uk": "Кількість", "en": "Quantity"},
+    "price": {"uk": "Ціна", "en": "Price"},
+    "amount": {"uk": "Сума", "en": "Amount"},
+    "opening_balance": {"uk": "Борг (+) / переплата (−) на початок", "en": "Opening balance (+ debt / − credit)"},
+    "to_pay": {"uk": "До сплати", "en": "Amount due"},
+    "due_date": {"uk": "Сплатити до", "en": "Due by"},
+    "balance_now": {"uk": "Баланс рахунку", "en": "Account balance"},
+    "no_invoices": {"uk": "Рахунків ще немає", "en": "No invoices yet"},
+    "sites": {"uk": "Об'єкти", "en": "Sites"},
+    "flagged": {"uk": "Потребує перевірки", "en": "Needs a check"},
+    "forbidden": {"uk": "Доступ заборонено", "en": "Forbidden"},
+    "not_found": {"uk": "Не знайдено", "en": "Not found"},
+    "kwh": {"uk": "кВт·год", "en": "kWh"},
+    "uah": {"uk": "грн", "en": "UAH"},
+}
+
+
+def translate(key: str) -> str:
+    lang = getattr(g, "lang", None) or current_app.config.get("DEFAULT_LANGUAGE", "uk")
+    entry = MESSAGES.get(key)
+    if entry is None:
+        return key
+    return entry.get(lang) or entry["uk"]
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _pick_language() -> None:
+        asked = request.args.get("lang")
+        if asked in ("uk", "en"):
+            session["lang"] = asked
+        g.lang = session.get("lang") or app.config.get("DEFAULT_LANGUAGE", "uk")
+
+    @app.context_processor
+    def _inject() -> dict:
+        return {"_": translate, "lang": getattr(g, "lang", "uk")}

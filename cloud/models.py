@@ -1,0 +1,273 @@
+"""The cloud's data model (SQLAlchemy 2): organisations and their sites, meters, accounts, people,
+gateways and what they sent, and the money side — tariffs, invoices and the ledger.
+
+Every row that belongs to an organisation carries ``org_id`` so each query can be scoped.
+Times are stored as naive UTC. Money is Numeric(14, 2) (hryvnias with kopecks).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+MONEY = Numeric(14, 2)
+ENERGY = Numeric(14, 3)  # kWh to the Wh
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(30))  # cooperative | osbb | cottage_town | supplier | heat
+    edrpou: Mapped[str] = mapped_column(String(10), default="")
+    iban: Mapped[str] = mapped_column(String(34), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    last_invoice_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    # operator | org_admin | manager | accountant | clerk | installer | resident
+    role: Mapped[str] = mapped_column(String(20))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    lang: Mapped[str] = mapped_column(String(2), default="uk")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("org_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    code: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # Loss % at which a line is flagged elevated / suspected theft (shared/balance.py).
+    elevated_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(3))
+    theft_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(10))
+    lines: Mapped[list[Line]] = relationship(back_populates="site", order_by="Line.number")
+
+
+class Line(Base):
+    __tablename__ = "lines"
+    __table_args__ = (UniqueConstraint("site_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    number: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    site: Mapped[Site] = relationship(back_populates="lines")
+
+
+class Account(Base):
+    """Особовий рахунок: one subscriber's account with its holder and address."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("org_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    number: Mapped[str] = mapped_column(String(30))
+    holder: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    category: Mapped[str] = mapped_column(String(30), default="household")
+
+
+class Meter(Base):
+    __tablename__ = "meters"
+    __table_args__ = (UniqueConstraint("site_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    code: Mapped[str] = mapped_column(String(60))  # the gateway's meter id (serial)
+    profile: Mapped[str] = mapped_column(String(60), default="")
+    role: Mapped[str] = mapped_column(String(20))  # station_input | feeder | subscriber
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    installed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Gateway(Base):
+    __tablename__ = "gateways"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    code: Mapped[str] = mapped_column(String(60), unique=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | revoked
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    chain_head: Mapped[str] = mapped_column(String(64), default="0" * 64)
+
+
+class EnrolmentToken(Base):
+    __tablename__ = "enrolment_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    gateway_id: Mapped[int | None] = mapped_column(ForeignKey("gateways.id"))
+
+
+class Batch(Base):
+    """A batch exactly as received: raw bytes and detached signature, kept as evidence."""
+
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("gateway_id", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    prev: Mapped[str] = mapped_column(String(64))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Reading(Base):
+    __tablename__ = "readings"
+    __table_args__ = (UniqueConstraint("meter_id", "ts"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    ts: Mapped[datetime] = mapped_column(DateTime)
+    values: Mapped[dict] = mapped_column(JSON)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
+
+
+class IntervalEnergy(Base):
+    __tablename__ = "interval_energy"
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    imp: Mapped[Decimal] = mapped_column(ENERGY)
+    exp: Mapped[Decimal] = mapped_column(ENERGY)
+    flag: Mapped[str] = mapped_column(String(12))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
+
+
+Index("interval_energy_start", IntervalEnergy.start)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    gateway_id: Mapped[int | None] = mapped_column(ForeignKey("gateways.id"))
+    meter_id: Mapped[int | None] = mapped_column(ForeignKey("meters.id"))
+    ts: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+
+
+class Tariff(Base):
+    __tablename__ = "tariffs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # cooperative | supplier | heat | fixed
+    purchase_price: Mapped[Decimal] = mapped_column(Numeric(12, 5))
+    coefficient: Mapped[Decimal] = mapped_column(Numeric(8, 4), default=Decimal(1))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+
+
+class BillingRun(Base):
+    __tablename__ = "billing_runs"
+    __table_args__ = (UniqueConstraint("site_id", "period"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    period: Mapped[str] = mapped_column(String(7))
+    status: Mapped[str] = mapped_column(String(10))  # draft | issued
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Invoice(Base):
+    """An invoice; once issued it never changes — corrections are new ledger entries later."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("org_id", "number"), UniqueConstraint("run_id", "account_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("billing_runs.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    period: Mapped[str] = mapped_column(String(7))
+    number: Mapped[str | None] = mapped_column(String(30))  # assigned at issue, no gaps
+    status: Mapped[str] = mapped_column(String(12))  # draft | issued
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    quantity_kwh: Mapped[Decimal] = mapped_column(ENERGY)
+    start_reading: Mapped[Decimal | None] = mapped_column(ENERGY)
+    end_reading: Mapped[Decimal | None] = mapped_column(ENERGY)
+    total: Mapped[Decimal] = mapped_column(MONEY)
+    opening_balance: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    lines: Mapped[list] = mapped_column(JSON)
+
+
+class LedgerEntry(Base):
+    """One movement on an account; the account's balance is always the sum of its entries.
+
+    Positive = the subscriber owes more (a charge); negative = money in or a credit.
+    """
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # charge | payment | adjustment | benefit | subsidy
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    period: Mapped[str | None] = mapped_column(String(7))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    memo: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditLog(Base):
+    """Append-only: who changed what, when, before → after."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(60))
+    entity: Mapped[str] = mapped_column(String(120), default="")
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,69 @@
+"""The OpenAPI 3.1 document of the gateway API (served at /api/v1/openapi.json)."""
+
+ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}},
+}
+
+OPENAPI = {
+    "openapi": "3.1.0",
+    "info": {"title": "Balans gateway API", "version": "1.0.0",
+             "description": "Gateways enrol with a one-time token and send signed, chained batches "
+                            "(docs/batch-format.md)."},
+    "paths": {
+        "/api/v1/batches": {
+            "post": {
+                "summary": "Send one sealed batch (idempotent by gateway and seq)",
+                "parameters": [
+                    {"name": "X-Balans-Gateway", "in": "header", "required": True, "schema": {"type": "string"}},
+                    {"name": "X-Balans-Signature", "in": "header", "required": True,
+                     "description": "base64 Ed25519 signature of the exact (un-gzipped) body",
+                     "schema": {"type": "string"}},
+                    {"name": "Content-Encoding", "in": "header", "required": False,
+                     "schema": {"type": "string", "enum": ["gzip", "identity"]}},
+                ],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["v", "gateway", "seq", "prev", "created", "readings", "intervals", "events"],
+                }}}},
+                "responses": {
+                    "201": {"description": "stored"},
+                    "200": {"description": "duplicate: already stored, nothing changed"},
+                    "400": {"description": "malformed", "content": {"application/json": {"schema": ERROR}}},
+                    "401": {"description": "unknown gateway or bad signature",
+                            "content": {"application/json": {"schema": ERROR}}},
+                    "403": {"description": "revoked gateway", "content": {"application/json": {"schema": ERROR}}},
+                    "409": {"description": "seq conflict or chain break",
+                            "content": {"application/json": {"schema": ERROR}}},
+                    "413": {"description": "too large", "content": {"application/json": {"schema": ERROR}}},
+                    "422": {"description": "invalid field", "content": {"application/json": {"schema": ERROR}}},
+                    "429": {"description": "rate limited", "content": {"application/json": {"schema": ERROR}}},
+                },
+            }
+        },
+        "/api/v1/enrol": {
+            "post": {
+                "summary": "Enrol a gateway with a one-time token",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["token", "gateway", "public_key", "site"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "gateway": {"type": "string", "maxLength": 60},
+                        "public_key": {"type": "string", "description": "PEM, Ed25519"},
+                        "site": {"type": "object"},
+                    },
+                }}}},
+                "responses": {
+                    "201": {"description": "enrolled"},
+                    "400": {"description": "malformed", "content": {"application/json": {"schema": ERROR}}},
+                    "403": {"description": "bad, used or expired token",
+                            "content": {"application/json": {"schema": ERROR}}},
+                    "409": {"description": "gateway exists", "content": {"application/json": {"schema": ERROR}}},
+                    "422": {"description": "invalid field", "content": {"application/json": {"schema": ERROR}}},
+                },
+            }
+        },
+    },
+}

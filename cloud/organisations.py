@@ -1,0 +1,102 @@
+"""First setup and the office's basic records: organisations, sites, people, accounts, tariffs."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.audit import audit
+from cloud.auth import hash_password
+from cloud.models import Account, Organisation, Site, Tariff, User
+
+KINDS = ("cooperative", "osbb", "cottage_town", "supplier", "heat")
+ROLES = ("operator", "org_admin", "manager", "accountant", "clerk", "installer", "resident")
+
+
+class SetupError(ValueError):
+    pass
+
+
+def create_organisation(db: Session, name: str, kind: str, edrpou: str = "", iban: str = "",
+                        address: str = "", actor: str = "cli") -> Organisation:
+    if kind not in KINDS:
+        raise SetupError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if edrpou and not (edrpou.isdigit() and len(edrpou) in (8, 10)):
+        raise SetupError(f"ЄДРПОУ must be 8 digits (or РНОКПП 10), got {edrpou!r}")
+    if iban and not valid_iban(iban):
+        raise SetupError(f"IBAN {iban!r} is not valid (check digits)")
+    org = Organisation(name=name, kind=kind, edrpou=edrpou, iban=iban.replace(" ", ""), address=address)
+    db.add(org)
+    db.flush()
+    audit(db, org.id, actor, "organisation.create", f"org:{org.id}", None, {"name": name, "kind": kind})
+    return org
+
+
+def valid_iban(iban: str) -> bool:
+    text = iban.replace(" ", "").upper()
+    if len(text) < 15 or not text[:2].isalpha() or not text[2:].isalnum():
+        return False
+    digits = "".join(str(int(c, 36)) for c in text[4:] + text[:4])
+    return int(digits) % 97 == 1
+
+
+def create_site(db: Session, org: Organisation, code: str, name: str = "", elevated_pct: Decimal | None = None,
+                theft_pct: Decimal | None = None, actor: str = "cli") -> Site:
+    site = Site(org_id=org.id, code=code, name=name or code,
+                elevated_pct=elevated_pct if elevated_pct is not None else Decimal(3),
+                theft_pct=theft_pct if theft_pct is not None else Decimal(10))
+    db.add(site)
+    db.flush()
+    audit(db, org.id, actor, "site.create", f"site:{code}", None, {"name": site.name})
+    return site
+
+
+def create_user(db: Session, email: str, password: str, role: str, org: Organisation | None,
+                name: str = "", account: Account | None = None, lang: str = "uk", actor: str = "cli") -> User:
+    if role not in ROLES:
+        raise SetupError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if len(password) < 8:
+        raise SetupError("password must be at least 8 characters")
+    if role == "resident" and account is None:
+        raise SetupError("a resident must be linked to their account (--account)")
+    if db.scalar(select(User).where(User.email == email.lower())) is not None:
+        raise SetupError(f"user {email} already exists")
+    user = User(email=email.lower(), password_hash=hash_password(password), role=role, name=name,
+                org_id=org.id if org else None, account_id=account.id if account else None, lang=lang)
+    db.add(user)
+    db.flush()
+    audit(db, org.id if org else None, actor, "user.create", f"user:{user.email}", None, {"role": role})
+    return user
+
+
+def upsert_account(db: Session, org: Organisation, number: str, holder: str = "", address: str = "",
+                   site: Site | None = None, email: str = "") -> Account:
+    account = db.scalar(select(Account).where(Account.org_id == org.id, Account.number == number))
+    if account is None:
+        account = Account(org_id=org.id, number=number)
+        db.add(account)
+    account.holder = holder or account.holder
+    account.address = address or account.address
+    account.email = email or account.email
+    if site is not None:
+        account.site_id = site.id
+    db.flush()
+    return account
+
+
+def set_tariff(db: Session, org: Organisation, kind: str, purchase_price: Decimal, coefficient: Decimal,
+               valid_from: date, valid_to: date | None = None, actor: str = "cli") -> Tariff:
+    if purchase_price <= 0:
+        raise SetupError(f"price must be positive, got {purchase_price}")
+    if coefficient <= 0:
+        raise SetupError(f"coefficient must be positive, got {coefficient}")
+    tariff = Tariff(org_id=org.id, kind=kind, purchase_price=purchase_price, coefficient=coefficient,
+                    valid_from=valid_from, valid_to=valid_to)
+    db.add(tariff)
+    db.flush()
+    audit(db, org.id, actor, "tariff.create", f"tariff:{tariff.id}", None,
+          {"kind": kind, "price": str(purchase_price), "coefficient": str(coefficient), "from": str(valid_from)})
+    return tariff

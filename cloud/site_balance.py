@@ -1,0 +1,79 @@
+"""The cloud's micro-balance of a site for a period, from the interval energy the gateway sent.
+
+Same math and same shape as the gateway's (shared/balance.py), so the two can be compared.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from cloud.models import IntervalEnergy, Line, Meter, Site
+from shared.balance import (
+    LineTopology,
+    MeterEnergy,
+    StationBalance,
+    StationTopology,
+    Thresholds,
+    station_balance,
+)
+
+INTERVALS_PER_DAY = 96
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    try:
+        year, month = (int(x) for x in period.split("-"))
+        start = datetime(year, month, 1)
+    except ValueError as exc:
+        raise ValueError(f"period must be YYYY-MM, got {period!r}") from exc
+    return start, datetime(year + month // 12, month % 12 + 1, 1)
+
+
+def site_topology(db: Session, site: Site) -> tuple[StationTopology, dict[int, str]]:
+    meters = db.execute(select(Meter.id, Meter.code, Meter.role, Meter.line_id).where(Meter.site_id == site.id)).all()
+    lines = db.execute(select(Line.id, Line.number).where(Line.site_id == site.id).order_by(Line.id)).all()
+    codes = {m.id: m.code for m in meters}
+    topology = StationTopology(
+        next((m.code for m in meters if m.role == "station_input"), None),
+        tuple(
+            LineTopology(
+                number,
+                next((m.code for m in meters if m.role == "feeder" and m.line_id == line_id), None),
+                tuple(m.code for m in meters if m.role == "subscriber" and m.line_id == line_id),
+            )
+            for line_id, number in lines
+        ),
+    )
+    return topology, codes
+
+
+def meter_energy(db: Session, site: Site, start: datetime, end: datetime, step_minutes: int = 15) -> dict[str, MeterEnergy]:
+    """Σ interval energy per meter in [start, end); complete only when every interval is there."""
+    expected = int((end - start).total_seconds() // (step_minutes * 60))
+    rows = db.execute(
+        select(
+            Meter.code,
+            func.sum(IntervalEnergy.imp),
+            func.sum(IntervalEnergy.exp),
+            func.count(),
+            func.sum(case((IntervalEnergy.flag == "estimated", 1), else_=0)),
+        )
+        .join(Meter, Meter.id == IntervalEnergy.meter_id)
+        .where(Meter.site_id == site.id, IntervalEnergy.start >= start, IntervalEnergy.start < end)
+        .group_by(Meter.code)
+    ).all()
+    return {
+        code: MeterEnergy(Decimal(imp), Decimal(exp), complete=count == expected, estimated=bool(estimated))
+        for code, imp, exp, count, estimated in rows
+    }
+
+
+def site_balance(db: Session, site: Site, period: str) -> StationBalance:
+    start, end = period_bounds(period)
+    thresholds = Thresholds(Decimal(site.elevated_pct), Decimal(site.theft_pct))
+    topology, _ = site_topology(db, site)
+    return station_balance(topology, meter_energy(db, site, start, end), thresholds)

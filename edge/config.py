@@ -1,0 +1,233 @@
+"""Gateway configuration: identity, cloud, buses, meters and the station's topology (TOML).
+
+Declared once with defaults; every key can be overridden by a ``BALANS_EDGE_*`` variable
+(e.g. BALANS_EDGE_CLOUD_URL); errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from shared.balance import LineTopology, StationTopology, Thresholds
+from shared.profiles import ProfileError, load_profiles
+from shared.scenario import Scenario
+
+ROLES = ("station_input", "feeder", "subscriber")
+
+
+class ConfigError(ValueError):
+    """A gateway configuration that cannot run; the message names the key."""
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    name: str
+    kind: str = "tcp"  # tcp | rtu
+    host: str = "127.0.0.1"
+    port: int = 502
+    device: str = ""  # serial port for rtu, e.g. /dev/ttyUSB0
+    baudrate: int = 9600
+    parity: str = "N"
+    stopbits: int = 1
+    timeout: float = 0.3  # one silent meter costs this much per cycle, not a stalled bus
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    id: str
+    bus: str
+    unit: int
+    profile: str
+    role: str
+    line: str | None = None
+    account: str | None = None
+    channel: int = 0
+    max_kw: Decimal = Decimal("100")  # what the connection can physically carry
+
+
+# What a connection of each role can physically carry (kW), unless the meter says otherwise:
+# a household connection, a 0.4 kV line feeder, a 10/0.4 kV transformer up to 1 MVA.
+DEFAULT_MAX_KW = {"subscriber": Decimal("100"), "feeder": Decimal("630"), "station_input": Decimal("1000")}
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    gateway_id: str
+    key_path: Path
+    database: Path
+    cloud_url: str
+    site: str
+    buses: tuple[BusConfig, ...]
+    meters: tuple[MeterConfig, ...]
+    lines: dict[str, str] = field(default_factory=dict)
+    poll_seconds: int = 900
+    interval_minutes: int = 15
+    max_gap_minutes: int = 60
+    batch_max_rows: int = 5000
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    health_port: int = 0  # 0 = no health endpoint
+
+    def topology(self) -> StationTopology:
+        inputs = [m.id for m in self.meters if m.role == "station_input"]
+        lines = []
+        for number in self.lines:
+            feeders = [m.id for m in self.meters if m.role == "feeder" and m.line == number]
+            subs = tuple(m.id for m in self.meters if m.role == "subscriber" and m.line == number)
+            lines.append(LineTopology(number, feeders[0] if feeders else None, subs))
+        return StationTopology(inputs[0] if inputs else None, tuple(lines))
+
+    def site_document(self) -> dict:
+        """The topology and meters as sent to the cloud at enrolment."""
+        return {
+            "site": self.site,
+            "lines": [{"number": n, "name": name} for n, name in self.lines.items()],
+            "meters": [
+                {"id": m.id, "profile": m.profile, "role": m.role, "line": m.line, "account": m.account}
+                for m in self.meters
+            ],
+        }
+
+
+def load_config(path: Path) -> GatewayConfig:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    base = Path(path).resolve().parent
+    gateway = data.get("gateway", {})
+    cloud = data.get("cloud", {})
+
+    def setting(table: dict, key: str, env: str, default=None, required=False):
+        value = os.environ.get(f"BALANS_EDGE_{env}", table.get(key, default))
+        if required and value in (None, ""):
+            raise ConfigError(f"{path}: {key} is required (or set BALANS_EDGE_{env})")
+        return value
+
+    buses = tuple(_bus(spec, f"{path}: [[bus]] #{i + 1}") for i, spec in enumerate(data.get("bus", [])))
+    names = {b.name for b in buses}
+    profiles = load_profiles()
+    meters = []
+    for i, spec in enumerate(data.get("meter", [])):
+        where = f"{path}: [[meter]] #{i + 1}"
+        meter = _meter(spec, where)
+        if meter.bus not in names:
+            raise ConfigError(f"{where} ({meter.id}): bus {meter.bus!r} is not declared in [[bus]]")
+        if meter.profile not in profiles:
+            raise ConfigError(f"{where} ({meter.id}): unknown profile {meter.profile!r}; known: {', '.join(sorted(profiles))}")
+        meters.append(meter)
+    ids = [m.id for m in meters]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: a meter id is used twice")
+    thresholds = data.get("thresholds", {})
+    try:
+        return GatewayConfig(
+            gateway_id=str(setting(gateway, "id", "GATEWAY_ID", required=True)),
+            key_path=base / str(setting(gateway, "key", "KEY", "gateway.key")),
+            database=base / str(setting(gateway, "database", "DATABASE", "gateway.sqlite3")),
+            cloud_url=str(setting(cloud, "url", "CLOUD_URL", "http://127.0.0.1:8000")).rstrip("/"),
+            site=str(setting(gateway, "site", "SITE", "site")),
+            buses=buses,
+            meters=tuple(meters),
+            lines={str(line["number"]): str(line.get("name", line["number"])) for line in data.get("line", [])},
+            poll_seconds=int(setting(gateway, "poll_seconds", "POLL_SECONDS", 900)),
+            interval_minutes=int(setting(gateway, "interval_minutes", "INTERVAL_MINUTES", 15)),
+            max_gap_minutes=int(setting(gateway, "max_gap_minutes", "MAX_GAP_MINUTES", 60)),
+            batch_max_rows=int(setting(gateway, "batch_max_rows", "BATCH_MAX_ROWS", 5000)),
+            health_port=int(setting(gateway, "health_port", "HEALTH_PORT", 0)),
+            thresholds=Thresholds(
+                elevated_pct=Decimal(str(thresholds.get("elevated_pct", "3"))),
+                theft_pct=Decimal(str(thresholds.get("theft_pct", "10"))),
+            ),
+        )
+    except (ValueError, ProfileError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _bus(spec: dict, where: str) -> BusConfig:
+    if "name" not in spec:
+        raise ConfigError(f"{where}: name is required")
+    kind = spec.get("kind", "tcp")
+    if kind not in ("tcp", "rtu"):
+        raise ConfigError(f"{where} ({spec['name']}): kind must be tcp or rtu")
+    if kind == "rtu" and not spec.get("device"):
+        raise ConfigError(f"{where} ({spec['name']}): an rtu bus needs device = \"/dev/ttyUSB0\"")
+    allowed = set(BusConfig.__dataclass_fields__)
+    unknown = set(spec) - allowed
+    if unknown:
+        raise ConfigError(f"{where} ({spec['name']}): unknown keys {sorted(unknown)}")
+    return BusConfig(**spec)
+
+
+def _meter(spec: dict, where: str) -> MeterConfig:
+    for key in ("id", "bus", "unit", "profile", "role"):
+        if key not in spec:
+            raise ConfigError(f"{where}: {key} is required")
+    if spec["role"] not in ROLES:
+        raise ConfigError(f"{where} ({spec['id']}): role must be one of {', '.join(ROLES)}")
+    if not 1 <= int(spec["unit"]) <= 247:
+        raise ConfigError(f"{where} ({spec['id']}): unit must be 1..247")
+    if spec["role"] in ("feeder", "subscriber") and not spec.get("line"):
+        raise ConfigError(f"{where} ({spec['id']}): a {spec['role']} needs line = \"N\"")
+    return MeterConfig(
+        id=str(spec["id"]),
+        bus=str(spec["bus"]),
+        unit=int(spec["unit"]),
+        profile=str(spec["profile"]),
+        role=str(spec["role"]),
+        line=str(spec["line"]) if spec.get("line") else None,
+        account=str(spec["account"]) if spec.get("account") else None,
+        channel=int(spec.get("channel", 0)),
+        max_kw=Decimal(str(spec.get("max_kw", DEFAULT_MAX_KW[spec["role"]]))),
+    )
+
+
+def config_toml_from_scenario(
+    scenario: Scenario, *, gateway_id: str, host: str, port: int, cloud_url: str,
+    database: str = "gateway.sqlite3", key: str = "gateway.key", poll_seconds: int = 900,
+) -> str:
+    """A gateway configuration for a scenario's station (what an installer would write after a bus scan)."""
+    out = [
+        "[gateway]",
+        f'id = "{gateway_id}"',
+        f'site = "{scenario.site}"',
+        f'key = "{key}"',
+        f'database = "{database}"',
+        f"poll_seconds = {poll_seconds}",
+        "",
+        "[cloud]",
+        f'url = "{cloud_url}"',
+        "",
+        "[thresholds]",
+        f'elevated_pct = "{scenario.thresholds.elevated_pct}"',
+        f'theft_pct = "{scenario.thresholds.theft_pct}"',
+        "",
+        "[[bus]]",
+        'name = "station"',
+        'kind = "tcp"',
+        f'host = "{host}"',
+        f"port = {port}",
+        "",
+    ]
+    for number, name in scenario.line_names.items():
+        out += ["[[line]]", f'number = "{number}"', f'name = "{name}"', ""]
+    for m in scenario.meters:
+        out += [
+            "[[meter]]",
+            f'id = "{m.meter}"',
+            'bus = "station"',
+            f"unit = {m.unit}",
+            f'profile = "{m.profile}"',
+            f'role = "{m.role}"',
+        ]
+        if m.line:
+            out.append(f'line = "{m.line}"')
+        if m.account:
+            out.append(f'account = "{m.account}"')
+        out.append("")
+    return "\n".join(out)

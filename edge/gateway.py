@@ -1,0 +1,306 @@
+"""The gateway daemon: poll every bus, store readings, close intervals, seal and forward batches.
+
+One coordinator per meter keeps its schedule and availability: a silent meter is retried
+with back-off and reported offline once, then online once when it answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge.clock import Clock, SystemClock
+from edge.config import GatewayConfig, MeterConfig
+from edge.energy import CounterPoint, intervals_between
+from edge.modbus_bus import MeterUnavailable, ModbusBus
+from edge.outbox import HIGH, add_event, seal_pending
+from edge.store import Store
+from edge.uplink import RefusedError, TransientUplinkError, Uplink
+from shared.batch import load_private_key
+from shared.profiles import load_profiles
+
+log = logging.getLogger("balans.edge")
+
+MAX_BACKOFF_CYCLES = 16
+
+
+def iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class MeterCoordinator:
+    """Schedule, failure and recovery of one meter (logged once each way)."""
+
+    meter: MeterConfig
+    online: bool | None = None
+    failures: int = 0
+    skip: int = 0
+    last: CounterPoint | None = None
+    boundary: CounterPoint | None = None
+
+    def due(self) -> bool:
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        return True
+
+    def failed(self) -> bool:
+        """Record a failure; True when the meter has just gone offline."""
+        self.failures += 1
+        self.skip = min(2 ** (self.failures - 1) - 1, MAX_BACKOFF_CYCLES)
+        went_offline = self.online is not False
+        self.online = False
+        return went_offline
+
+    def answered(self) -> bool:
+        """Record an answer; True when the meter has just come back online."""
+        came_back = self.online is False
+        self.online = True
+        self.failures = 0
+        self.skip = 0
+        return came_back
+
+
+@dataclass
+class PollResult:
+    at: datetime
+    mono: float
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    from shared.batch import private_key_pem
+
+    if path.exists():
+        return load_private_key(path.read_bytes())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(private_key_pem(key))
+    path.chmod(0o600)
+    return key
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, clock: Clock | None = None, key: Ed25519PrivateKey | None = None):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.key = key or load_or_create_key(config.key_path)
+        self.store = Store(config.database)
+        profiles = load_profiles()
+        self.buses = {b.name: ModbusBus(b, profiles) for b in config.buses}
+        self.meters = {m.id: MeterCoordinator(m) for m in config.meters}
+        self.step = timedelta(minutes=config.interval_minutes)
+        self.max_gap = timedelta(minutes=config.max_gap_minutes)
+        self.uplink = Uplink(config.cloud_url, config.gateway_id)
+        self.outbox_changed = asyncio.Event()
+        self.refused: RefusedError | None = None
+        self.last_upload: datetime | None = None
+        self.cycles = 0
+        self.store.read_sync(self._restore)
+
+    def _restore(self, db) -> None:
+        for meter, ts, imp, exp in db.execute("SELECT meter, ts, imp, exp FROM last_readings"):
+            if meter in self.meters:
+                self.meters[meter].last = CounterPoint(parse_iso(ts), Decimal(imp), Decimal(exp))
+        for meter, ts, imp, exp in db.execute("SELECT meter, ts, imp, exp FROM boundaries"):
+            if meter in self.meters:
+                self.meters[meter].boundary = CounterPoint(parse_iso(ts), Decimal(imp), Decimal(exp))
+        for meter, online, failures in db.execute("SELECT meter, online, failures FROM meter_state"):
+            if meter in self.meters:
+                self.meters[meter].online = bool(online)
+                self.meters[meter].failures = failures or 0
+
+    # --- polling -----------------------------------------------------------------------------
+    async def poll_cycle(self) -> PollResult:
+        """Read every due meter once (buses in parallel, one transaction at a time per bus) and store."""
+        result = PollResult(self.clock.now(), self.clock.monotonic())
+        by_bus: dict[str, list[MeterCoordinator]] = {}
+        for coordinator in self.meters.values():
+            if coordinator.due():
+                by_bus.setdefault(coordinator.meter.bus, []).append(coordinator)
+        await asyncio.gather(*(self._poll_bus(self.buses[name], group, result) for name, group in by_bus.items()))
+        await self.store.write(lambda db: self._record(db, result))
+        self.cycles += 1
+        return result
+
+    async def _poll_bus(self, bus: ModbusBus, group: list[MeterCoordinator], result: PollResult) -> None:
+        for coordinator in group:
+            try:
+                result.values[coordinator.meter.id] = await bus.read(coordinator.meter)
+            except MeterUnavailable as exc:
+                result.failed[coordinator.meter.id] = str(exc)
+
+    def _record(self, db, result: PollResult) -> None:
+        ts = iso(result.at)
+        readings, intervals = [], []
+        for meter_id, values in result.values.items():
+            coordinator = self.meters[meter_id]
+            if coordinator.answered():
+                log.info("meter %s is back online", meter_id)
+                add_event(db, result.at, "meter_online", meter_id)
+            readings.append((meter_id, ts, result.mono, json.dumps(values, sort_keys=True)))
+            if "import_kwh" in values:
+                intervals += self._energy(db, coordinator, result.at, values)
+            db.execute(
+                "INSERT OR REPLACE INTO meter_state(meter, online, since, last_ts, last_q, failures) "
+                "VALUES (?, 1, COALESCE((SELECT since FROM meter_state WHERE meter = ? AND online = 1), ?), ?, ?, 0)",
+                [meter_id, meter_id, ts, ts, json.dumps(values, sort_keys=True)],
+            )
+        for meter_id, reason in result.failed.items():
+            coordinator = self.meters[meter_id]
+            if coordinator.failed():
+                log.warning("meter %s is offline: %s", meter_id, reason)
+                add_event(db, result.at, "meter_offline", meter_id, {"reason": reason}, HIGH)
+                db.execute(
+                    "INSERT OR REPLACE INTO meter_state(meter, online, since, last_ts, last_q, failures) VALUES "
+                    "(?, 0, ?, (SELECT last_ts FROM meter_state WHERE meter = ?), "
+                    "(SELECT last_q FROM meter_state WHERE meter = ?), ?)",
+                    [meter_id, ts, meter_id, meter_id, coordinator.failures],
+                )
+            else:
+                db.execute("UPDATE meter_state SET failures = ? WHERE meter = ?", [coordinator.failures, meter_id])
+        db.conn.executemany("INSERT INTO readings(meter, ts, mono, q) VALUES (?, ?, ?, ?)", readings)
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO intervals(meter, start, imp, exp, flag) VALUES (?, ?, ?, ?, ?)", intervals
+        )
+
+    def _energy(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> list[tuple]:
+        meter = coordinator.meter
+        current = CounterPoint(at, Decimal(values["import_kwh"]), Decimal(values.get("export_kwh", "0")))
+        previous = coordinator.last
+        rows: list[tuple] = []
+        if previous is not None and current.ts > previous.ts:
+            delta = current.imp - previous.imp
+            hours = Decimal((current.ts - previous.ts).total_seconds()) / 3600
+            if delta < 0 or current.exp < previous.exp:
+                # The counter went back: a reset or a replaced meter. Start a new segment.
+                add_event(db, at, "counter_reset", meter.id,
+                          {"before": str(previous.imp), "after": str(current.imp)}, HIGH)
+                coordinator.boundary = None
+            elif delta > meter.max_kw * hours * Decimal("1.5") + 1:
+                add_event(db, at, "implausible_jump", meter.id,
+                          {"kwh": str(delta), "hours": f"{hours:.2f}", "max_kw": str(meter.max_kw)}, HIGH)
+                coordinator.boundary = None
+            else:
+                closed, coordinator.boundary = intervals_between(
+                    meter.id, previous, current, coordinator.boundary, self.step, self.max_gap
+                )
+                rows = [(i.meter, iso(i.start), f"{i.imp:f}", f"{i.exp:f}", i.flag) for i in closed]
+        elif previous is None:
+            _, coordinator.boundary = intervals_between(meter.id, current, current, None, self.step, self.max_gap)
+        coordinator.last = current
+        db.execute("INSERT OR REPLACE INTO last_readings(meter, ts, imp, exp) VALUES (?, ?, ?, ?)",
+                   [meter.id, iso(current.ts), f"{current.imp:f}", f"{current.exp:f}"])
+        if coordinator.boundary is not None:
+            b = coordinator.boundary
+            db.execute("INSERT OR REPLACE INTO boundaries(meter, ts, imp, exp) VALUES (?, ?, ?, ?)",
+                       [meter.id, iso(b.ts), f"{b.imp:f}", f"{b.exp:f}"])
+        else:
+            db.execute("DELETE FROM boundaries WHERE meter = ?", [meter.id])
+        return rows
+
+    async def seal(self) -> int:
+        now = self.clock.now()
+        sealed = await self.store.write(
+            lambda db: seal_pending(db, self.key, self.config.gateway_id, now, self.config.batch_max_rows)
+        )
+        if sealed:
+            self.outbox_changed.set()
+        return len(sealed)
+
+    # --- forwarding --------------------------------------------------------------------------
+    def _next_pending(self, db):
+        return db.execute(
+            "SELECT seq, body, signature FROM batches WHERE status = 'pending' "
+            "ORDER BY priority = 'high' DESC, seq LIMIT 1"
+        ).fetchone()
+
+    async def forward_pending(self) -> int:
+        """Send pending batches until none is left; returns how many were delivered."""
+        delivered = 0
+        while self.refused is None:
+            row = await self.store.read(self._next_pending)
+            if row is None:
+                return delivered
+            seq, body, signature = row
+            try:
+                outcome = await self.uplink.post(seq, body, signature)
+            except RefusedError as exc:
+                self.refused = exc
+                log.error("cloud refused batch %s: %s; sending stops, everything is kept", seq, exc.body)
+                await self.store.write(partial(self._mark_refused, seq, exc, self.clock.now()))
+                return delivered
+            await self.store.write(partial(self._mark_sent, seq, outcome.status, iso(self.clock.now())))
+            self.last_upload = self.clock.now()
+            delivered += 1
+        return delivered
+
+    @staticmethod
+    def _mark_sent(seq: int, status: str, sent_at: str, db) -> None:
+        db.execute("UPDATE batches SET status = 'sent', sent_at = ?, last_error = ? WHERE seq = ?",
+                   [sent_at, status, seq])
+
+    @staticmethod
+    def _mark_refused(seq: int, error: RefusedError, at: datetime, db) -> None:
+        db.execute("UPDATE batches SET status = 'refused', last_error = ? WHERE seq = ?",
+                   [json.dumps(error.body), seq])
+        add_event(db, at, "uplink_refused", None, {"seq": seq, "status": error.status, **error.body}, HIGH)
+
+    async def forward_loop(self) -> None:
+        while True:
+            try:
+                await self.forward_pending()
+            except TransientUplinkError as exc:
+                log.warning("uplink: %s; will retry", exc)
+                await asyncio.sleep(5)
+                continue
+            if self.refused is not None:
+                return
+            self.outbox_changed.clear()
+            await self.outbox_changed.wait()
+
+    async def poll_loop(self, until: datetime | None = None) -> None:
+        step = timedelta(seconds=self.config.poll_seconds)
+        now = self.clock.now()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        next_poll = midnight + step * ((now - midnight) // step)
+        if next_poll < now:
+            next_poll += step
+        while until is None or next_poll <= until:
+            await self.clock.sleep_until(next_poll)
+            await self.poll_cycle()
+            await self.seal()
+            next_poll += step
+
+    async def run(self) -> None:
+        forward = asyncio.create_task(self.forward_loop(), name="balans-forward")
+        try:
+            await self.poll_loop()
+        finally:
+            forward.cancel()
+            await self.close()
+
+    async def close(self) -> None:
+        for bus in self.buses.values():
+            bus.close()
+        await self.uplink.close()
+        self.store.close()
+
+    async def pending_batches(self) -> int:
+        return await self.store.read(
+            lambda db: db.execute("SELECT count(*) FROM batches WHERE status = 'pending'").fetchone()[0]
+        )

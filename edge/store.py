@@ -1,0 +1,127 @@
+"""The gateway's local store (SQLite via sqlite-utils): readings, interval energy, events, outbox.
+
+All writes go through one writer thread, each as a function run inside ``BEGIN IMMEDIATE``,
+so the event loop never blocks on disk and every change is all-or-nothing. WAL plus
+``synchronous=FULL`` means what was committed survives a power cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+T = TypeVar("T")
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["readings"].create(
+        {"id": int, "meter": str, "ts": str, "mono": float, "q": str, "seq": int}, pk="id"
+    )
+    db["intervals"].create(
+        {"meter": str, "start": str, "imp": str, "exp": str, "flag": str, "seq": int},
+        pk=("meter", "start"),
+    )
+    db["boundaries"].create({"meter": str, "ts": str, "imp": str, "exp": str}, pk="meter")
+    db["last_readings"].create({"meter": str, "ts": str, "imp": str, "exp": str}, pk="meter")
+    db["events"].create(
+        {"id": int, "ts": str, "kind": str, "meter": str, "detail": str, "priority": str, "seq": int},
+        pk="id",
+    )
+    db["batches"].create(
+        {
+            "seq": int, "hash": str, "prev": str, "body": bytes, "signature": bytes, "created": str,
+            "priority": str, "rows": int, "status": str, "sent_at": str, "attempts": int, "last_error": str,
+        },
+        pk="seq",
+    )
+    db["meter_state"].create(
+        {"meter": str, "online": int, "since": str, "last_ts": str, "last_q": str, "failures": int},
+        pk="meter",
+    )
+    db.execute("CREATE INDEX readings_unsent ON readings(seq) WHERE seq IS NULL")
+    db.execute("CREATE INDEX intervals_unsent ON intervals(seq) WHERE seq IS NULL")
+    db.execute("CREATE INDEX intervals_start ON intervals(start)")
+    db.execute("CREATE INDEX events_unsent ON events(seq) WHERE seq IS NULL")
+    db.execute("CREATE INDEX batches_pending ON batches(status, priority, seq)")
+
+
+# Migrations are registered functions, each applied once, in order, in its own transaction.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+
+
+def open_database(path: Path) -> sqlite_utils.Database:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    version = db.conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            migration(db)
+            db.conn.execute(f"PRAGMA user_version = {number}")
+            db.conn.execute("COMMIT")
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+class Store:
+    """One connection owned by one thread; ``write`` runs a function in a transaction there."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="balans-store")
+        self.db: sqlite_utils.Database = self._executor.submit(open_database, self.path).result()
+
+    def _transaction(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(self.db)
+        except BaseException:
+            self.db.conn.execute("ROLLBACK")
+            raise
+        self.db.conn.execute("COMMIT")
+        return result
+
+    async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn(db)`` inside BEGIN IMMEDIATE … COMMIT on the writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._transaction, fn)
+
+    async def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self.db)
+
+    def write_sync(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        return self._executor.submit(self._transaction, fn).result()
+
+    def read_sync(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        return self._executor.submit(fn, self.db).result()
+
+    def close(self) -> None:
+        self._executor.submit(self.db.conn.close).result()
+        self._executor.shutdown(wait=True)
+
+
+def get_meta(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else default
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: Any) -> None:
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [key, str(value)])

@@ -1,0 +1,216 @@
+"""The demo: the seed's cottage town from simulated meters to invoices, on one machine.
+
+Starts the cloud (a real HTTP server on SQLite), a simulated station (a real Modbus TCP
+server) and one gateway. Simulated time runs on a virtual clock, so a whole month is read,
+balanced, forwarded and billed in about a minute — with exact monthly totals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from edge.clock import VirtualClock
+from edge.config import config_toml_from_scenario, load_config
+from edge.gateway import Gateway
+from edge.reports import gateway_balance
+from edge.simulator import SimulatedStation
+from provisioning.enrolment import enrol
+from shared.scenario import Scenario, load_scenario
+
+MANAGER = ("manager@demo.balans.ua", "demo-manager-2026")
+RESIDENT_PASSWORD = "demo-resident-2026"
+
+
+@dataclass
+class DemoLogins:
+    manager: tuple[str, str]
+    resident: tuple[str, str]
+    resident_account: str
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def seed_cloud(url: str, scenario: Scenario) -> tuple[str, DemoLogins]:
+    """Create the organisation, site, tariff, accounts and demo users; return an enrolment token."""
+    from cloud import create_app
+    from cloud.db import session_scope
+    from cloud.enrolment import issue_token
+    from cloud.migrate import upgrade
+    from cloud.organisations import create_organisation, create_site, create_user, set_tariff, upsert_account
+
+    upgrade(url)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "demo-seed"})
+    org_info = scenario.organisation
+    theft_line = max(scenario.line_names, key=lambda n: n == "4")
+    resident_meter = next(m for m in scenario.subscribers() if m.line == theft_line)
+    with session_scope(app) as db:
+        org = create_organisation(db, org_info["name"], org_info.get("kind", "cooperative"),
+                                  org_info.get("edrpou", ""), org_info.get("iban", ""),
+                                  org_info.get("address", ""), actor="demo")
+        site = create_site(db, org, scenario.site, scenario.site_name, scenario.thresholds.elevated_pct,
+                           scenario.thresholds.theft_pct, actor="demo")
+        year = int(scenario.period[:4])
+        set_tariff(db, org, scenario.tariff.get("kind", "cooperative"),
+                   Decimal(scenario.tariff["purchase_uah_per_kwh"]), Decimal(scenario.tariff.get("coefficient", "1")),
+                   date(year, 1, 1), actor="demo")
+        accounts = {}
+        for meter in scenario.subscribers():
+            accounts[meter.account] = upsert_account(db, org, meter.account, meter.holder, meter.address, site)
+        create_user(db, MANAGER[0], MANAGER[1], "manager", org, name="Голова правління", actor="demo")
+        resident_email = f"resident{resident_meter.account}@demo.balans.ua"
+        create_user(db, resident_email, RESIDENT_PASSWORD, "resident", org, name=resident_meter.holder,
+                    account=accounts[resident_meter.account], actor="demo")
+        token = issue_token(db, site, 2, actor="demo")
+    return token, DemoLogins(MANAGER, (resident_email, RESIDENT_PASSWORD), resident_meter.account)
+
+
+def start_cloud(url: str, port: int, workdir: Path) -> subprocess.Popen:
+    env = {**os.environ, "BALANS_DATABASE_URL": url, "BALANS_SECRET_KEY": os.urandom(16).hex(),
+           "BALANS_INSTANCE_PATH": str((workdir / "instance").resolve())}
+    log = open(workdir / "cloud.log", "ab")  # noqa: SIM115 (the server process owns it)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provisioning.cli", "cloud", "serve", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the cloud exited at start; see {workdir / 'cloud.log'}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError(f"the cloud did not answer on port {port} within 30 s; see {workdir / 'cloud.log'}")
+
+
+async def run_month(scenario: Scenario, config_path: Path, token: str, cloud_url: str, modbus_port: int,
+                    progress) -> dict:
+    """Simulator + gateway on a virtual clock: poll the whole month, forward everything, balance."""
+    clock = VirtualClock(scenario.period_start)
+    station = SimulatedStation(scenario, clock, "127.0.0.1", modbus_port)
+    config = load_config(config_path)
+    await station.start()
+    try:
+        await asyncio.to_thread(enrol, config, token, cloud_url)
+        gateway = Gateway(config, clock)
+        forward = asyncio.create_task(gateway.forward_loop())
+        days = (scenario.period_end - scenario.period_start).days
+        last_day = -1
+
+        async def report() -> None:
+            nonlocal last_day
+            while True:
+                day = (clock.now() - scenario.period_start).days
+                if day != last_day:
+                    last_day = day
+                    progress(min(day, days), days)
+                await asyncio.sleep(0.25)
+
+        reporter = asyncio.create_task(report())
+        await gateway.poll_loop(until=scenario.period_end)
+        reporter.cancel()
+        progress(days, days)
+        await gateway.seal()
+        while await gateway.pending_batches():
+            if gateway.refused is not None:
+                raise RuntimeError(f"the cloud refused a batch: {gateway.refused}")
+            gateway.outbox_changed.set()
+            await asyncio.sleep(0.1)
+        forward.cancel()
+        balance = gateway.store.read_sync(lambda db: gateway_balance(db, config, scenario.period))
+        await gateway.close()
+        return balance.as_json()
+    finally:
+        await station.stop()
+
+
+def bill_in_cloud(url: str, scenario: Scenario) -> tuple[dict, dict]:
+    from sqlalchemy import select
+
+    from cloud import create_app
+    from cloud.billing.run import billing_run
+    from cloud.db import session_scope
+    from cloud.models import Site
+    from cloud.site_balance import site_balance
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "demo-billing"})
+    with session_scope(app) as db:
+        site = db.scalar(select(Site).where(Site.code == scenario.site))
+        result = billing_run(db, site, scenario.period, issue=True, actor="demo")
+        balance = site_balance(db, site, scenario.period).as_json()
+    billing = {k: result.summary[k] for k in ("purchase_uah", "distributed_kwh", "distributed_uah",
+                                              "cost_recovery_pct", "break_even_coefficient")}
+    billing["invoices"] = result.invoices
+    return balance, billing
+
+
+def run_demo(scenario_path: Path, workdir: Path, port: int = 8000, headless: bool = False,
+             poll_seconds: int = 3600, echo=print) -> dict:
+    scenario = load_scenario(scenario_path.read_text(encoding="utf-8"), str(scenario_path))
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    url = f"sqlite:///{(workdir / 'cloud.sqlite3').resolve()}"
+    cloud_port = free_port() if headless else port
+    cloud_url = f"http://127.0.0.1:{cloud_port}"
+    modbus_port = free_port()
+    token, logins = seed_cloud(url, scenario)
+    config_path = workdir / "gateway.toml"
+    config_path.write_text(config_toml_from_scenario(
+        scenario, gateway_id=f"gw-{scenario.site.lower()}", host="127.0.0.1", port=modbus_port,
+        cloud_url=cloud_url, poll_seconds=poll_seconds), encoding="utf-8")
+    server = start_cloud(url, cloud_port, workdir)
+    try:
+        echo(f"☁  cloud on {cloud_url}; ⚡ simulated station {scenario.site} on Modbus TCP 127.0.0.1:{modbus_port}")
+        started = time.monotonic()
+
+        def progress(day: int, days: int) -> None:
+            bar = "█" * day + "·" * (days - day)
+            echo(f"\r  {scenario.period}: day {day:2d}/{days} {bar}", end="" if day < days else "\n")
+
+        gateway = asyncio.run(run_month(scenario, config_path, token, cloud_url, modbus_port, progress))
+        cloud_balance, billing = bill_in_cloud(url, scenario)
+        echo(f"  month read, balanced, forwarded and billed in {time.monotonic() - started:.0f} s")
+        document = {"period": scenario.period, "gateway": gateway, "cloud": cloud_balance, "billing": billing}
+        if headless:
+            return document
+        echo("")
+        echo(f"  Manager dashboard: {cloud_url}/sites/{scenario.site}?period={scenario.period}")
+        echo(f"      login {logins.manager[0]}  password {logins.manager[1]}")
+        echo(f"  Resident cabinet:  {cloud_url}/cabinet/  (account {logins.resident_account})")
+        echo(f"      login {logins.resident[0]}  password {logins.resident[1]}")
+        echo("  Ctrl-C stops everything.")
+        try:
+            while server.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            echo("\nstopping…")
+        return document
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def dump(document: dict) -> str:
+    return json.dumps(document, ensure_ascii=False, indent=2)
