@@ -93,7 +93,7 @@ class Uplink:
 
     async def post(self, seq: int, body: bytes, signature: bytes) -> Delivery:
         """Post with retries for transient failures; raises the last error when they run out."""
-        backoff = wait_exponential_jitter(initial=0.5, max=self.max_wait)
+        backoff = wait_exponential_jitter(multiplier=0.5, max=self.max_wait)
 
         def wait(state) -> float:
             error = state.outcome.exception() if state.outcome else None

@@ -1,0 +1,90 @@
+"""Shared fixtures: the seed scenario, databases (SQLite always, PostgreSQL when present), the app."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "examples" / "seed-cottage-town.toml"
+PG_ADMIN_URL = os.environ.get("BALANS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def seed_scenario():
+    from shared.scenario import load_scenario
+
+    return load_scenario(SEED.read_text(encoding="utf-8"), str(SEED))
+
+
+def _pg_available() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure means: no PostgreSQL here
+        return f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({exc.__class__.__name__}: {exc})"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Admin URL of the PostgreSQL server; skips without it, fails under CI=true."""
+    reason = _pg_available()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_database(pg_server):
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"balans_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = pg_server.rsplit("/", 1)[0]
+    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """Each cloud test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def app(database_url):
+    from cloud import create_app
+    from cloud.migrate import upgrade
+
+    upgrade(database_url)
+    application = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "test", "TESTING": True,
+                              "WTF_CSRF_ENABLED": False})
+    yield application
+    application.extensions["balans_engine"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):
+    from cloud.db import session_scope
+
+    def scope():
+        return session_scope(app)
+
+    return scope

@@ -1,0 +1,96 @@
+"""The seed's cottage town end to end over real sockets: Modbus TCP → gateway → HTTP → cloud → invoices → pages."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import re
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from provisioning.demo import MANAGER, RESIDENT_PASSWORD, free_port, run_demo, start_cloud
+
+pytestmark = pytest.mark.slow
+SEED = Path(__file__).resolve().parent.parent / "examples" / "seed-cottage-town.toml"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    document = run_demo(SEED, workdir, headless=True, echo=lambda *a, **k: None)
+    return workdir, document
+
+
+@pytest.mark.timeout(300)
+def test_the_month_balances_exactly_on_the_gateway_and_in_the_cloud(demo_run):
+    _, document = demo_run
+    assert document["period"] == "2026-10"
+    for side in ("gateway", "cloud"):
+        station = document[side]["station"]
+        assert (station["input_kwh"], station["feeders_kwh"], station["loss_kwh"], station["loss_pct"]) == (
+            "100000.000", "82000.000", "18000.000", "18.0")
+        lines = [(x["line"], x["feeder_kwh"], x["subscribers_kwh"], x["loss_pct"], x["status"])
+                 for x in document[side]["lines"]]
+        assert lines == [
+            ("1", "20000.000", "19600.000", "2.0", "normal"),
+            ("2", "18000.000", "17100.000", "5.0", "elevated"),
+            ("3", "15000.000", "14850.000", "1.0", "normal"),
+            ("4", "16000.000", "12000.000", "25.0", "suspected_theft"),
+            ("5", "13000.000", "12870.000", "1.0", "normal"),
+        ]
+    assert document["gateway"] == document["cloud"]
+
+
+def test_billing_reproduces_case_a_to_the_kopeck(demo_run):
+    _, document = demo_run
+    assert document["billing"] == {
+        "purchase_uah": "420000.00", "distributed_kwh": "76420", "distributed_uah": "369108.60",
+        "cost_recovery_pct": "87.9", "break_even_coefficient": "1.3086", "invoices": 95,
+    }
+
+
+class Browser:
+    """A cookie-keeping HTTP client that signs in through the real login form (with its CSRF token)."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base + path, timeout=10) as response:
+            return response.read().decode()
+
+    def login(self, email: str, password: str) -> str:
+        page = self.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        data = urllib.parse.urlencode({"csrf_token": token, "email": email, "password": password}).encode()
+        with self.opener.open(self.base + "/login", data=data, timeout=10) as response:
+            return response.read().decode()
+
+
+def test_the_pages_show_line_4_flagged_and_the_residents_invoice(demo_run):
+    workdir, _ = demo_run
+    port = free_port()
+    server = start_cloud(f"sqlite:///{workdir / 'cloud.sqlite3'}", port, workdir)
+    try:
+        manager = Browser(f"http://127.0.0.1:{port}")
+        manager.login(*MANAGER)
+        page = manager.get("/sites/TP-118?period=2026-10")
+        assert 'data-line="4" data-status="suspected_theft"' in page
+        assert "ймовірне розкрадання" in page
+        assert "87.9" in page and "1.3086" in page
+        resident = Browser(f"http://127.0.0.1:{port}")
+        cabinet = resident.login("resident04001@demo.balans.ua", RESIDENT_PASSWORD)  # line 4's first house
+        invoice_path = re.search(r'href="(/cabinet/invoices/\d+)"', cabinet).group(1)
+        invoice = resident.get(invoice_path)
+        assert "частка витрат на електроенергію з урахуванням коефіцієнта на втрати та обслуговування" in invoice
+        assert "ціна продажу" not in invoice
+        # A resident cannot open the manager's page.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            resident.get("/sites/TP-118")
+        assert refused.value.code == 403
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
