@@ -8,8 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.balance import (
-    ELEVATED, INCOMPLETE, NORMAL, SUSPECTED_THEFT, LineTopology, MeterEnergy, StationTopology, Thresholds,
-    line_balance, station_balance,
+    ELEVATED,
+    INCOMPLETE,
+    NORMAL,
+    SUSPECTED_THEFT,
+    LineTopology,
+    MeterEnergy,
+    StationTopology,
+    Thresholds,
+    line_balance,
+    station_balance,
 )
 
 SEED_LINES = {  # line: (feeder kWh, Σ subscribers kWh) — BRIEF.md, seed 003

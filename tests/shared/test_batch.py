@@ -10,8 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.batch import (
-    GENESIS_HASH, BatchError, batch_hash, canonical_bytes, load_public_key, parse_batch, public_key_pem,
-    seal_batch, verify_signature,
+    GENESIS_HASH,
+    BatchError,
+    batch_hash,
+    canonical_bytes,
+    load_public_key,
+    parse_batch,
+    public_key_pem,
+    seal_batch,
+    verify_signature,
 )
 
 KEY = Ed25519PrivateKey.generate()
