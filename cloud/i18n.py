@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 from flask import Flask, current_app, g, request, session
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -77,6 +79,22 @@ def init_app(app: Flask) -> None:
         if asked in ("uk", "en"):
             session["lang"] = asked
         g.lang = session.get("lang") or app.config.get("DEFAULT_LANGUAGE", "uk")
+
+    @app.template_filter("uah")
+    def _uah(value) -> str:
+        """369108.6 → «369 108,60» (uk) or «369,108.60» (en)."""
+        amount = Decimal(str(value)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        if getattr(g, "lang", "uk") == "en":
+            return f"{amount:,.2f}"
+        return f"{amount:,.2f}".replace(",", "\u202f").replace(".", ",")
+
+    @app.template_filter("kwh")
+    def _kwh(value, places: int = 0) -> str:
+        if value is None:
+            return "—"
+        amount = Decimal(str(value)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+        text = f"{amount:,.{places}f}"
+        return text if getattr(g, "lang", "uk") == "en" else text.replace(",", "\u202f").replace(".", ",")
 
     @app.context_processor
     def _inject() -> dict:
