@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from pathlib import Path
 
@@ -88,3 +89,24 @@ def db(app):
         return session_scope(app)
 
     return scope
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def station_setup(tmp_path, seed_scenario):
+    """(scenario, clock, port, gateway config) — the station is started by the test."""
+    port = free_port()
+    path = tmp_path / "gateway.toml"
+    from edge.config import config_toml_from_scenario
+
+    path.write_text(config_toml_from_scenario(seed_scenario, gateway_id="gw-test", host="127.0.0.1", port=port,
+                                              cloud_url="http://127.0.0.1:9", poll_seconds=900), encoding="utf-8")
+    from edge.clock import VirtualClock
+    from edge.config import load_config
+
+    return seed_scenario, VirtualClock(seed_scenario.period_start), port, load_config(path)
