@@ -175,7 +175,7 @@ class Gateway:
                 db.execute("UPDATE meter_state SET failures = ? WHERE meter = ?", [coordinator.failures, meter_id])
         db.conn.executemany("INSERT INTO readings(meter, ts, mono, q) VALUES (?, ?, ?, ?)", readings)
         db.conn.executemany(
-            "INSERT OR IGNORE INTO intervals(meter, start, imp, exp, flag) VALUES (?, ?, ?, ?, ?)", intervals
+            "INSERT OR IGNORE INTO intervals(meter, start, imp_wh, exp_wh, flag) VALUES (?, ?, ?, ?, ?)", intervals
         )
 
     def _energy(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> list[tuple]:
@@ -199,7 +199,7 @@ class Gateway:
                 closed, coordinator.boundary = intervals_between(
                     meter.id, previous, current, coordinator.boundary, self.step, self.max_gap
                 )
-                rows = [(i.meter, iso(i.start), f"{i.imp:f}", f"{i.exp:f}", i.flag) for i in closed]
+                rows = [(i.meter, iso(i.start), int(i.imp * 1000), int(i.exp * 1000), i.flag) for i in closed]
         elif previous is None:
             _, coordinator.boundary = intervals_between(meter.id, current, current, None, self.step, self.max_gap)
         coordinator.last = current

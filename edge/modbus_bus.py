@@ -40,10 +40,11 @@ class MeterPlan:
     registers: dict[str, RegisterDef]
 
 
-def plan_for(profile: MeterProfile, channel: int, meanings: tuple[str, ...] | None = None) -> MeterPlan:
+def plan_for(profile: MeterProfile, channel: int, meanings: tuple[str, ...] | None = None,
+             gap_cost_registers: int = 20) -> MeterPlan:
     registers = {r.meaning: r for r in profile.registers_for(channel) if meanings is None or r.meaning in meanings}
     spans = [RegisterSpan(r.function, r.address, r.count, r.meaning) for r in registers.values()]
-    return MeterPlan(tuple(plan_reads(spans)), registers)
+    return MeterPlan(tuple(plan_reads(spans, gap_cost_registers=gap_cost_registers)), registers)
 
 
 class ModbusBus:
@@ -92,7 +93,8 @@ class ModbusBus:
         key = (meter.profile, meter.channel, meanings)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = plan_for(self.profiles[meter.profile], meter.channel, meanings)
+            plan = self._plans[key] = plan_for(self.profiles[meter.profile], meter.channel, meanings,
+                                               self.config.read_through_gap())
         words: dict[str, list[int]] = {}
         async with self.lock:
             if not await self.ensure_open():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -49,7 +50,7 @@ def seal_pending(
         ).fetchall()
         budget -= len(readings)
         intervals = db.execute(
-            "SELECT meter, start, imp, exp, flag FROM intervals WHERE seq IS NULL ORDER BY start, meter LIMIT ?",
+            "SELECT meter, start, imp_wh, exp_wh, flag FROM intervals WHERE seq IS NULL ORDER BY start, meter LIMIT ?",
             [max(budget, 0)],
         ).fetchall()
         if not (events or readings or intervals):
@@ -69,7 +70,7 @@ def _seal(db, key, gateway, created, readings, intervals, events, priority) -> S
         created=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
         priority=priority,
         readings=[{"m": m, "t": t, "q": json.loads(q)} for _, m, t, q in readings],
-        intervals=[{"m": m, "t": s, "imp": i, "exp": e, "f": f} for m, s, i, e, f in intervals],
+        intervals=[{"m": m, "t": s, "imp": wh_to_kwh(i), "exp": wh_to_kwh(e), "f": f} for m, s, i, e, f in intervals],
         events=[
             {"t": ts, "kind": kind, **({"m": meter} if meter else {}), "detail": json.loads(detail or "{}")}
             for _, ts, kind, meter, detail, _ in events
@@ -91,6 +92,11 @@ def _seal(db, key, gateway, created, readings, intervals, events, priority) -> S
     set_meta(db, "last_seq", seq)
     set_meta(db, "chain_head", batch.hash)
     return batch
+
+
+def wh_to_kwh(wh: int) -> str:
+    """Integer Wh → the batch's decimal kWh string: 118 → "0.118"."""
+    return f"{Decimal(wh).scaleb(-3):.3f}"
 
 
 def _mark(db, table: str, pk: str, ids: list[int], seq: int) -> None:

@@ -25,19 +25,16 @@ def iso(ts: datetime) -> str:
 
 
 def meter_energy(db: sqlite_utils.Database, start: datetime, end: datetime, step_minutes: int) -> dict[str, MeterEnergy]:
+    """Σ interval energy per meter in [start, end); complete only when every interval is there."""
     expected = int((end - start).total_seconds() // (step_minutes * 60))
-    energies: dict[str, list] = {}
-    for meter, imp, exp, flag in db.execute(
-        "SELECT meter, imp, exp, flag FROM intervals WHERE start >= ? AND start < ?", [iso(start), iso(end)]
-    ):
-        entry = energies.setdefault(meter, [Decimal(0), Decimal(0), 0, False])
-        entry[0] += Decimal(imp)
-        entry[1] += Decimal(exp)
-        entry[2] += 1
-        entry[3] = entry[3] or flag == "estimated"
+    rows = db.execute(
+        "SELECT meter, sum(imp_wh), sum(exp_wh), count(*), sum(flag = 'estimated') FROM intervals "
+        "WHERE start >= ? AND start < ? GROUP BY meter", [iso(start), iso(end)],
+    )
     return {
-        meter: MeterEnergy(imp, exp, complete=count == expected, estimated=estimated)
-        for meter, (imp, exp, count, estimated) in energies.items()
+        meter: MeterEnergy(Decimal(imp).scaleb(-3), Decimal(exp).scaleb(-3), complete=count == expected,
+                           estimated=bool(estimated))
+        for meter, imp, exp, count, estimated in rows
     }
 
 
@@ -65,3 +62,28 @@ def gateway_status(db: sqlite_utils.Database, config: GatewayConfig) -> dict:
         "last_upload": last_upload,
         "last_readings": {m: meters[m][3] for m in list(meters)[:20]},
     }
+
+
+def balances(db: sqlite_utils.Database, config: GatewayConfig, start: datetime, end: datetime,
+             resolution: str = "day") -> list[tuple[str, StationBalance]]:
+    """Micro-balances per interval, per day or for the whole span, offline, from the local store."""
+    step = config.interval_minutes
+    if resolution == "interval":
+        bucket, per_bucket = "start", 1
+    elif resolution == "day":
+        bucket, per_bucket = "substr(start, 1, 10)", 24 * 60 // step
+    elif resolution == "month":
+        return [(iso(start)[:7], gateway_balance(db, config, iso(start)[:7]))]
+    else:
+        raise ValueError(f"resolution must be interval, day or month, got {resolution!r}")
+    energies: dict[str, dict[str, MeterEnergy]] = {}
+    rows = db.execute(
+        f"SELECT {bucket} AS b, meter, sum(imp_wh), sum(exp_wh), count(*), sum(flag = 'estimated') "
+        "FROM intervals WHERE start >= ? AND start < ? GROUP BY b, meter ORDER BY b",
+        [iso(start), iso(end)],
+    )
+    for key, meter, imp, exp, count, estimated in rows:
+        energies.setdefault(key, {})[meter] = MeterEnergy(
+            Decimal(imp).scaleb(-3), Decimal(exp).scaleb(-3), complete=count == per_bucket, estimated=bool(estimated))
+    topology = config.topology()
+    return [(key, station_balance(topology, found, config.thresholds)) for key, found in energies.items()]

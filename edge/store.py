@@ -25,7 +25,8 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         {"id": int, "meter": str, "ts": str, "mono": float, "q": str, "seq": int}, pk="id"
     )
     db["intervals"].create(
-        {"meter": str, "start": str, "imp": str, "exp": str, "flag": str, "seq": int},
+        # Energy as integer Wh: sums in SQL stay exact (SQLite would add decimal text as floats).
+        {"meter": str, "start": str, "imp_wh": int, "exp_wh": int, "flag": str, "seq": int},
         pk=("meter", "start"),
     )
     db["boundaries"].create({"meter": str, "ts": str, "imp": str, "exp": str}, pk="meter")

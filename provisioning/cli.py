@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
 import click
 
-from cloud.cli import cloud_group
-from edge.cli import edge_group, sim
+# Subcommands are imported when used: the gateway daemon on a Pi should not load Flask and SQLAlchemy.
+LAZY = {
+    "sim": ("edge.cli", "sim"),
+    "edge": ("edge.cli", "edge_group"),
+    "cloud": ("cloud.cli", "cloud_group"),
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY:
+            module, attribute = LAZY[name]
+            found = getattr(importlib.import_module(module), attribute)
+            return found() if attribute == "cloud_group" else found
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup)
 def main():
     """Balans — metering, micro-balances and billing for small energy networks."""
 
@@ -69,9 +86,6 @@ def demo(scenario_path, headless, as_json, port, workdir, poll_seconds):
                    f"cost recovery {billing['cost_recovery_pct']} %, break-even {billing['break_even_coefficient']}")
 
 
-main.add_command(sim)
-main.add_command(edge_group)
-main.add_command(cloud_group())
 main.add_command(provision)
 main.add_command(demo)
 
