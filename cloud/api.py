@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from cloud import db
 from cloud.enrolment import EnrolmentError, enrol_gateway
+from cloud.gateways import rotate_key
 from cloud.ingestion import IngestError, ingest_batch
 from cloud.openapi import OPENAPI
 from shared.batch import BatchError, unb64
@@ -90,6 +91,26 @@ def enrol():
         session.rollback()
         return jsonify(exc.as_json()), exc.status
     return jsonify({"status": "enrolled", "gateway": gateway.code, "site_id": gateway.site_id}), 201
+
+
+@bp.post("/gateways/<code>/key")
+def rotate_gateway_key(code: str):
+    document = request.get_json(silent=True)
+    if not isinstance(document, dict):
+        return error(400, "invalid", "body must be a JSON object", "body")
+    for field in ("public_key", "signature"):
+        if not isinstance(document.get(field), str):
+            return error(422, "invalid", "is required", field)
+    session = db.session()
+    try:
+        gateway = rotate_key(session, code, document["public_key"], unb64(document["signature"]))
+        session.commit()
+    except EnrolmentError as exc:
+        session.rollback()
+        return jsonify(exc.as_json()), exc.status
+    except BatchError as exc:
+        return error(400, exc.code, exc.reason, exc.field)
+    return jsonify({"status": "rotated", "gateway": gateway.code}), 200
 
 
 @bp.get("/openapi.json")

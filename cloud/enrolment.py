@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
-from cloud.models import Account, EnrolmentToken, Gateway, Line, Meter, Site, utcnow
+from cloud.models import Account, EnrolmentToken, Gateway, GatewayKey, Line, Meter, Site, utcnow
 from shared.batch import BatchError, load_public_key
 
 ROLES = ("station_input", "feeder", "subscriber")
@@ -62,6 +62,7 @@ def enrol_gateway(db: Session, token: str, gateway_code: str, public_key: str, s
     gateway = Gateway(org_id=site.org_id, site_id=site.id, code=gateway_code, public_key=public_key)
     db.add(gateway)
     db.flush()
+    db.add(GatewayKey(gateway_id=gateway.id, public_key=public_key))
     record.used_at = utcnow()
     record.gateway_id = gateway.id
     audit(db, site.org_id, f"gateway:{gateway_code}", "gateway.enrol", f"site:{site.code}", None,

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud.models import Batch, Event, Gateway, IntervalEnergy, Meter, Reading, utcnow
+from cloud.models import Batch, Event, Gateway, GatewayKey, IntervalEnergy, Meter, Reading, utcnow
 from shared.batch import BatchError, batch_hash, load_public_key, parse_batch, verify_signature
 
 
@@ -108,11 +108,13 @@ def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) 
     gap_before = seq > 1 and before is None
 
     meters = dict(db.execute(select(Meter.code, Meter.id).where(Meter.site_id == gateway.site_id)).all())
+    key_id = db.scalar(select(GatewayKey.id).where(GatewayKey.gateway_id == gateway.id,
+                                                   GatewayKey.retired_at.is_(None)))
     received = utcnow()
     rows = len(document["readings"]) + len(document["intervals"]) + len(document["events"])
     batch_id = db.execute(
         insert(Batch).returning(Batch.id),
-        [{"org_id": gateway.org_id, "gateway_id": gateway.id, "seq": seq, "hash": digest,
+        [{"org_id": gateway.org_id, "gateway_id": gateway.id, "key_id": key_id, "seq": seq, "hash": digest,
           "prev": document["prev"], "body": body, "signature": signature, "received_at": received,
           "rows": rows}],
     ).scalar_one()

@@ -132,6 +132,17 @@ class Gateway(Base):
     chain_head: Mapped[str] = mapped_column(String(64), default="0" * 64)
 
 
+class GatewayKey(Base):
+    """Every public key a gateway has had: old batches stay verifiable after a rotation."""
+
+    __tablename__ = "gateway_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id"), index=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class EnrolmentToken(Base):
     __tablename__ = "enrolment_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -151,6 +162,7 @@ class Batch(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id"))
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("gateway_keys.id"))  # the key that verified it
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
     prev: Mapped[str] = mapped_column(String(64))

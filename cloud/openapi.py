@@ -42,6 +42,28 @@ OPENAPI = {
                 },
             }
         },
+        "/api/v1/gateways/{code}/key": {
+            "post": {
+                "summary": "Rotate the gateway's key: the new PEM signed by the current key",
+                "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["public_key", "signature"],
+                    "properties": {
+                        "public_key": {"type": "string", "description": "new key, PEM, Ed25519"},
+                        "signature": {"type": "string", "description": "base64 signature of the PEM by the old key"},
+                    },
+                }}}},
+                "responses": {
+                    "200": {"description": "rotated"},
+                    "400": {"description": "malformed", "content": {"application/json": {"schema": ERROR}}},
+                    "401": {"description": "unknown gateway or bad signature",
+                            "content": {"application/json": {"schema": ERROR}}},
+                    "403": {"description": "revoked", "content": {"application/json": {"schema": ERROR}}},
+                    "422": {"description": "invalid field", "content": {"application/json": {"schema": ERROR}}},
+                },
+            }
+        },
         "/api/v1/enrol": {
             "post": {
                 "summary": "Enrol a gateway with a one-time token",

@@ -58,6 +58,23 @@ def enroll(config_path, token, cloud_url):
     click.echo(f"enrolled {answer['gateway']} at site {config.site}")
 
 
+@provision.command("rotate-key")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+def rotate_key_cmd(config_path):
+    """Give the gateway a new key, signed by the old one; the cloud keeps both for old batches.
+
+    Example: balans provision rotate-key --config /etc/balans/gateway.toml
+    """
+    from edge.config import ConfigError, load_config
+    from provisioning.enrolment import EnrolmentFailed, rotate_key
+
+    try:
+        answer = rotate_key(load_config(Path(config_path)))
+    except (ConfigError, EnrolmentFailed) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"key of {answer['gateway']} rotated")
+
+
 @click.command("demo")
 @click.option("--scenario", "scenario_path", default="examples/seed-cottage-town.toml", show_default=True,
               type=click.Path(exists=True, dir_okay=False))

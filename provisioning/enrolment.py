@@ -1,4 +1,4 @@
-"""Enrol a gateway with the cloud: send its public key and the site's topology with a one-time token."""
+"""Enrol a gateway with the cloud (its public key and the site's topology, with a one-time token); rotate its key."""
 
 from __future__ import annotations
 
@@ -15,16 +15,7 @@ class EnrolmentFailed(Exception):
     pass
 
 
-def enrol(config: GatewayConfig, token: str, cloud_url: str | None = None, timeout: float = 30) -> dict:
-    """POST /api/v1/enrol; returns the cloud's answer or raises with its error message."""
-    key = load_or_create_key(config.key_path)
-    document = {
-        "token": token,
-        "gateway": config.gateway_id,
-        "public_key": public_key_pem(key.public_key()),
-        "site": config.site_document(),
-    }
-    url = (cloud_url or config.cloud_url).rstrip("/") + "/api/v1/enrol"
+def _post(url: str, document: dict, timeout: float) -> dict:
     request = urllib.request.Request(url, data=json.dumps(document, ensure_ascii=False).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     try:
@@ -36,6 +27,36 @@ def enrol(config: GatewayConfig, token: str, cloud_url: str | None = None, timeo
         except ValueError:
             answer = {"message": exc.reason}
         where = f" ({answer['field']})" if answer.get("field") else ""
-        raise EnrolmentFailed(f"cloud refused enrolment: {answer.get('message', exc.reason)}{where}") from exc
+        raise EnrolmentFailed(f"cloud refused: {answer.get('message', exc.reason)}{where}") from exc
     except urllib.error.URLError as exc:
         raise EnrolmentFailed(f"cannot reach the cloud at {url}: {exc.reason}") from exc
+
+
+def rotate_key(config: GatewayConfig, timeout: float = 30) -> dict:
+    """Make a new key, have the cloud accept it (signed by the old one), then switch to it on disk."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from shared.batch import b64, private_key_pem
+
+    old = load_or_create_key(config.key_path)
+    new = Ed25519PrivateKey.generate()
+    pem = public_key_pem(new.public_key())
+    pending = config.key_path.with_suffix(".new")
+    pending.write_bytes(private_key_pem(new))  # kept until the cloud has answered
+    pending.chmod(0o600)
+    answer = _post(f"{config.cloud_url}/api/v1/gateways/{config.gateway_id}/key",
+                   {"public_key": pem, "signature": b64(old.sign(pem.encode("ascii")))}, timeout)
+    pending.replace(config.key_path)
+    return answer
+
+
+def enrol(config: GatewayConfig, token: str, cloud_url: str | None = None, timeout: float = 30) -> dict:
+    """POST /api/v1/enrol; returns the cloud's answer or raises with its error message."""
+    key = load_or_create_key(config.key_path)
+    document = {
+        "token": token,
+        "gateway": config.gateway_id,
+        "public_key": public_key_pem(key.public_key()),
+        "site": config.site_document(),
+    }
+    return _post((cloud_url or config.cloud_url).rstrip("/") + "/api/v1/enrol", document, timeout)

@@ -1,13 +1,14 @@
 """initial schema
 
-Revision ID: 93f988dc9513
+Revision ID: 8bd28d2bbd84
 Revises: 
-Create Date: 2026-11-22 17:41:24.697680
+Create Date: 2026-11-22 18:09:07.937292
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
 
-revision = '93f988dc9513'
+
+revision = '8bd28d2bbd84'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -136,25 +137,6 @@ def upgrade() -> None:
     with op.batch_alter_table('lines', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_lines_org_id'), ['org_id'], unique=False)
 
-    op.create_table('batches',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('org_id', sa.Integer(), nullable=False),
-    sa.Column('gateway_id', sa.Integer(), nullable=False),
-    sa.Column('seq', sa.Integer(), nullable=False),
-    sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.Column('prev', sa.String(length=64), nullable=False),
-    sa.Column('body', sa.LargeBinary(), nullable=False),
-    sa.Column('signature', sa.LargeBinary(), nullable=False),
-    sa.Column('received_at', sa.DateTime(), nullable=False),
-    sa.Column('rows', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['gateway_id'], ['gateways.id'], ),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('gateway_id', 'seq')
-    )
-    with op.batch_alter_table('batches', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_batches_org_id'), ['org_id'], unique=False)
-
     op.create_table('enrolment_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -171,6 +153,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('enrolment_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_enrolment_tokens_org_id'), ['org_id'], unique=False)
+
+    op.create_table('gateway_keys',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('gateway_id', sa.Integer(), nullable=False),
+    sa.Column('public_key', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('retired_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['gateway_id'], ['gateways.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('gateway_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gateway_keys_gateway_id'), ['gateway_id'], unique=False)
 
     op.create_table('invoices',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -238,6 +232,46 @@ def upgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_users_org_id'), ['org_id'], unique=False)
 
+    op.create_table('batches',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('gateway_id', sa.Integer(), nullable=False),
+    sa.Column('key_id', sa.Integer(), nullable=True),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.Column('prev', sa.String(length=64), nullable=False),
+    sa.Column('body', sa.LargeBinary(), nullable=False),
+    sa.Column('signature', sa.LargeBinary(), nullable=False),
+    sa.Column('received_at', sa.DateTime(), nullable=False),
+    sa.Column('rows', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['gateway_id'], ['gateways.id'], ),
+    sa.ForeignKeyConstraint(['key_id'], ['gateway_keys.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('gateway_id', 'seq')
+    )
+    with op.batch_alter_table('batches', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_batches_org_id'), ['org_id'], unique=False)
+
+    op.create_table('ledger_entries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=True),
+    sa.Column('invoice_id', sa.Integer(), nullable=True),
+    sa.Column('memo', sa.String(length=300), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ledger_entries_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ledger_entries_org_id'), ['org_id'], unique=False)
+
     op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -270,25 +304,6 @@ def upgrade() -> None:
     with op.batch_alter_table('interval_energy', schema=None) as batch_op:
         batch_op.create_index('interval_energy_start', ['start'], unique=False)
 
-    op.create_table('ledger_entries',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('org_id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.String(length=20), nullable=False),
-    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
-    sa.Column('period', sa.String(length=7), nullable=True),
-    sa.Column('invoice_id', sa.Integer(), nullable=True),
-    sa.Column('memo', sa.String(length=300), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
-    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
-    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_ledger_entries_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_entries_org_id'), ['org_id'], unique=False)
-
     op.create_table('readings',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('meter_id', sa.Integer(), nullable=False),
@@ -306,11 +321,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table('readings')
-    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_org_id'))
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_account_id'))
-
-    op.drop_table('ledger_entries')
     with op.batch_alter_table('interval_energy', schema=None) as batch_op:
         batch_op.drop_index('interval_energy_start')
 
@@ -319,6 +329,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_events_org_id'))
 
     op.drop_table('events')
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ledger_entries_org_id'))
+        batch_op.drop_index(batch_op.f('ix_ledger_entries_account_id'))
+
+    op.drop_table('ledger_entries')
+    with op.batch_alter_table('batches', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_batches_org_id'))
+
+    op.drop_table('batches')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_users_org_id'))
 
@@ -332,14 +351,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_invoices_account_id'))
 
     op.drop_table('invoices')
+    with op.batch_alter_table('gateway_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gateway_keys_gateway_id'))
+
+    op.drop_table('gateway_keys')
     with op.batch_alter_table('enrolment_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_enrolment_tokens_org_id'))
 
     op.drop_table('enrolment_tokens')
-    with op.batch_alter_table('batches', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_batches_org_id'))
-
-    op.drop_table('batches')
     with op.batch_alter_table('lines', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_lines_org_id'))
 
