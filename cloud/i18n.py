@@ -61,6 +61,17 @@ MESSAGES: dict[str, dict[str, str]] = {
     "not_found": {"uk": "Не знайдено", "en": "Not found"},
     "kwh": {"uk": "кВт·год", "en": "kWh"},
     "uah": {"uk": "грн", "en": "UAH"},
+    "gateways": {"uk": "Шлюзи", "en": "Gateways"},
+    "last_seen": {"uk": "Останній зв'язок", "en": "Last seen"},
+    "gaps": {"uk": "Пропущені пакети", "en": "Missing batches"},
+    "refusals": {"uk": "Відхилені пакети та тривоги безпеки", "en": "Refused batches and security alerts"},
+    "active": {"uk": "активний", "en": "active"},
+    "revoked": {"uk": "відкликаний", "en": "revoked"},
+    "audit_log": {"uk": "Журнал змін", "en": "Audit log"},
+    "when": {"uk": "Коли", "en": "When"},
+    "who": {"uk": "Хто", "en": "Who"},
+    "what": {"uk": "Що", "en": "What"},
+    "before_after": {"uk": "Було → стало", "en": "Before → after"},
 }
 
 

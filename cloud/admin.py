@@ -1,0 +1,62 @@
+"""Organisation admin pages: gateways (status, gaps, refusals) and the audit log (view and CSV export)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from flask import Blueprint, Response, render_template
+from sqlalchemy import select
+
+from cloud import db
+from cloud.auth import current_user, login_required
+from cloud.ingestion import missing_seqs
+from cloud.models import AuditLog, Event, Gateway, Site
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+ADMIN_ROLES = ("org_admin", "manager", "operator")
+
+
+@bp.get("/gateways")
+@login_required(*ADMIN_ROLES)
+def gateways():
+    org_id = current_user().org_id
+    session = db.session()
+    rows = session.execute(
+        select(Gateway, Site.code).join(Site, Site.id == Gateway.site_id).where(Gateway.org_id == org_id)
+        .order_by(Gateway.code)
+    ).all()
+    refusals = session.scalars(
+        select(Event).where(Event.org_id == org_id, Event.kind.like("security:%")).order_by(Event.ts.desc()).limit(50)
+    ).all()
+    return render_template("admin_gateways.html",
+                           gateways=[(g, site, missing_seqs(session, g)[:20]) for g, site in rows],
+                           refusals=refusals)
+
+
+def _audit_rows(limit: int | None = None):
+    query = select(AuditLog).where(AuditLog.org_id == current_user().org_id).order_by(AuditLog.id.desc())
+    if limit:
+        query = query.limit(limit)
+    return db.session().scalars(query).all()
+
+
+@bp.get("/audit")
+@login_required(*ADMIN_ROLES)
+def audit():
+    return render_template("admin_audit.html", entries=_audit_rows(500))
+
+
+@bp.get("/audit.csv")
+@login_required(*ADMIN_ROLES)
+def audit_csv():
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "at_utc", "actor", "action", "entity", "before", "after"])
+    for entry in reversed(_audit_rows()):
+        writer.writerow([entry.id, entry.at.isoformat(timespec="seconds"), entry.actor, entry.action, entry.entity,
+                         json.dumps(entry.before, ensure_ascii=False) if entry.before is not None else "",
+                         json.dumps(entry.after, ensure_ascii=False) if entry.after is not None else ""])
+    return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=audit.csv"})
