@@ -256,6 +256,44 @@ def revoke_gateway(gateway_code, reason):
     click.echo(f"gateway {gateway_code} revoked")
 
 
+@click.command("backup")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False))
+@with_appcontext
+def backup_cmd(out):
+    """A consistent backup while the app runs (SQLite online backup; pg_dump for PostgreSQL).
+
+    Example: balans cloud backup --out /var/backups/balans/$(date +%F).dump
+    """
+    from pathlib import Path
+
+    from cloud.backup import BackupError, backup
+
+    try:
+        path = backup(current_app.config["DATABASE_URL"], Path(out))
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"backup written to {path} ({path.stat().st_size} bytes)")
+
+
+@click.command("restore")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def restore_cmd(source):
+    """Restore a backup into the configured (empty) database.
+
+    Example: BALANS_DATABASE_URL=postgresql+psycopg://…/balans_new balans cloud restore 2026-11-22.dump
+    """
+    from pathlib import Path
+
+    from cloud.backup import BackupError, restore
+
+    try:
+        restore(current_app.config["DATABASE_URL"], Path(source))
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("restored")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
@@ -271,7 +309,7 @@ def serve(host, port, threads):
 
 
 COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, verify,
-            evidence, revoke_gateway, serve]
+            evidence, revoke_gateway, backup_cmd, restore_cmd, serve]
 
 
 def register_flask_commands(app: Flask) -> None:

@@ -43,17 +43,30 @@ def pg_server():
 
 
 @pytest.fixture
-def pg_database(pg_server):
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+def new_pg_database(pg_server):
+    """A factory of fresh, empty PostgreSQL databases, dropped after the test."""
     import psycopg
 
-    name = f"balans_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    created = []
     base = pg_server.rsplit("/", 1)[0]
-    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+
+    def make() -> str:
+        name = f"balans_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+
+    yield make
     with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database(new_pg_database):
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    return new_pg_database()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
