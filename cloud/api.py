@@ -12,6 +12,7 @@ from cloud.enrolment import EnrolmentError, enrol_gateway
 from cloud.gateways import rotate_key
 from cloud.ingestion import IngestError, ingest_batch
 from cloud.openapi import OPENAPI
+from cloud.rate_limit import RateLimiter
 from shared.batch import BatchError, unb64
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -50,11 +51,24 @@ def request_body(limit: int) -> bytes:
     return body
 
 
+def limiter() -> RateLimiter:
+    found = current_app.extensions.get("balans_rate_limiter")
+    if found is None:
+        found = current_app.extensions["balans_rate_limiter"] = RateLimiter(
+            int(current_app.config["GATEWAY_RATE_PER_MINUTE"]))
+    return found
+
+
 @bp.post("/batches")
 def post_batch():
     gateway = request.headers.get("X-Balans-Gateway", "")
     if not gateway:
         return error(401, "unknown_gateway", "header X-Balans-Gateway is missing", "X-Balans-Gateway")
+    wait = limiter().take(gateway)
+    if wait > 0:
+        response, status = error(429, "rate_limited", f"too many batches from {gateway}; retry in {wait:.0f} s")
+        response.headers["Retry-After"] = str(max(1, round(wait)))
+        return response, status
     session = db.session()
     try:
         signature = unb64(request.headers.get("X-Balans-Signature", ""), "X-Balans-Signature")

@@ -158,3 +158,16 @@ def test_an_enrolment_token_works_once(client, db, seed_scenario, gateway):
 
     with pytest.raises(AssertionError):
         enrol(client, db, seed_scenario, gateway.site, "gw-tp118")  # the same gateway id again: 409
+
+
+def test_a_runaway_gateway_gets_429_with_retry_after(app, client, gateway):
+    from cloud.rate_limit import RateLimiter
+
+    app.extensions["balans_rate_limiter"] = RateLimiter(per_minute=60, burst=2)
+    batch = make_batch(gateway.key)
+    assert post(client, batch).status_code == 201
+    assert post(client, batch).status_code == 200
+    refused = post(client, batch)
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.get_json()["error"] == "rate_limited"
