@@ -6,16 +6,17 @@ bytes is refused and raised as a security alert. A gap is accepted and recorded 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud.models import Batch, Event, Gateway, GatewayKey, IntervalEnergy, Meter, Reading, utcnow
+from cloud.models import Batch, Event, Gateway, GatewayKey, utcnow
 from shared.batch import BatchError, batch_hash, load_public_key, parse_batch, verify_signature
 
 
@@ -61,18 +62,47 @@ def _decimal(text: str, field: str) -> Decimal:
     return value
 
 
-def insert_ignoring_duplicates(db: Session, table, rows: list[dict]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING: a row that is already there is not counted twice."""
+def insert_rows(db: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING of plain tuples: a row that is already there is not counted twice."""
     if not rows:
         return
-    dialect = db.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    db.execute(module.insert(table).on_conflict_do_nothing(), rows)
+    connection = db.connection()
+    names = ", ".join(f'"{c}"' for c in columns)
+    if connection.dialect.name == "postgresql":
+        sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
+    else:
+        sql = f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join(['?'] * len(columns))})"
+    connection.exec_driver_sql(sql, rows)
+
+
+def db_time(text: str, field: str) -> str:
+    """``2026-10-01T00:15:00Z`` → ``2026-10-01 00:15:00.000000``, the form SQLAlchemy stores and compares."""
+    if len(text) == 20 and text[10] == "T" and text[19] == "Z" and text[:4].isdigit():
+        candidate = f"{text[:10]} {text[11:19]}.000000"
+        if _TIME.fullmatch(candidate):
+            return candidate
+    return parse_ts(text, field).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+_TIME = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.000000")
+
+
+def kwh_to_wh(text: str, field: str) -> int:
+    """A decimal kWh string to whole Wh; more than three decimals, a sign or a non-number is refused."""
+    value = _decimal(text, field) * 1000
+    if value != value.to_integral_value():
+        raise IngestError(422, "invalid_batch", f"kWh has more than 3 decimals: {text!r}", field)
+    return int(value)
 
 
 def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) -> IngestResult:
     """Verify and store one batch in the caller's transaction (the caller commits)."""
-    gateway = db.scalar(select(Gateway).where(Gateway.code == gateway_code))
+    found = db.execute(
+        select(Gateway, GatewayKey.id).outerjoin(
+            GatewayKey, (GatewayKey.gateway_id == Gateway.id) & GatewayKey.retired_at.is_(None))
+        .where(Gateway.code == gateway_code)
+    ).first()
+    gateway, key_id = found if found is not None else (None, None)
     if gateway is None:
         raise IngestError(401, "unknown_gateway", f"gateway {gateway_code!r} is not enrolled", "X-Balans-Gateway")
     if gateway.status == "revoked":
@@ -91,25 +121,28 @@ def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) 
         raise IngestError(422, "invalid_batch", "batch names another gateway than the header", "gateway")
     digest = batch_hash(body)
     seq = document["seq"]
-    existing = db.scalar(select(Batch).where(Batch.gateway_id == gateway.id, Batch.seq == seq))
+    # The batch's neighbours in one query: itself (a replay?), the one before and the one after.
+    neighbours = {n.seq: n for n in db.execute(
+        select(Batch.seq, Batch.hash, Batch.prev).where(Batch.gateway_id == gateway.id,
+                                                        Batch.seq.between(seq - 1, seq + 1)))}
+    existing = neighbours.get(seq)
     if existing is not None:
         if existing.hash == digest:
             return IngestResult("duplicate", seq, digest)
         record_refusal(db, gateway, "seq_conflict", {"seq": seq, "stored": existing.hash, "received": digest})
         raise IngestError(409, "seq_conflict", f"seq {seq} was already received with other content", "seq")
-    before = db.scalar(select(Batch.hash).where(Batch.gateway_id == gateway.id, Batch.seq == seq - 1))
+    before = neighbours[seq - 1].hash if seq - 1 in neighbours else None
     if before is not None and before != document["prev"]:
         record_refusal(db, gateway, "chain_break", {"seq": seq, "prev": document["prev"], "stored": before})
         raise IngestError(409, "chain_break", f"prev does not match the hash of batch {seq - 1}", "prev")
-    after = db.scalar(select(Batch.prev).where(Batch.gateway_id == gateway.id, Batch.seq == seq + 1))
+    after = neighbours[seq + 1].prev if seq + 1 in neighbours else None
     if after is not None and after != digest:
         record_refusal(db, gateway, "chain_break", {"seq": seq, "next_prev": after, "received": digest})
         raise IngestError(409, "chain_break", f"batch {seq + 1} points to another batch {seq}", "seq")
     gap_before = seq > 1 and before is None
 
-    meters = dict(db.execute(select(Meter.code, Meter.id).where(Meter.site_id == gateway.site_id)).all())
-    key_id = db.scalar(select(GatewayKey.id).where(GatewayKey.gateway_id == gateway.id,
-                                                   GatewayKey.retired_at.is_(None)))
+    meters = dict(db.execute(text("SELECT code, id FROM meters WHERE site_id = :site"),
+                             {"site": gateway.site_id}).all())
     received = utcnow()
     rows = len(document["readings"]) + len(document["intervals"]) + len(document["events"])
     batch_id = db.execute(
@@ -120,19 +153,29 @@ def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) 
     ).scalar_one()
 
     def meter_id(code: str, field: str) -> int:
-        if code not in meters:
+        found = meters.get(code)
+        if found is None:
             raise IngestError(422, "unknown_meter", f"meter {code!r} is not registered at this site", field)
-        return meters[code]
+        return found
 
+    times: dict[str, str] = {}  # a batch holds few distinct instants: convert each once
+
+    def when(value: str, field: str) -> str:
+        found = times.get(value)
+        if found is None:
+            found = times[value] = db_time(value, field)
+        return found
+
+    # Rows go to the driver as tuples: this path carries every reading, so it avoids per-row ORM work.
     readings = [
-        {"meter_id": meter_id(r["m"], f"readings[{i}].m"), "ts": parse_ts(r["t"], f"readings[{i}].t"),
-         "values": r["q"], "batch_id": batch_id}
+        (meters.get(r["m"]) or meter_id(r["m"], f"readings[{i}].m"), when(r["t"], f"readings[{i}].t"),
+         orjson.dumps(r["q"]).decode(), batch_id)
         for i, r in enumerate(document["readings"])
     ]
     intervals = [
-        {"meter_id": meter_id(r["m"], f"intervals[{i}].m"), "start": parse_ts(r["t"], f"intervals[{i}].t"),
-         "imp": _decimal(r["imp"], f"intervals[{i}].imp"), "exp": _decimal(r["exp"], f"intervals[{i}].exp"),
-         "flag": r["f"], "batch_id": batch_id}
+        (meters.get(r["m"]) or meter_id(r["m"], f"intervals[{i}].m"), when(r["t"], f"intervals[{i}].t"),
+         kwh_to_wh(r["imp"], f"intervals[{i}].imp"), kwh_to_wh(r["exp"], f"intervals[{i}].exp"),
+         r["f"][:12], batch_id)
         for i, r in enumerate(document["intervals"])
     ]
     events = [
@@ -142,8 +185,8 @@ def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) 
          "detail": e.get("detail") or {}, "batch_id": batch_id}
         for i, e in enumerate(document["events"])
     ]
-    insert_ignoring_duplicates(db, Reading, readings)
-    insert_ignoring_duplicates(db, IntervalEnergy, intervals)
+    insert_rows(db, "readings", ("meter_id", "ts", "values", "batch_id"), readings)
+    insert_rows(db, "interval_energy", ("meter_id", "start", "imp_wh", "exp_wh", "flag", "batch_id"), intervals)
     if events:
         db.execute(insert(Event), events)
     gateway.last_seen = received

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -186,8 +187,9 @@ class IntervalEnergy(Base):
     __tablename__ = "interval_energy"
     meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
     start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
-    imp: Mapped[Decimal] = mapped_column(ENERGY)
-    exp: Mapped[Decimal] = mapped_column(ENERGY)
+    # Integer Wh: SQL sums stay exact on every database (SQLite has no decimal type).
+    imp_wh: Mapped[int] = mapped_column(BigInteger)
+    exp_wh: Mapped[int] = mapped_column(BigInteger)
     flag: Mapped[str] = mapped_column(String(12))
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
 

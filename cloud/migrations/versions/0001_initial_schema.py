@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 8bd28d2bbd84
+Revision ID: f6fce7a09b11
 Revises: 
-Create Date: 2026-11-22 18:09:07.937292
+Create Date: 2026-11-22 18:14:04.795248
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '8bd28d2bbd84'
+revision = 'f6fce7a09b11'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -293,8 +293,8 @@ def upgrade() -> None:
     op.create_table('interval_energy',
     sa.Column('meter_id', sa.Integer(), nullable=False),
     sa.Column('start', sa.DateTime(), nullable=False),
-    sa.Column('imp', sa.Numeric(precision=14, scale=3), nullable=False),
-    sa.Column('exp', sa.Numeric(precision=14, scale=3), nullable=False),
+    sa.Column('imp_wh', sa.BigInteger(), nullable=False),
+    sa.Column('exp_wh', sa.BigInteger(), nullable=False),
     sa.Column('flag', sa.String(length=12), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['batches.id'], ),

@@ -1,0 +1,188 @@
+"""Ingestion of 1 000-reading batches from several concurrent gateways, against the database's own limit.
+
+For SQLite and (when reachable) PostgreSQL: the same rows through the HTTP API (the real app behind
+waitress) and through the service function, each as a ratio to the limit — a raw ``executemany`` of the
+same rows into the same readings table on SQLite, ``COPY`` on PostgreSQL, in one transaction.
+Signature check, validation, dedupe and one transaction per batch are included in ours.
+Prints a JSON object on its last line (target: every ratio ≤ 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import gzip
+import json
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+
+from cloud import create_app
+from cloud.db import session_scope
+from cloud.enrolment import enrol_gateway, issue_token
+from cloud.ingestion import ingest_batch
+from cloud.migrate import upgrade
+from cloud.organisations import create_organisation, create_site
+from provisioning.demo import free_port, start_cloud
+from shared.batch import GENESIS_HASH, b64, public_key_pem, seal_batch
+
+METERS = 100
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def make_batches(gateways: int, per_gateway: int, offset: int) -> list[list]:
+    """Signed chains of batches, 1 000 readings each (100 meters × 10 instants)."""
+    start = datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=offset)
+    chains = []
+    for g in range(gateways):
+        key = Ed25519PrivateKey.generate()
+        prev, chain = GENESIS_HASH, []
+        for seq in range(1, per_gateway + 1):
+            readings = []
+            for step in range(10):
+                ts = (start + timedelta(minutes=15 * (seq * 10 + step))).strftime("%Y-%m-%dT%H:%M:%SZ")
+                readings += [{"m": f"G{g}M{m:03d}", "t": ts,
+                              "q": {"import_kwh": f"{1000 + seq * 10 + step + m / 1000:.3f}", "voltage_l1": "229.800"}}
+                             for m in range(METERS)]
+            batch = seal_batch(key, gateway=f"gw-{offset}-{g}", seq=seq, prev=prev, created=readings[-1]["t"],
+                               readings=readings)
+            prev = batch.hash
+            chain.append(batch)
+        chains.append((key, chain))
+    return chains
+
+
+def enrol_all(app, chains, offset: int) -> None:
+    with session_scope(app) as db:
+        org = create_organisation(db, f"Bench {offset}-{uuid.uuid4().hex[:6]}", "cooperative")
+        for g, (key, _) in enumerate(chains):
+            site = create_site(db, org, f"S{offset}-{g}-{uuid.uuid4().hex[:6]}")
+            token = issue_token(db, site)
+            enrol_gateway(db, token, f"gw-{offset}-{g}", public_key_pem(key.public_key()), {
+                "lines": [{"number": "1"}],
+                "meters": [{"id": f"G{g}M{m:03d}", "role": "subscriber", "line": "1"} for m in range(METERS)],
+            })
+
+
+def raw_limit(app, url: str, chains) -> float:
+    """The same rows written the fastest plain way into the same table: executemany (SQLite) or COPY (PG)."""
+    engine = app.extensions["balans_engine"]
+    with engine.begin() as conn:
+        meters = dict(conn.execute(text("SELECT code, id FROM meters")).all())
+        batch_id = conn.execute(text(
+            "INSERT INTO batches (org_id, gateway_id, seq, hash, prev, body, signature, received_at, rows) "
+            "SELECT org_id, id, -1, '', '', :b, :b, CURRENT_TIMESTAMP, 0 FROM gateways LIMIT 1 RETURNING id"),
+            {"b": b""}).scalar_one()
+    rows = [(meters[r["m"]], r["t"].replace("T", " ").replace("Z", ".000000"), json.dumps(r["q"]), batch_id)
+            for _, chain in chains for b in chain for r in b.document()["readings"]]
+    started = time.perf_counter()
+    if url.startswith("sqlite"):
+        with engine.begin() as conn:
+            conn.exec_driver_sql('INSERT INTO readings (meter_id, ts, "values", batch_id) VALUES (?, ?, ?, ?)', rows)
+    else:
+        raw = engine.raw_connection()
+        try:
+            with raw.cursor() as cursor, cursor.copy(
+                    'COPY readings (meter_id, ts, "values", batch_id) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(row)
+            raw.commit()
+        finally:
+            raw.close()
+    seconds = time.perf_counter() - started
+    with engine.begin() as conn:  # the service run stores the same rows: make room
+        conn.execute(text("DELETE FROM readings WHERE batch_id = :b"), {"b": batch_id})
+        conn.execute(text("DELETE FROM batches WHERE id = :b"), {"b": batch_id})
+    return seconds
+
+
+def via_service(app, chains) -> float:
+    started = time.perf_counter()
+    for _, chain in chains:
+        for batch in chain:
+            with session_scope(app) as db:
+                ingest_batch(db, batch.gateway, batch.body, batch.signature)
+    return time.perf_counter() - started
+
+
+def via_http(base: str, chains) -> float:
+    def send(chain) -> None:
+        for batch in chain:
+            request = urllib.request.Request(f"{base}/api/v1/batches", data=gzip.compress(batch.body, 5), headers={
+                "Content-Type": "application/json", "Content-Encoding": "gzip",
+                "X-Balans-Gateway": batch.gateway, "X-Balans-Signature": b64(batch.signature)})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert response.status == 201, response.status
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(len(chains)) as pool:
+        list(pool.map(send, [chain for _, chain in chains]))
+    return time.perf_counter() - started
+
+
+def measure(url: str, gateways: int, per_gateway: int, folder: Path) -> dict:
+    upgrade(url)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "GATEWAY_RATE_PER_MINUTE": 10**6})
+    service_chains, http_chains = make_batches(gateways, per_gateway, 0), make_batches(gateways, per_gateway, 100)
+    enrol_all(app, service_chains, 0)
+    enrol_all(app, http_chains, 100)
+    limit = raw_limit(app, url, service_chains)
+    service = via_service(app, service_chains)
+    port = free_port()
+    server = start_cloud(url, port, folder)
+    try:
+        http = via_http(f"http://127.0.0.1:{port}", http_chains)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    app.extensions["balans_engine"].dispose()
+    readings = gateways * per_gateway * 10 * METERS
+    return {"readings": readings, "limit_seconds": round(limit, 3), "service_seconds": round(service, 3),
+            "http_seconds": round(http, 3), "service_ratio": round(service / limit, 2),
+            "http_ratio": round(http / limit, 2)}
+
+
+def pg_url() -> str | None:
+    try:
+        import psycopg
+
+        name = f"balans_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    except Exception:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="4 gateways × 2 batches (CI)")
+    args = parser.parse_args()
+    gateways, per_gateway = (4, 2) if args.quick else (4, 25)
+    folder = Path(tempfile.mkdtemp(prefix="balans-ingest-"))
+    sqlite = measure(f"sqlite:///{folder / 'cloud.sqlite3'}", gateways, per_gateway, folder)
+    figures = {"readings": sqlite["readings"], "gateways": gateways, "batch_readings": 10 * METERS,
+               "http_sqlite_ratio": sqlite["http_ratio"], "service_sqlite_ratio": sqlite["service_ratio"],
+               "sqlite": sqlite}
+    url = pg_url()
+    if url:
+        pg = measure(url, gateways, per_gateway, folder)
+        figures |= {"http_pg_ratio": pg["http_ratio"], "service_pg_ratio": pg["service_ratio"], "pg": pg}
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
