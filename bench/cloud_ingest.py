@@ -13,6 +13,7 @@ import argparse
 import concurrent.futures
 import gzip
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -181,6 +182,7 @@ def main() -> None:
 
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps(figures))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -55,6 +56,8 @@ def main() -> None:
         figures[f"{resolution}_seconds"] = round(time.perf_counter() - started, 3)
         figures[f"{resolution}_balances"] = len(result)
     assert month.feeders_kwh > 0
+    db.conn.close()
+    shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps(figures))
 
 

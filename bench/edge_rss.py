@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def main() -> None:
         sim.wait(timeout=10)
     with sqlite3.connect(folder / "gateway.sqlite3") as db:
         readings = db.execute("SELECT count(*) FROM readings").fetchone()[0]
+    shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps({"meters": 232, "seconds": duration, "cycles": readings // 232, "readings": readings,
                       "rss_mb": round(peak, 1), "limit_mb": 100, "ratio": round(peak / 100, 2)}))
 

@@ -75,8 +75,9 @@ def post_batch():
         if len(signature) != 64:
             raise IngestError(401, "bad_signature", "an Ed25519 signature is 64 bytes", "X-Balans-Signature")
         body = request_body(int(current_app.config["MAX_BATCH_BYTES"]))
-        result = ingest_batch(session, gateway, body, signature)
-        session.commit()
+        with db.write_lock():
+            result = ingest_batch(session, gateway, body, signature)
+            session.commit()
     except IngestError as exc:
         session.rollback()
         return jsonify(exc.as_json()), exc.status

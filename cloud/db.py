@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from flask import Flask, current_app, g
@@ -33,8 +34,16 @@ def make_engine(url: str) -> Engine:
 def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["balans_engine"] = engine
+    # SQLite has one writer at a time and its busy handler waits by sleeping; queueing the app's own
+    # writers on a lock instead keeps concurrent gateways at full speed. PostgreSQL needs no such thing.
+    app.extensions["balans_write_lock"] = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
     app.extensions["balans_sessions"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
+
+
+def write_lock():
+    """Hold it around a write transaction: serialises writers on SQLite, a no-op on PostgreSQL."""
+    return current_app.extensions["balans_write_lock"]
 
 
 def session() -> Session:

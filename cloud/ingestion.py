@@ -68,11 +68,32 @@ def insert_rows(db: Session, table: str, columns: tuple[str, ...], rows: list[tu
         return
     connection = db.connection()
     names = ", ".join(f'"{c}"' for c in columns)
+    if connection.dialect.name == "postgresql" and _copy_rows(db, table, names, rows):
+        return
     if connection.dialect.name == "postgresql":
         sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
     else:
         sql = f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join(['?'] * len(columns))})"
     connection.exec_driver_sql(sql, rows)
+
+
+def _copy_rows(db: Session, table: str, names: str, rows: list[tuple]) -> bool:
+    """PostgreSQL: COPY the rows in a savepoint; False when one is already stored (then insert row by row)."""
+    import psycopg
+
+    try:
+        with db.begin_nested() as savepoint:
+            driver = savepoint.session.connection().connection.driver_connection
+            with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+    except IntegrityError as exc:
+        if isinstance(exc.orig, psycopg.errors.UniqueViolation):
+            return False
+        raise
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
 
 
 def db_time(text: str, field: str) -> str:

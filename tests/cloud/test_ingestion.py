@@ -171,3 +171,17 @@ def test_a_runaway_gateway_gets_429_with_retry_after(app, client, gateway):
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "1"
     assert refused.get_json()["error"] == "rate_limited"
+
+
+def test_a_reading_sent_again_in_another_batch_is_stored_once(client, db, gateway):
+    # A gateway restored from an old backup may resend rows under new sequence numbers.
+    first = make_batch(gateway.key)
+    second = seal_batch(
+        gateway.key, gateway="gw-tp118", seq=2, prev=first.hash, created="2026-10-01T00:30:00Z",
+        readings=[{"m": "TP118-IN", "t": "2026-10-01T00:00:00Z", "q": {"import_kwh": "17919.000"}},
+                  {"m": "TP118-IN", "t": "2026-10-01T00:15:00Z", "q": {"import_kwh": "17937.434"}}],
+        intervals=[{"m": "TP118-IN", "t": "2026-10-01T00:00:00Z", "imp": "18.434", "exp": "0.000", "f": "measured"}],
+    )
+    assert post(client, first).status_code == 201
+    assert post(client, second).status_code == 201
+    assert counts(db) == (2, 2, 1)
