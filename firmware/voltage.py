@@ -26,6 +26,7 @@ class VoltageWindow:
         self.window_ms = window_ms
         self._start = None
         self._values = []
+        self._closed_once = False
         self.mean = self.minimum = self.maximum = 0.0
 
     def add(self, volts, now_ms, ticks_diff=None):
@@ -36,10 +37,17 @@ class VoltageWindow:
             self.close()
             self._start = now_ms
         self._values.append(volts)
+        if not self._closed_once:
+            # Until the first window is complete, show what there is (0 V would read as an outage).
+            self._publish()
 
     def close(self):
+        self._publish()
+        self._values = []
+        self._closed_once = True
+
+    def _publish(self):
         if self._values:
             self.mean = sum(self._values) / len(self._values)
             self.minimum = min(self._values)
             self.maximum = max(self._values)
-        self._values = []
