@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+import segno
+from flask import Blueprint, Response, abort, render_template
+from markupsafe import Markup
 from sqlalchemy import select
 
 from cloud import db
 from cloud.auth import current_user, login_required
+from cloud.billing.document import invoice_document
+from cloud.billing.invoice_pdf import render
 from cloud.billing.run import account_balance
 from cloud.models import Account, Invoice, Organisation
 
@@ -44,4 +48,19 @@ def invoice(invoice_id: int):
     if found is None or found.account_id != account.id or found.status != "issued":
         abort(404)
     org = db.session().get(Organisation, account.org_id)
-    return render_template("invoice.html", account=account, org=org, invoice=found)
+    document = invoice_document(db.session(), found)
+    qr_svg = segno.make(document.payment_url(), error="h").svg_inline(scale=4, border=2)
+    return render_template("invoice.html", account=account, org=org, invoice=found, document=document,
+                           qr_svg=Markup(qr_svg))
+
+
+@bp.get("/invoices/<int:invoice_id>.pdf")
+@login_required("resident")
+def invoice_pdf(invoice_id: int):
+    account = own_account()
+    found = db.session().get(Invoice, invoice_id)
+    if found is None or found.account_id != account.id or found.status != "issued":
+        abort(404)
+    pdf = render([invoice_document(db.session(), found)])
+    return Response(pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f"inline; filename=rakhunok-{found.number}.pdf"})

@@ -294,6 +294,55 @@ def restore_cmd(source):
     click.echo("restored")
 
 
+@click.command("invoices")
+@click.option("--site", "site_code", required=True)
+@click.option("--period", required=True, help="YYYY-MM")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False))
+@with_appcontext
+def invoices_cmd(site_code, period, out):
+    """All invoices of a run as one PDF.  Example: balans cloud invoices --site TP-118 --period 2026-10 --out r.pdf"""
+    from pathlib import Path
+
+    from cloud.billing.delivery import run_pdf
+
+    with session_scope(_app()) as db:
+        pdf = run_pdf(db, _site(db, site_code), period)
+    Path(out).write_bytes(pdf)
+    click.echo(f"{out}: {len(pdf)} bytes")
+
+
+@click.command("email-invoices")
+@click.option("--site", "site_code", required=True)
+@click.option("--period", required=True, help="YYYY-MM")
+@with_appcontext
+def email_invoices(site_code, period):
+    """Queue an e-mail with the PDF for every issued invoice (sent by send-mail).
+
+    Example: balans cloud email-invoices --site TP-118 --period 2026-10 && balans cloud send-mail
+    """
+    from cloud.billing.delivery import queue_invoice_emails
+
+    with session_scope(_app()) as db:
+        click.echo(f"{queue_invoice_emails(db, _site(db, site_code), period)} e-mails queued")
+
+
+@click.command("send-mail")
+@with_appcontext
+def send_mail():
+    """Send queued e-mail over SMTP (BALANS_SMTP_HOST, _PORT, _USER, _PASSWORD, _STARTTLS, _FROM).
+
+    Example: BALANS_SMTP_HOST=mail.example.ua balans cloud send-mail
+    """
+    from cloud.mail import SmtpSender, send_pending
+
+    config = current_app.config
+    sender = SmtpSender(config["SMTP_HOST"], int(config["SMTP_PORT"]), config["SMTP_USER"],
+                        config["SMTP_PASSWORD"], str(config["SMTP_STARTTLS"]).lower() in ("1", "true", "yes"))
+    with session_scope(_app()) as db:
+        result = send_pending(db, sender, config["MAIL_FROM"])
+    click.echo(f"{result['sent']} sent, {result['failed']} failed (will be retried)")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
@@ -309,7 +358,7 @@ def serve(host, port, threads):
 
 
 COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, verify,
-            evidence, revoke_gateway, backup_cmd, restore_cmd, serve]
+            evidence, revoke_gateway, backup_cmd, restore_cmd, invoices_cmd, email_invoices, send_mail, serve]
 
 
 def register_flask_commands(app: Flask) -> None:

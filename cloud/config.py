@@ -15,6 +15,12 @@ DEFAULTS = {
     "DEFAULT_LANGUAGE": "uk",
     "INVOICE_DUE_DAYS": 20,
     "WTF_CSRF_TIME_LIMIT": None,
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": 25,
+    "SMTP_USER": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_STARTTLS": "false",
+    "MAIL_FROM": "Balans <no-reply@balans.local>",
 }
 
 

@@ -60,3 +60,16 @@ def site(code: str):
     worst = max((abs(b.loss_pct) for b in balance.lines if b.loss_pct is not None), default=Decimal(1)) if balance else 1
     return render_template("site.html", site=found, period=period, balance=balance, run=run, names=names,
                            scale=max(Decimal(worst), Decimal(1)))
+
+
+@bp.get("/<code>/invoices/<period>.pdf")
+@require("org_admin", "manager", "accountant", "clerk", "operator")
+def run_pdf(code: str, period: str):
+    from flask import Response
+
+    from cloud.billing.delivery import run_pdf as render_run
+
+    found = org_site(code)
+    pdf = render_run(db.session(), found, period)
+    return Response(pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f"attachment; filename=rakhunky-{code}-{period}.pdf"})

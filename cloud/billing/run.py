@@ -32,6 +32,7 @@ from shared.cost_sharing import COOPERATIVE_WORDING, SUPPLIER_WORDING, cost_reco
 from shared.money import format_uah, line_amount
 
 KWH = Decimal("1")
+DUE_DAYS = 20  # days from issue to the due date
 
 
 class BillingError(Exception):
@@ -114,7 +115,7 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
         .order_by(Meter.code)
     ).all()
     accounts = {a.id: a for a in db.scalars(select(Account).where(Account.org_id == org.id))}
-    due = (end + timedelta(days=19)).date()
+    due = (utcnow() + timedelta(days=DUE_DAYS)).date()
     for meter_id, code, account_id in meters:
         energy = energies.get(code)
         account = accounts[account_id]
@@ -145,7 +146,8 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
     run.created_at = utcnow()
     if issue:
         if problems:
-            raise BillingError(f"cannot issue {period} for site {site.code}: " + "; ".join(problems))
+            more = f"; … and {len(problems) - 5} more" if len(problems) > 5 else ""
+            raise BillingError(f"cannot issue {period} for site {site.code}: " + "; ".join(problems[:5]) + more)
         issue_run(db, run, org, actor)
     audit(db, org.id, actor, "billing_run.issue" if issue else "billing_run.draft", f"site:{site.code}:{period}",
           None, {"invoices": len(invoices), **run.summary})
@@ -168,6 +170,7 @@ def issue_run(db: Session, run: BillingRun, org: Organisation, actor: str) -> No
         invoice.number = f"{number:06d}"
         invoice.status = "issued"
         invoice.issued_at = now
+        invoice.due_date = (now + timedelta(days=DUE_DAYS)).date()
         db.add(LedgerEntry(org_id=org.id, account_id=invoice.account_id, kind="charge", amount=invoice.total,
                            period=run.period, invoice_id=invoice.id,
                            memo=f"Рахунок №{invoice.number} за {run.period}"))

@@ -33,7 +33,7 @@ def setup_cooperative(db, scenario, name_suffix: str = ""):
         return org.id, site.code
 
 
-def enrol(client, db, scenario, site_code: str, gateway_code: str) -> Ed25519PrivateKey:
+def enrol(client, db, scenario, site_code: str, gateway_code: str, only=None) -> Ed25519PrivateKey:
     from sqlalchemy import select
 
     from cloud.enrolment import issue_token
@@ -46,7 +46,7 @@ def enrol(client, db, scenario, site_code: str, gateway_code: str) -> Ed25519Pri
         "site": site_code,
         "lines": [{"number": n, "name": name} for n, name in scenario.line_names.items()],
         "meters": [{"id": m.meter, "profile": m.profile, "role": m.role, "line": m.line, "account": m.account}
-                   for m in scenario.meters],
+                   for m in scenario.meters if only is None or m.meter in only],
     }
     response = client.post("/api/v1/enrol", json={"token": token, "gateway": gateway_code,
                                                   "public_key": public_key_pem(key.public_key()),
@@ -56,7 +56,8 @@ def enrol(client, db, scenario, site_code: str, gateway_code: str) -> Ed25519Pri
 
 
 @pytest.fixture
-def gateway(client, db, seed_scenario) -> EnrolledGateway:
+def gateway(client, db, seed_scenario, request) -> EnrolledGateway:
+    """The seed's station enrolled (only the meters a test module lists in ENROLLED, when it does)."""
     org_id, site_code = setup_cooperative(db, seed_scenario)
-    key = enrol(client, db, seed_scenario, site_code, "gw-tp118")
+    key = enrol(client, db, seed_scenario, site_code, "gw-tp118", getattr(request.module, "ENROLLED", None))
     return EnrolledGateway("gw-tp118", key, site_code, org_id)

@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: f6fce7a09b11
+Revision ID: 27ef2230ffb7
 Revises: 
-Create Date: 2026-11-22 18:14:04.795248
+Create Date: 2026-11-22 18:30:11.545173
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'f6fce7a09b11'
+revision = '27ef2230ffb7'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -41,6 +41,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_log_org_id'), ['org_id'], unique=False)
+
+    op.create_table('outbox_messages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('key', sa.String(length=120), nullable=True),
+    sa.Column('to', sa.String(length=200), nullable=False),
+    sa.Column('subject', sa.String(length=300), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('attachment_name', sa.String(length=120), nullable=False),
+    sa.Column('attachment', sa.LargeBinary(), nullable=True),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.String(length=300), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('sent_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key')
+    )
+    with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_messages_org_id'), ['org_id'], unique=False)
 
     op.create_table('sites',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -383,6 +405,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sites_org_id'))
 
     op.drop_table('sites')
+    with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_messages_org_id'))
+
+    op.drop_table('outbox_messages')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_log_org_id'))
 

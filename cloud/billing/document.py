@@ -1,0 +1,105 @@
+"""An invoice as a document: everything printed on it, gathered from the database in one place.
+
+The PDF and the HTML page render this same value, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cloud.models import Account, Invoice, LedgerEntry, Meter, Organisation
+from shared.cost_sharing import COOPERATIVE_WORDING
+from shared.nbu_qr import PaymentRequest, payment_url
+
+MONTHS_UK = ("січень", "лютий", "березень", "квітень", "травень", "червень", "липень", "серпень", "вересень",
+             "жовтень", "листопад", "грудень")
+
+
+@dataclass(frozen=True)
+class ChargeLine:
+    description: str
+    quantity: str
+    unit: str
+    price: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class InvoiceDocument:
+    number: str
+    period: str
+    issued: date | None
+    due: date | None
+    org_name: str
+    org_code: str
+    org_iban: str
+    org_address: str
+    cooperative: bool
+    account: str
+    holder: str
+    address: str
+    meter: str
+    start_reading: Decimal | None
+    end_reading: Decimal | None
+    consumption_kwh: Decimal
+    lines: tuple[ChargeLine, ...]
+    opening_balance: Decimal
+    paid_in_period: Decimal
+    total: Decimal
+    history: tuple[tuple[str, Decimal], ...] = field(default=())  # (YYYY-MM, kWh), oldest first
+
+    @property
+    def to_pay(self) -> Decimal:
+        """The opening balance already nets every payment received before issue (the ledger's sum)."""
+        return max(self.opening_balance + self.total, Decimal(0))
+
+    @property
+    def period_words(self) -> str:
+        year, month = self.period.split("-")
+        return f"{MONTHS_UK[int(month) - 1]} {year}"
+
+    @property
+    def purpose(self) -> str:
+        what = "Внесок за електроенергію" if self.cooperative else "Оплата за електроенергію"
+        return f"{what}, о/р {self.account}, {self.period_words}, рах. {self.number}"
+
+    def payment_request(self) -> PaymentRequest:
+        return PaymentRequest(recipient=self.org_name[:70], iban=self.org_iban,
+                              amount=self.to_pay if self.to_pay > 0 else None, code=self.org_code,
+                              purpose=self.purpose[:140])
+
+    def payment_url(self) -> str:
+        return payment_url(self.payment_request())
+
+
+def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
+    account = db.get(Account, invoice.account_id)
+    org = db.get(Organisation, invoice.org_id)
+    meter = db.scalar(select(Meter.code).where(Meter.account_id == account.id).limit(1)) or ""
+    paid = -Decimal(db.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.account_id == account.id, LedgerEntry.kind == "payment",
+        LedgerEntry.period == invoice.period)) or 0)
+    history = db.execute(
+        select(Invoice.period, Invoice.quantity_kwh).where(Invoice.account_id == account.id,
+                                                           Invoice.status == "issued",
+                                                           Invoice.period <= invoice.period)
+        .order_by(Invoice.period.desc()).limit(12)
+    ).all()
+    return InvoiceDocument(
+        number=invoice.number or "чернетка", period=invoice.period,
+        issued=invoice.issued_at.date() if invoice.issued_at else None, due=invoice.due_date,
+        org_name=org.name, org_code=org.edrpou, org_iban=org.iban, org_address=org.address,
+        cooperative=any(line.get("description") == COOPERATIVE_WORDING for line in invoice.lines),
+        account=account.number, holder=account.holder, address=account.address, meter=meter,
+        start_reading=invoice.start_reading, end_reading=invoice.end_reading,
+        consumption_kwh=invoice.quantity_kwh,
+        lines=tuple(ChargeLine(line["description"], line["quantity"], line["unit"], line["price"],
+                               Decimal(line["amount"])) for line in invoice.lines),
+        opening_balance=invoice.opening_balance, paid_in_period=paid, total=invoice.total,
+        history=tuple((period, Decimal(kwh)) for period, kwh in reversed(history)),
+    )

@@ -1,0 +1,82 @@
+"""Outgoing mail through an outbox: a message is queued in the same transaction as what caused it,
+and sent over SMTP later with retries, so a mail server that is down loses nothing.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.models import OutboxMessage, utcnow
+
+MAX_ATTEMPTS = 8
+
+
+class MailSender(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+
+@dataclass
+class SmtpSender:
+    """The real sender: SMTP (STARTTLS and login when configured)."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout: float = 30
+
+    def send(self, message: EmailMessage) -> None:
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password)
+            smtp.send_message(message)
+
+
+def queue_mail(db: Session, org_id: int, to: str, subject: str, body: str, attachment_name: str = "",
+               attachment: bytes | None = None, kind: str = "invoice", key: str = "") -> OutboxMessage | None:
+    """Queue a message; a second message with the same ``key`` is not queued again."""
+    if key and db.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is not None:
+        return None
+    message = OutboxMessage(org_id=org_id, to=to, subject=subject, body=body, attachment_name=attachment_name,
+                            attachment=attachment, kind=kind, key=key or None, status="pending", attempts=0)
+    db.add(message)
+    return message
+
+
+def send_pending(db: Session, sender: MailSender, sender_address: str, limit: int = 100) -> dict:
+    """Send what is pending; a failure is retried on the next call, up to MAX_ATTEMPTS."""
+    sent = failed = 0
+    for message in db.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")
+                              .order_by(OutboxMessage.id).limit(limit)):
+        email = EmailMessage()
+        email["From"] = sender_address
+        email["To"] = message.to
+        email["Subject"] = message.subject
+        email.set_content(message.body)
+        if message.attachment:
+            email.add_attachment(message.attachment, maintype="application", subtype="pdf",
+                                 filename=message.attachment_name)
+        try:
+            sender.send(email)
+        except (OSError, smtplib.SMTPException) as exc:
+            message.attempts += 1
+            message.last_error = str(exc)[:300]
+            if message.attempts >= MAX_ATTEMPTS:
+                message.status = "failed"
+            failed += 1
+            continue
+        message.status = "sent"
+        message.sent_at = utcnow()
+        message.attempts += 1
+        sent += 1
+    db.flush()
+    return {"sent": sent, "failed": failed}
