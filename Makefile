@@ -7,14 +7,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean install system-deps
 
-# Tools the tests talk to as real peers: socat (serial PTY pairs), mbpoll (an independent Modbus master),
-# openssl (evidence checks), pg_dump (backups). Installed with apt-get when missing and we are root.
-SYSTEM_TOOLS := socat mbpoll openssl pg_dump
+# What the product and its tests need from the system: the DejaVu font (invoice PDFs), socat (serial PTY
+# pairs), mbpoll (an independent Modbus master), openssl (evidence checks), pg_dump (backups), pdftoppm and
+# zbarimg (reading invoices back as a person and a banking app would). Installed with apt-get when missing.
+SYSTEM_TOOLS := socat mbpoll openssl pg_dump pdftoppm zbarimg
+SYSTEM_PACKAGES := fonts-dejavu-core socat mbpoll openssl postgresql-client poppler-utils zbar-tools
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq socat mbpoll openssl postgresql-client >/dev/null; \
+	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	  else echo "note: missing$$missing — the tests that need them will skip"; fi; \
 	fi
 
@@ -26,7 +29,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) system-deps
 	$(BIN)/balans demo
 
 test: $(STAMP) system-deps
