@@ -69,3 +69,20 @@ def session_scope(app: Flask) -> Iterator[Session]:
         except BaseException:
             db_session.rollback()
             raise
+
+
+def insert_rows(db: Session, table: str, columns: tuple[str, ...], rows: list[tuple], ignore_duplicates: bool = False) -> None:
+    """INSERT plain tuples straight through the driver (executemany): for the paths that write thousands of
+    rows at once, where per-row ORM work would cost more than the database. With ``ignore_duplicates`` a row
+    that is already stored is skipped (ON CONFLICT DO NOTHING)."""
+    if not rows:
+        return
+    connection = db.connection()
+    names = ", ".join(f'"{c}"' for c in columns)
+    postgres = connection.dialect.name == "postgresql"
+    marks = ", ".join(["%s" if postgres else "?"] * len(columns))
+    if postgres:
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks})" + (" ON CONFLICT DO NOTHING" if ignore_duplicates else "")
+    else:
+        sql = f"INSERT {'OR IGNORE ' if ignore_duplicates else ''}INTO {table} ({names}) VALUES ({marks})"
+    connection.exec_driver_sql(sql, rows)

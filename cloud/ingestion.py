@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloud.db import insert_rows as driver_insert
 from cloud.models import Batch, Event, Gateway, GatewayKey, utcnow
 from shared.batch import BatchError, batch_hash, load_public_key, parse_batch, verify_signature
 
@@ -63,18 +64,13 @@ def _decimal(text: str, field: str) -> Decimal:
 
 
 def insert_rows(db: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING of plain tuples: a row that is already there is not counted twice."""
+    """Store rows, skipping any already stored: COPY on PostgreSQL, executemany elsewhere."""
     if not rows:
         return
-    connection = db.connection()
     names = ", ".join(f'"{c}"' for c in columns)
-    if connection.dialect.name == "postgresql" and _copy_rows(db, table, names, rows):
+    if db.connection().dialect.name == "postgresql" and _copy_rows(db, table, names, rows):
         return
-    if connection.dialect.name == "postgresql":
-        sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
-    else:
-        sql = f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join(['?'] * len(columns))})"
-    connection.exec_driver_sql(sql, rows)
+    driver_insert(db, table, columns, rows, ignore_duplicates=True)
 
 
 def _copy_rows(db: Session, table: str, names: str, rows: list[tuple]) -> bool:
