@@ -343,6 +343,35 @@ def send_mail():
     click.echo(f"{result['sent']} sent, {result['failed']} failed (will be retried)")
 
 
+@click.command("import-statement")
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", default="camt053", show_default=True, help="camt053 or csv:MAPPING "
+              "(csv:privatbank-business, csv:monobank-business)")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def import_statement_cmd(org_ref, path, fmt, as_json):
+    """Import a bank statement: whole or nothing; a re-import adds nothing.
+
+    Example: balans cloud import-statement --org 1 statement-2026-11-03.xml --json
+    """
+    from pathlib import Path
+
+    from cloud.payments.importer import import_statement
+    from cloud.payments.statement import StatementError
+
+    with session_scope(_app()) as db:
+        try:
+            result = import_statement(db, _org(db, org_ref), Path(path).read_bytes(), Path(path).name, fmt, "cli")
+        except (StatementError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{result.imported} imported ({result.matched} matched, {result.unmatched} unmatched), "
+                   f"{result.duplicates} already there; {result.total:.2f} UAH")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
@@ -358,7 +387,8 @@ def serve(host, port, threads):
 
 
 COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, verify,
-            evidence, revoke_gateway, backup_cmd, restore_cmd, invoices_cmd, email_invoices, send_mail, serve]
+            evidence, revoke_gateway, backup_cmd, restore_cmd, invoices_cmd, email_invoices, send_mail,
+            import_statement_cmd, serve]
 
 
 def register_flask_commands(app: Flask) -> None:

@@ -305,3 +305,47 @@ class OutboxMessage(Base):
     last_error: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class StatementImport(Base):
+    """One imported bank statement file (what came in, and what it did)."""
+
+    __tablename__ = "statement_imports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(40))
+    sha256: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Payment(Base):
+    """Money in: from a statement, a card payment or the cashier; matched to an account or waiting in the queue."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("org_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    key: Mapped[str] = mapped_column(String(120))  # dedupe: the bank's reference or a hash of the transaction
+    channel: Mapped[str] = mapped_column(String(10))  # bank | card | cash
+    booked: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    payer: Mapped[str] = mapped_column(String(200), default="")
+    payer_iban: Mapped[str] = mapped_column(String(34), default="")
+    purpose: Mapped[str] = mapped_column(String(500), default="")
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    matched_by: Mapped[str] = mapped_column(String(20))  # purpose | payer_iban | hand | none | ambiguous
+    statement_id: Mapped[int | None] = mapped_column(ForeignKey("statement_imports.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PayerIban(Base):
+    """A payer's IBAN remembered for an account once a payment from it was matched (by purpose or by hand)."""
+
+    __tablename__ = "payer_ibans"
+    __table_args__ = (UniqueConstraint("org_id", "iban"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    iban: Mapped[str] = mapped_column(String(34))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))

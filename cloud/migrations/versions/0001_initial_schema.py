@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 27ef2230ffb7
+Revision ID: 8e2b5d5e1af9
 Revises: 
-Create Date: 2026-11-22 18:30:11.545173
+Create Date: 2026-11-22 18:37:01.379869
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '27ef2230ffb7'
+revision = '8e2b5d5e1af9'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -77,6 +77,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sites', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sites_org_id'), ['org_id'], unique=False)
+
+    op.create_table('statement_imports',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('format', sa.String(length=40), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('imported_at', sa.DateTime(), nullable=False),
+    sa.Column('counts', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('statement_imports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_statement_imports_org_id'), ['org_id'], unique=False)
 
     op.create_table('tariffs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -236,6 +250,43 @@ def upgrade() -> None:
     with op.batch_alter_table('meters', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_meters_org_id'), ['org_id'], unique=False)
 
+    op.create_table('payer_ibans',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('iban', sa.String(length=34), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('org_id', 'iban')
+    )
+    with op.batch_alter_table('payer_ibans', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payer_ibans_org_id'), ['org_id'], unique=False)
+
+    op.create_table('payments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=120), nullable=False),
+    sa.Column('channel', sa.String(length=10), nullable=False),
+    sa.Column('booked', sa.Date(), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('payer', sa.String(length=200), nullable=False),
+    sa.Column('payer_iban', sa.String(length=34), nullable=False),
+    sa.Column('purpose', sa.String(length=500), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=True),
+    sa.Column('matched_by', sa.String(length=20), nullable=False),
+    sa.Column('statement_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.ForeignKeyConstraint(['statement_id'], ['statement_imports.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('org_id', 'key')
+    )
+    with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payments_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_payments_org_id'), ['org_id'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=True),
@@ -364,6 +415,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_users_org_id'))
 
     op.drop_table('users')
+    with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payments_org_id'))
+        batch_op.drop_index(batch_op.f('ix_payments_account_id'))
+
+    op.drop_table('payments')
+    with op.batch_alter_table('payer_ibans', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payer_ibans_org_id'))
+
+    op.drop_table('payer_ibans')
     with op.batch_alter_table('meters', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_meters_org_id'))
 
@@ -401,6 +461,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_tariffs_org_id'))
 
     op.drop_table('tariffs')
+    with op.batch_alter_table('statement_imports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_statement_imports_org_id'))
+
+    op.drop_table('statement_imports')
     with op.batch_alter_table('sites', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sites_org_id'))
 

@@ -1,0 +1,1 @@
+"""Payments: bank statements in, matching to accounts, allocation to invoices, debts."""
