@@ -37,7 +37,7 @@ def match_payment(purpose: str, payer_iban: str, accounts: dict[str, str], known
     candidates = {c for c in candidates if c in accounts}
     if not candidates:
         # No marker word: a lone number that is exactly an account number (never an amount or a date).
-        candidates = {normalise(n) for n in DIGITS.findall(text)} & set(accounts)
+        candidates = {n for n in (normalise(d) for d in DIGITS.findall(text)) if n in accounts}
     if len(candidates) == 1:
         return Match(accounts[candidates.pop()], "purpose")
     if len(candidates) > 1:
