@@ -16,14 +16,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from cloud import create_app  # noqa: E402
-from cloud.db import session_scope  # noqa: E402
-from cloud.migrate import upgrade  # noqa: E402
-from cloud.models import Account, Organisation  # noqa: E402
-from cloud.organisations import create_organisation  # noqa: E402
-from cloud.payments.importer import import_statement  # noqa: E402
+from cloud import create_app
+from cloud.db import session_scope
+from cloud.migrate import upgrade
+from cloud.models import Account, Organisation
+from cloud.organisations import create_organisation
+from cloud.payments.importer import import_statement
 
 FORMS = ("о/р {n}", "ос.рах. 0{n}", "особовий рахунок №{n}", "рахунок {n} {name}", "o/p {n}", "оплата за світло")
 
