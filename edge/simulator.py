@@ -13,10 +13,11 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.datastore.context import ModbusBaseDeviceContext
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from edge.clock import Clock
 from shared.profiles import MeterProfile, load_profiles
@@ -123,11 +124,14 @@ class SimulatedMeterContext(ModbusBaseDeviceContext):
 class SimulatedStation:
     """A scenario's meters behind one Modbus TCP server, a unit id each."""
 
-    def __init__(self, scenario: Scenario, clock: Clock, host: str = "127.0.0.1", port: int = 5020):
+    def __init__(self, scenario: Scenario, clock: Clock, host: str = "127.0.0.1", port: int = 5020,
+                 serial_port: str | None = None, baudrate: int = 9600):
         self.scenario = scenario
         self.clock = clock
         self.host = host
         self.port = port
+        self.serial_port = serial_port  # serve Modbus RTU on this serial device instead of TCP
+        self.baudrate = baudrate
         profiles = load_profiles()
         days = (scenario.period_end - scenario.period_start).days
         self.meters = {
@@ -135,7 +139,7 @@ class SimulatedStation:
             for m in scenario.meters
         }
         self.context = ModbusServerContext(devices=dict(self.meters), single=False)
-        self.server: ModbusTcpServer | None = None
+        self.server: ModbusTcpServer | ModbusSerialServer | None = None
 
     def silence(self, unit: int) -> None:
         """Make a meter stop answering (a dead meter, a cut wire)."""
@@ -146,12 +150,15 @@ class SimulatedStation:
         self.context[unit] = self.meters[unit]
 
     async def start(self) -> None:
-        self.server = ModbusTcpServer(
-            self.context, address=(self.host, self.port), ignore_missing_devices=True
-        )
+        if self.serial_port:
+            self.server = ModbusSerialServer(self.context, framer=FramerType.RTU, port=self.serial_port,
+                                             baudrate=self.baudrate, ignore_missing_devices=True)
+            where = f"RTU {self.serial_port}"
+        else:
+            self.server = ModbusTcpServer(self.context, address=(self.host, self.port), ignore_missing_devices=True)
+            where = f"TCP {self.host}:{self.port}"
         await self.server.serve_forever(background=True)
-        log.info("simulated station %s serving %d meters on %s:%d",
-                 self.scenario.site, len(self.meters), self.host, self.port)
+        log.info("simulated station %s serving %d meters on %s", self.scenario.site, len(self.meters), where)
 
     async def stop(self) -> None:
         if self.server is not None:
