@@ -83,6 +83,23 @@ def balance(config_path, period, as_json):
                    f"loss {line['loss_pct']} % ({line['status']})")
 
 
+@edge_group.command("voltage")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--week", "week_start", required=True, help="first day of the week, YYYY-MM-DD")
+def voltage(config_path, week_start):
+    """EN 50160 weekly voltage compliance per meter and phase, as JSON.
+
+    Example: balans edge voltage --config gateway.toml --week 2026-10-05
+    """
+    from edge.reports import voltage_compliance
+    from edge.store import open_database
+
+    config = _config(config_path)
+    start = datetime.fromisoformat(week_start).replace(tzinfo=UTC)
+    click.echo(json.dumps(voltage_compliance(open_database(config.database), config, start), ensure_ascii=False,
+                          indent=2))
+
+
 @edge_group.command("status")
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)

@@ -26,6 +26,7 @@ from edge.store import Store
 from edge.uplink import RefusedError, TransientUplinkError, Uplink
 from shared.batch import load_private_key
 from shared.profiles import load_profiles
+from shared.voltage_quality import VoltageTracker
 
 log = logging.getLogger("balans.edge")
 
@@ -50,6 +51,7 @@ class MeterCoordinator:
     skip: int = 0
     last: CounterPoint | None = None
     boundary: CounterPoint | None = None
+    voltage: dict[str, VoltageTracker] = field(default_factory=dict)
 
     def due(self) -> bool:
         if self.skip > 0:
@@ -153,6 +155,7 @@ class Gateway:
                 log.info("meter %s is back online", meter_id)
                 add_event(db, result.at, "meter_online", meter_id)
             readings.append((meter_id, ts, result.mono, json.dumps(values, sort_keys=True)))
+            self._voltage(db, coordinator, result.at, values)
             if "import_kwh" in values:
                 intervals += self._energy(db, coordinator, result.at, values)
             db.execute(
@@ -177,6 +180,17 @@ class Gateway:
         db.conn.executemany(
             "INSERT OR IGNORE INTO intervals(meter, start, imp_wh, exp_wh, flag) VALUES (?, ?, ?, ?, ?)", intervals
         )
+
+    def _voltage(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> None:
+        """Over-/under-voltage and interruptions (EN 50160) as alerts, each when its episode has ended."""
+        for phase in ("l1", "l2", "l3"):
+            value = values.get(f"voltage_{phase}")
+            if value is None:
+                continue
+            tracker = coordinator.voltage.setdefault(phase, VoltageTracker())
+            for event in tracker.observe(at, float(value)):
+                add_event(db, at, f"voltage_{event.kind}", coordinator.meter.id, {"phase": phase, **event.as_json()},
+                          HIGH)
 
     def _energy(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> list[tuple]:
         meter = coordinator.meter

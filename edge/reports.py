@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -87,3 +88,25 @@ def balances(db: sqlite_utils.Database, config: GatewayConfig, start: datetime, 
             Decimal(imp).scaleb(-3), Decimal(exp).scaleb(-3), complete=count == per_bucket, estimated=bool(estimated))
     topology = config.topology()
     return [(key, station_balance(topology, found, config.thresholds)) for key, found in energies.items()]
+
+
+def voltage_compliance(db: sqlite_utils.Database, config: GatewayConfig, week_start: datetime) -> dict:
+    """EN 50160 weekly compliance per meter and phase, from the voltages in the stored readings."""
+    from datetime import timedelta
+
+    from shared.voltage_quality import ten_minute_means, weekly_compliance
+
+    end = week_start + timedelta(days=7)
+    samples: dict[tuple[str, str], list] = {}
+    for meter, ts, q in db.execute("SELECT meter, ts, q FROM readings WHERE ts >= ? AND ts < ?",
+                                   [iso(week_start), iso(end)]):
+        values = json.loads(q)
+        for phase in ("l1", "l2", "l3"):
+            if f"voltage_{phase}" in values:
+                samples.setdefault((meter, phase), []).append(
+                    (datetime.fromisoformat(ts.replace("Z", "+00:00")), float(values[f"voltage_{phase}"])))
+    return {
+        "week_start": iso(week_start),
+        "points": [{"meter": meter, "phase": phase, **weekly_compliance(ten_minute_means(found)).as_json()}
+                   for (meter, phase), found in sorted(samples.items())],
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -76,3 +77,37 @@ def test_every_row_is_sealed_into_exactly_one_signed_chained_batch(station_setup
     readings = db.execute("SELECT count(*) FROM readings").fetchone()[0]
     intervals = db.execute("SELECT count(*) FROM intervals").fetchone()[0]
     assert rows == readings + intervals
+
+
+def test_an_interruption_at_a_meter_becomes_one_alert_with_start_end_and_extreme(station_setup):
+    scenario, clock, port, config = station_setup
+    target = scenario.meters[20]
+
+    async def outage():
+        async with SimulatedStation(scenario, clock, "127.0.0.1", port) as station:
+            gateway = Gateway(config, clock)
+            model = station.meters[target.unit].model
+            original = model.values
+            start = scenario.period_start + timedelta(hours=2)
+            end = start + timedelta(hours=1)
+
+            def values(at):
+                found = original(at)
+                if start <= at < end:  # the line is dead at this house for an hour
+                    found = {**found, "voltage_l1": 0.0}
+                return found
+
+            model.values = values
+            await gateway.poll_loop(until=scenario.period_start + timedelta(hours=4))
+            await gateway.close()
+
+    asyncio.run(outage())
+    from edge.store import open_database
+
+    db = open_database(config.database)
+    rows = db.execute("SELECT kind, priority, detail FROM events WHERE meter = ? AND kind LIKE 'voltage_%'",
+                      [target.meter]).fetchall()
+    assert [(kind, priority) for kind, priority, _ in rows] == [("voltage_interruption_long", "high")]
+    detail = json.loads(rows[0][2])
+    assert (detail["start"], detail["end"], detail["extreme_v"]) == (
+        "2026-10-01T02:00:00Z", "2026-10-01T03:00:00Z", "0.0")
