@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ from edge.config import GatewayConfig, MeterConfig
 from edge.energy import CounterPoint, intervals_between
 from edge.modbus_bus import MeterUnavailable, ModbusBus
 from edge.outbox import HIGH, add_event, seal_pending
-from edge.store import Store
+from edge.store import Store, set_meta
 from edge.uplink import RefusedError, TransientUplinkError, Uplink
 from shared.batch import load_private_key
 from shared.profiles import load_profiles
@@ -31,6 +31,10 @@ from shared.voltage_quality import VoltageTracker
 log = logging.getLogger("balans.edge")
 
 MAX_BACKOFF_CYCLES = 16
+# A Pi without a real-time clock boots at 1970 (or its last shutdown) until NTP answers: before this date
+# the wall clock is not trusted, and a jump between polls larger than CLOCK_TOLERANCE is reported.
+SANE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+CLOCK_TOLERANCE = timedelta(seconds=120)
 
 
 def iso(ts: datetime) -> str:
@@ -112,6 +116,8 @@ class Gateway:
         self.refused: RefusedError | None = None
         self.last_upload: datetime | None = None
         self.cycles = 0
+        self.clock_state = "unknown"  # trusted | untrusted | jumped
+        self._last_clock: tuple[datetime, float] | None = None
         self.store.read_sync(self._restore)
 
     def _restore(self, db) -> None:
@@ -146,8 +152,36 @@ class Gateway:
             except MeterUnavailable as exc:
                 result.failed[coordinator.meter.id] = str(exc)
 
+    def _check_clock(self, db, result: PollResult) -> bool:
+        """True when interval boundaries may be taken from this cycle's wall-clock time."""
+        trusted = result.at >= SANE_EPOCH
+        jumped = False
+        if self._last_clock is not None:
+            wall0, mono0 = self._last_clock
+            drift = (result.at - wall0) - timedelta(seconds=result.mono - mono0)
+            if abs(drift) > CLOCK_TOLERANCE:
+                jumped = True
+                log.warning("wall clock jumped by %s s between polls", int(drift.total_seconds()))
+                add_event(db, result.at, "clock_jump", None,
+                          {"seconds": int(drift.total_seconds()), "from": iso(wall0), "to": iso(result.at)}, HIGH)
+        self._last_clock = (result.at, result.mono)
+        state = "jumped" if jumped else "trusted" if trusted else "untrusted"
+        if state != self.clock_state and state == "untrusted":
+            add_event(db, result.at, "clock_untrusted", None, {"wall": iso(result.at)}, HIGH)
+        self.clock_state = state
+        set_meta(db, "clock_state", state)
+        if not trusted or jumped:
+            # Readings are kept, but no interval is cut from a time base that is wrong or has just changed:
+            # energy counting restarts at the next boundary (the gap shows as missing, never as consumption).
+            for coordinator in self.meters.values():
+                coordinator.boundary = None
+                coordinator.last = None
+            return False
+        return True
+
     def _record(self, db, result: PollResult) -> None:
         ts = iso(result.at)
+        clock_ok = self._check_clock(db, result)
         readings, intervals = [], []
         for meter_id, values in result.values.items():
             coordinator = self.meters[meter_id]
@@ -156,7 +190,7 @@ class Gateway:
                 add_event(db, result.at, "meter_online", meter_id)
             readings.append((meter_id, ts, result.mono, json.dumps(values, sort_keys=True)))
             self._voltage(db, coordinator, result.at, values)
-            if "import_kwh" in values:
+            if "import_kwh" in values and clock_ok:
                 intervals += self._energy(db, coordinator, result.at, values)
             db.execute(
                 "INSERT OR REPLACE INTO meter_state(meter, online, since, last_ts, last_q, failures) "

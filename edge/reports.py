@@ -9,6 +9,7 @@ from decimal import Decimal
 import sqlite_utils
 
 from edge.config import GatewayConfig
+from edge.store import get_meta
 from shared.balance import MeterEnergy, StationBalance, station_balance
 
 
@@ -44,6 +45,14 @@ def gateway_balance(db: sqlite_utils.Database, config: GatewayConfig, period: st
     return station_balance(config.topology(), meter_energy(db, start, end, config.interval_minutes), config.thresholds)
 
 
+def disk_usage(config: GatewayConfig) -> dict:
+    import shutil
+
+    total, used, free = shutil.disk_usage(config.database.parent)
+    size = sum(p.stat().st_size for p in config.database.parent.glob(config.database.name + "*"))
+    return {"database_mb": round(size / 2**20, 1), "free_mb": round(free / 2**20), "used_pct": round(used * 100 / total, 1)}
+
+
 def gateway_status(db: sqlite_utils.Database, config: GatewayConfig) -> dict:
     meters = {row[0]: row for row in db.execute("SELECT meter, online, since, last_ts, failures FROM meter_state")}
     batches = dict(db.execute("SELECT status, count(*) FROM batches GROUP BY status").fetchall())
@@ -61,6 +70,8 @@ def gateway_status(db: sqlite_utils.Database, config: GatewayConfig) -> dict:
         "backlog": {"pending_batches": batches.get("pending", 0), "unsealed_rows": unsent_rows,
                     "refused_batches": batches.get("refused", 0)},
         "last_upload": last_upload,
+        "clock": get_meta(db, "clock_state", "unknown"),
+        "disk": disk_usage(config),
         "last_readings": {m: meters[m][3] for m in list(meters)[:20]},
     }
 

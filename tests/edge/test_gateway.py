@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
+from edge.clock import VirtualClock
 from edge.gateway import Gateway
 from edge.reports import meter_energy
 from edge.simulator import SimulatedStation
@@ -111,3 +112,52 @@ def test_an_interruption_at_a_meter_becomes_one_alert_with_start_end_and_extreme
     detail = json.loads(rows[0][2])
     assert (detail["start"], detail["end"], detail["extreme_v"]) == (
         "2026-10-01T02:00:00Z", "2026-10-01T03:00:00Z", "0.0")
+
+
+class JumpingClock(VirtualClock):
+    """A Pi without RTC: its wall clock reads 1970 until NTP answers at ``sync``, then jumps to real time."""
+
+    def __init__(self, start, sync):
+        super().__init__(start)
+        self.sync = sync
+
+    def now(self):
+        real = super().now()
+        return real if real >= self.sync else real - timedelta(days=20000)
+
+
+def test_a_clock_jump_is_reported_and_corrupts_no_interval(station_setup):
+    scenario, _, port, config = station_setup
+    sync = scenario.period_start + timedelta(hours=1)
+    clock = JumpingClock(scenario.period_start, sync)
+
+    async def day():
+        async with SimulatedStation(scenario, VirtualClockView(clock), "127.0.0.1", port):
+            gateway = Gateway(config, clock)
+            step = timedelta(minutes=15)
+            at = scenario.period_start
+            while at < scenario.period_start + timedelta(hours=3):
+                await clock.sleep_until(at)
+                await gateway.poll_cycle()
+                at += step
+            await gateway.close()
+
+    asyncio.run(day())
+    from edge.store import open_database
+
+    db = open_database(config.database)
+    kinds = [row[0] for row in db.execute("SELECT kind FROM events WHERE meter IS NULL ORDER BY id")]
+    assert kinds[:2] == ["clock_untrusted", "clock_jump"]
+    starts = {row[0] for row in db.execute("SELECT DISTINCT start FROM intervals")}
+    assert all(start >= "2026-10-01T01:00:00Z" for start in starts)  # nothing in 1971
+    assert "2026-10-01T01:15:00Z" in starts
+
+
+class VirtualClockView:
+    """The simulator's view of real (virtual) time, unaffected by the gateway's broken wall clock."""
+
+    def __init__(self, clock):
+        self.clock = clock
+
+    def now(self):
+        return VirtualClock.now(self.clock)
