@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,8 +34,9 @@ def run(config_path, log_level):
     Example: balans edge run --config /etc/balans/gateway.toml
     """
     from edge.gateway import Gateway
+    from edge.logs import configure
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(log_level)
     config = _config(config_path)
 
     async def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -117,6 +118,7 @@ class Gateway:
         self.last_upload: datetime | None = None
         self.cycles = 0
         self.clock_state = "unknown"  # trusted | untrusted | jumped
+        self.last_cycle: float | None = None  # monotonic time of the last finished poll
         self._last_clock: tuple[datetime, float] | None = None
         self.store.read_sync(self._restore)
 
@@ -143,6 +145,7 @@ class Gateway:
         await asyncio.gather(*(self._poll_bus(self.buses[name], group, result) for name, group in by_bus.items()))
         await self.store.write(lambda db: self._record(db, result))
         self.cycles += 1
+        self.last_cycle = time.monotonic()
         return result
 
     async def _poll_bus(self, bus: ModbusBus, group: list[MeterCoordinator], result: PollResult) -> None:
@@ -186,7 +189,7 @@ class Gateway:
         for meter_id, values in result.values.items():
             coordinator = self.meters[meter_id]
             if coordinator.answered():
-                log.info("meter %s is back online", meter_id)
+                log.info("meter %s is back online", meter_id, extra={"meter": meter_id, "gateway": self.config.gateway_id})
                 add_event(db, result.at, "meter_online", meter_id)
             readings.append((meter_id, ts, result.mono, json.dumps(values, sort_keys=True)))
             self._voltage(db, coordinator, result.at, values)
@@ -200,7 +203,8 @@ class Gateway:
         for meter_id, reason in result.failed.items():
             coordinator = self.meters[meter_id]
             if coordinator.failed():
-                log.warning("meter %s is offline: %s", meter_id, reason)
+                log.warning("meter %s is offline: %s", meter_id, reason,
+                            extra={"meter": meter_id, "bus": coordinator.meter.bus, "gateway": self.config.gateway_id})
                 add_event(db, result.at, "meter_offline", meter_id, {"reason": reason}, HIGH)
                 db.execute(
                     "INSERT OR REPLACE INTO meter_state(meter, online, since, last_ts, last_q, failures) VALUES "
@@ -336,10 +340,17 @@ class Gateway:
 
     async def run(self) -> None:
         forward = asyncio.create_task(self.forward_loop(), name="balans-forward")
+        health = None
+        if self.config.health_port:
+            from edge.health import serve_health
+
+            health = await serve_health(self, "127.0.0.1", self.config.health_port)
         try:
             await self.poll_loop()
         finally:
             forward.cancel()
+            if health is not None:
+                await health.cleanup()
             await self.close()
 
     async def close(self) -> None:

@@ -12,6 +12,7 @@ from edge.gateway import Gateway
 from edge.reports import meter_energy
 from edge.simulator import SimulatedStation
 from shared.batch import parse_batch, verify_signature
+from tests.conftest import free_port
 
 
 async def run_day(scenario, clock, port, config, silence=(), days=1):
@@ -161,3 +162,43 @@ class VirtualClockView:
 
     def now(self):
         return VirtualClock.now(self.clock)
+
+
+def test_the_health_endpoint_says_how_the_gateway_is(station_setup):
+    import aiohttp
+
+    from edge.health import serve_health
+
+    scenario, clock, port, config = station_setup
+
+    async def check():
+        async with SimulatedStation(scenario, clock, "127.0.0.1", port):
+            gateway = Gateway(config, clock)
+            health_port = free_port()
+            runner = await serve_health(gateway, "127.0.0.1", health_port)
+            try:
+                async with aiohttp.ClientSession() as session:
+                    url = f"http://127.0.0.1:{health_port}/health"
+                    async with session.get(url) as before:
+                        first = before.status
+                    await gateway.poll_cycle()
+                    async with session.get(url) as after:
+                        return first, after.status, await after.json()
+            finally:
+                await runner.cleanup()
+                await gateway.close()
+
+    before, after, status = asyncio.run(check())
+    assert (before, after) == (503, 200)
+    assert status["meters"]["online"] == len(scenario.meters) and status["clock"] == "trusted"
+
+
+def test_logs_are_json_lines_with_context_for_a_service():
+    import logging
+
+    from edge.logs import JsonFormatter
+
+    record = logging.LogRecord("balans.edge", logging.WARNING, "", 0, "meter %s is offline", ("M04001",), None)
+    record.meter, record.bus = "M04001", "rs485"
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "meter M04001 is offline" and entry["meter"] == "M04001" and entry["bus"] == "rs485"
