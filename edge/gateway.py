@@ -57,6 +57,8 @@ class MeterCoordinator:
     last: CounterPoint | None = None
     boundary: CounterPoint | None = None
     voltage: dict[str, VoltageTracker] = field(default_factory=dict)
+    serial: str | None = None
+    rollover: Decimal | None = None  # the counter's wrap-around value in kWh, when its register has one
 
     def due(self) -> bool:
         if self.skip > 0:
@@ -89,6 +91,13 @@ class PollResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+def counter_rollover(profile) -> Decimal | None:
+    """Where an integer energy register wraps, in kWh (2^bits × scale); None for float registers."""
+    register = profile.register("import_kwh")
+    bits = {"uint16": 16, "uint32": 32, "uint64": 64}.get(register.type if register else "")
+    return None if bits is None else Decimal(2**bits) * Decimal(register.scale)
+
+
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     from shared.batch import private_key_pem
 
@@ -109,7 +118,8 @@ class Gateway:
         self.store = Store(config.database)
         profiles = load_profiles()
         self.buses = {b.name: ModbusBus(b, profiles) for b in config.buses}
-        self.meters = {m.id: MeterCoordinator(m) for m in config.meters}
+        self.meters = {m.id: MeterCoordinator(m, rollover=counter_rollover(profiles[m.profile]))
+                       for m in config.meters}
         self.step = timedelta(minutes=config.interval_minutes)
         self.max_gap = timedelta(minutes=config.max_gap_minutes)
         self.uplink = Uplink(config.cloud_url, config.gateway_id)
@@ -233,17 +243,36 @@ class Gateway:
     def _energy(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> list[tuple]:
         meter = coordinator.meter
         current = CounterPoint(at, Decimal(values["import_kwh"]), Decimal(values.get("export_kwh", "0")))
+        serial = values.get("serial_number")
+        if serial is not None and coordinator.serial is not None and serial != coordinator.serial:
+            # Another meter answers at this address: a replacement. Its counter starts a new segment.
+            add_event(db, at, "meter_replaced", meter.id, {"old_serial": coordinator.serial, "new_serial": serial,
+                                                           "reading": str(current.imp)}, HIGH)
+            coordinator.last = coordinator.boundary = None
+        if serial is not None:
+            coordinator.serial = serial
         previous = coordinator.last
         rows: list[tuple] = []
         if previous is not None and current.ts > previous.ts:
             delta = current.imp - previous.imp
             hours = Decimal((current.ts - previous.ts).total_seconds()) / 3600
+            plausible = meter.max_kw * hours * Decimal("1.5") + 1
+            rollover = coordinator.rollover
+            if delta < 0 and rollover is not None and previous.imp > rollover * Decimal("0.9") \
+                    and rollover - previous.imp + current.imp <= plausible:
+                # The counter wrapped past its largest value: continue on the unwrapped scale.
+                add_event(db, at, "counter_rollover", meter.id, {"before": str(previous.imp), "after": str(current.imp)})
+                previous = CounterPoint(previous.ts, previous.imp - rollover, previous.exp)
+                if coordinator.boundary is not None:
+                    b = coordinator.boundary
+                    coordinator.boundary = CounterPoint(b.ts, b.imp - rollover, b.exp)
+                delta = current.imp - previous.imp
             if delta < 0 or current.exp < previous.exp:
                 # The counter went back: a reset or a replaced meter. Start a new segment.
                 add_event(db, at, "counter_reset", meter.id,
                           {"before": str(previous.imp), "after": str(current.imp)}, HIGH)
                 coordinator.boundary = None
-            elif delta > meter.max_kw * hours * Decimal("1.5") + 1:
+            elif delta > plausible:
                 add_event(db, at, "implausible_jump", meter.id,
                           {"kwh": str(delta), "hours": f"{hours:.2f}", "max_kw": str(meter.max_kw)}, HIGH)
                 coordinator.boundary = None

@@ -202,3 +202,38 @@ def test_logs_are_json_lines_with_context_for_a_service():
     record.meter, record.bus = "M04001", "rs485"
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "meter M04001 is offline" and entry["meter"] == "M04001" and entry["bus"] == "rs485"
+
+
+def test_rollover_replacement_and_impossible_jumps(tmp_path):
+    """A line node's uint32 Wh counter wraps; a meter is swapped; a glitch shows 5 MWh in 15 minutes."""
+    from datetime import UTC, datetime
+
+    from edge.config import GatewayConfig, MeterConfig
+    from edge.gateway import MeterCoordinator, counter_rollover
+    from shared.profiles import load_profiles
+
+    node = load_profiles()["balans-line-node"]
+    assert counter_rollover(node) == Decimal("4294967.296")
+    config = GatewayConfig("gw", tmp_path / "k", tmp_path / "g.sqlite3", "http://127.0.0.1:9", "S", (), ())
+    gateway = Gateway.__new__(Gateway)
+    gateway.config, gateway.step, gateway.max_gap = config, timedelta(minutes=15), timedelta(hours=1)
+    meter = MeterConfig("N1", "b", 1, "balans-line-node", "subscriber", "1", max_kw=Decimal(20))
+    coordinator = MeterCoordinator(meter, rollover=counter_rollover(node))
+    from edge.store import open_database
+
+    db = open_database(tmp_path / "store.sqlite3")
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+
+    def read(minutes, kwh, serial="7"):
+        return gateway._energy(db, coordinator, start + timedelta(minutes=minutes),
+                               {"import_kwh": kwh, "serial_number": serial})
+
+    read(0, "4294966.000")
+    wrapped = read(15, "0.500")  # 1.296 kWh to the wrap, then 0.500
+    assert [row[2] for row in wrapped] == [1796]
+    assert read(30, "5000.500") == []  # 5 MWh in 15 minutes on a 20 kW connection: flagged, not billed
+    read(45, "5000.600")
+    read(60, "12.000", serial="8")  # another meter at this address
+    assert read(75, "12.300", serial="8")[0][2] == 300
+    kinds = [row[0] for row in db.execute("SELECT kind FROM events ORDER BY id")]
+    assert kinds == ["counter_rollover", "implausible_jump", "meter_replaced"]
