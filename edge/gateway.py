@@ -330,6 +330,15 @@ class Gateway:
             delivered += 1
         return delivered
 
+    def _housekeeping(self, now: datetime, db) -> None:
+        """Once a day: delete what the retention policy allows, and say so when the disk is still short."""
+        from edge.retention import check_disk, prune
+
+        removed = prune(db, now)
+        if any(removed.values()):
+            log.info("retention: %s", removed)
+        check_disk(db, self.config.database, now)
+
     @staticmethod
     def _mark_sent(seq: int, status: str, sent_at: str, db) -> None:
         db.execute("UPDATE batches SET status = 'sent', sent_at = ?, last_error = ? WHERE seq = ?",
@@ -361,10 +370,14 @@ class Gateway:
         next_poll = midnight + step * ((now - midnight) // step)
         if next_poll < now:
             next_poll += step
+        last_prune = None
         while until is None or next_poll <= until:
             await self.clock.sleep_until(next_poll)
             await self.poll_cycle()
             await self.seal()
+            if last_prune != next_poll.date():
+                last_prune = next_poll.date()
+                await self.store.write(partial(self._housekeeping, next_poll))
             next_poll += step
 
     async def run(self) -> None:
