@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     validate(app.config)
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_CONTENT_LENGTH"])
 
-    from cloud import admin, api, auth, cabinet, dashboard, db, i18n
+    from cloud import admin, api, auth, cabinet, dashboard, db, i18n, reports_views
 
     db.init_app(app)
     csrf.init_app(app)
@@ -33,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(cabinet.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(reports_views.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # gateways prove themselves with signatures, not cookies
 

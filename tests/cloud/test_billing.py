@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -136,3 +136,31 @@ def test_invoices_go_out_by_email_through_the_outbox(db, billed_month):
     [envelope] = received
     assert envelope.rcpt_tos == ["bondarenko@example.ua"]
     assert b"application/pdf" in envelope.content and b"rakhunok-000003.pdf" in envelope.content
+
+
+def test_turnover_sheet_and_debtors_add_up_to_the_ledger(db, billed_month):
+    from openpyxl import load_workbook
+
+    from cloud.models import Organisation
+    from cloud.payments.importer import import_statement
+    from cloud.reports import debtors, turnover_csv, turnover_sheet, turnover_xlsx
+    from tests.cloud.payments.statements import camt053, entry
+
+    run(db, billed_month, issue=True)
+    with db() as session:
+        org = session.scalar(select(Organisation))
+        import_statement(session, org, camt053(entry("1000.00", "о/р 04001", "P-1", day="2026-11-05"),
+                                               entry("2028.60", "ос.рах. 01001", "P-2", day="2026-11-06")),
+                         "nov.xml", "camt053")
+        october, november = turnover_sheet(session, org.id, "2026-10"), turnover_sheet(session, org.id, "2026-11")
+        ledger = session.scalar(select(func.sum(LedgerEntry.amount)))
+        late = debtors(session, org.id, date.today() + timedelta(days=75))
+        org_name = org.name
+    assert october.totals()[4] == Decimal("6834.45")  # accrued: 2028.60 + 1608.39 + 3197.46
+    assert november.totals()[2] == Decimal("6834.45") and november.totals()[8] == Decimal("3028.60")  # opening, paid
+    assert november.totals()[9] - november.totals()[10] == ledger == Decimal("3805.85")
+    assert "Оборотно" not in turnover_csv(november) and "Сальдо на кінець, дебет" in turnover_csv(november)
+    sheet = load_workbook(io.BytesIO(turnover_xlsx(november, org_name))).active
+    assert sheet["A1"].value.startswith("Оборотно-сальдова відомість")
+    assert [(d.account, d.debt) for d in late] == [("04001", Decimal("2197.46")), ("01002", Decimal("1608.39"))]
+    assert late[0].buckets["31-60"] == Decimal("2197.46")

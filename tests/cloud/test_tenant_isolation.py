@@ -85,7 +85,7 @@ def test_another_resident_is_refused_everywhere(app, client, two_orgs):
         response = client.get(url)
         if url.startswith("/cabinet/invoices/"):
             assert response.status_code == 404, url
-        elif url.startswith(("/sites", "/admin")):
+        elif url.startswith(("/sites", "/admin", "/reports")):
             assert response.status_code == 403, url
         elif url.startswith("/cabinet"):
             assert "01001" not in response.get_data(as_text=True)
