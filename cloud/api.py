@@ -128,6 +128,23 @@ def rotate_gateway_key(code: str):
     return jsonify({"status": "rotated", "gateway": gateway.code}), 200
 
 
+@bp.post("/payments/liqpay")
+def liqpay_callback():
+    """LiqPay's server callback (form fields data and signature)."""
+    from cloud.payments.card import apply_callback
+    from cloud.payments.liqpay import CallbackError
+
+    session = db.session()
+    try:
+        with db.write_lock():
+            outcome = apply_callback(session, request.form.get("data", ""), request.form.get("signature", ""))
+            session.commit()
+    except CallbackError as exc:
+        session.rollback()
+        return error(exc.status, "bad_callback", str(exc))
+    return jsonify({"status": outcome}), 200
+
+
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(OPENAPI)

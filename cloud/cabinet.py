@@ -64,3 +64,28 @@ def invoice_pdf(invoice_id: int):
     pdf = render([invoice_document(db.session(), found)])
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f"inline; filename=rakhunok-{found.number}.pdf"})
+
+
+@bp.post("/invoices/<int:invoice_id>/card")
+@login_required("resident")
+def pay_by_card(invoice_id: int):
+    """Start a LiqPay checkout for the invoice's amount due; the browser goes on to LiqPay's page."""
+    from flask import current_app, url_for
+
+    from cloud.payments.card import start_order
+    from cloud.payments.liqpay import checkout
+
+    account = own_account()
+    found = db.session().get(Invoice, invoice_id)
+    org = db.session().get(Organisation, account.org_id)
+    if found is None or found.account_id != account.id or found.status != "issued" or not org.liqpay_public_key:
+        abort(404)
+    document = invoice_document(db.session(), found)
+    order = start_order(db.session(), org, account, found.id, document.to_pay)
+    fields = checkout(org.liqpay_public_key, org.liqpay_private_key, order.order_id, document.to_pay,
+                      document.purpose, url_for("cabinet.index", _external=True),
+                      url_for("api.liqpay_callback", _external=True),
+                      sandbox=bool(current_app.config.get("LIQPAY_SANDBOX")))
+    db.session().commit()
+    return render_template("card_checkout.html", action=current_app.config["LIQPAY_CHECKOUT_URL"], fields=fields,
+                           amount=document.to_pay)

@@ -62,6 +62,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "kwh": {"uk": "кВт·год", "en": "kWh"},
     "uah": {"uk": "грн", "en": "UAH"},
     "gateways": {"uk": "Шлюзи", "en": "Gateways"},
+    "pay_by_card": {"uk": "Оплатити карткою", "en": "Pay by card"},
+    "to_card_payment": {"uk": "Перехід до оплати карткою…", "en": "Going to the card payment…"},
     "turnover": {"uk": "Оборотно-сальдова відомість", "en": "Turnover sheet"},
     "debtors": {"uk": "Боржники", "en": "Debtors"},
     "opening_debit": {"uk": "Сальдо поч., дебет", "en": "Opening, debit"},

@@ -48,6 +48,8 @@ class Organisation(Base):
     iban: Mapped[str] = mapped_column(String(34), default="")
     address: Mapped[str] = mapped_column(String(300), default="")
     last_invoice_number: Mapped[int] = mapped_column(Integer, default=0)
+    liqpay_public_key: Mapped[str] = mapped_column(String(120), default="")
+    liqpay_private_key: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -349,3 +351,17 @@ class PayerIban(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     iban: Mapped[str] = mapped_column(String(34))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+
+class CardOrder(Base):
+    """A card checkout started for an invoice: the callback's order id leads back to the account."""
+
+    __tablename__ = "card_orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    status: Mapped[str] = mapped_column(String(20), default="created")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -64,6 +64,21 @@ OPENAPI = {
                 },
             }
         },
+        "/api/v1/payments/liqpay": {
+            "post": {
+                "summary": "LiqPay server callback: data (base64 JSON) and signature",
+                "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "required": ["data", "signature"],
+                    "properties": {"data": {"type": "string"}, "signature": {"type": "string"}}}}}},
+                "responses": {
+                    "200": {"description": "applied (or already applied)"},
+                    "400": {"description": "malformed", "content": {"application/json": {"schema": ERROR}}},
+                    "403": {"description": "bad signature", "content": {"application/json": {"schema": ERROR}}},
+                    "404": {"description": "unknown order", "content": {"application/json": {"schema": ERROR}}},
+                    "422": {"description": "unexpected amount", "content": {"application/json": {"schema": ERROR}}},
+                },
+            }
+        },
         "/api/v1/enrol": {
             "post": {
                 "summary": "Enrol a gateway with a one-time token",

@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 8e2b5d5e1af9
+Revision ID: 9f243ca13ff7
 Revises: 
-Create Date: 2026-11-22 18:37:01.379869
+Create Date: 2026-11-22 18:47:40.138125
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '8e2b5d5e1af9'
+revision = '9f243ca13ff7'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -24,6 +24,8 @@ def upgrade() -> None:
     sa.Column('iban', sa.String(length=34), nullable=False),
     sa.Column('address', sa.String(length=300), nullable=False),
     sa.Column('last_invoice_number', sa.Integer(), nullable=False),
+    sa.Column('liqpay_public_key', sa.String(length=120), nullable=False),
+    sa.Column('liqpay_private_key', sa.String(length=120), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -326,6 +328,24 @@ def upgrade() -> None:
     with op.batch_alter_table('batches', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_batches_org_id'), ['org_id'], unique=False)
 
+    op.create_table('card_orders',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=True),
+    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('order_id')
+    )
+    with op.batch_alter_table('card_orders', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_card_orders_org_id'), ['org_id'], unique=False)
+
     op.create_table('ledger_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -407,6 +427,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ledger_entries_account_id'))
 
     op.drop_table('ledger_entries')
+    with op.batch_alter_table('card_orders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_card_orders_org_id'))
+
+    op.drop_table('card_orders')
     with op.batch_alter_table('batches', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_batches_org_id'))
 
