@@ -329,17 +329,18 @@ def email_invoices(site_code, period):
 @click.command("send-mail")
 @with_appcontext
 def send_mail():
-    """Send queued e-mail over SMTP (BALANS_SMTP_HOST, _PORT, _USER, _PASSWORD, _STARTTLS, _FROM).
+    """Send queued e-mail over SMTP (BALANS_SMTP_*) and Telegram messages (BALANS_TELEGRAM_TOKEN, _API).
 
     Example: BALANS_SMTP_HOST=mail.example.ua balans cloud send-mail
     """
-    from cloud.mail import SmtpSender, send_pending
+    from cloud.mail import SmtpSender, TelegramSender, send_pending
 
     config = current_app.config
     sender = SmtpSender(config["SMTP_HOST"], int(config["SMTP_PORT"]), config["SMTP_USER"],
                         config["SMTP_PASSWORD"], str(config["SMTP_STARTTLS"]).lower() in ("1", "true", "yes"))
+    telegram = TelegramSender(config["TELEGRAM_TOKEN"], config["TELEGRAM_API"]) if config["TELEGRAM_TOKEN"] else None
     with session_scope(_app()) as db:
-        result = send_pending(db, sender, config["MAIL_FROM"])
+        result = send_pending(db, sender, config["MAIL_FROM"], telegram=telegram)
     click.echo(f"{result['sent']} sent, {result['failed']} failed (will be retried)")
 
 
@@ -372,6 +373,22 @@ def import_statement_cmd(org_ref, path, fmt, as_json):
                    f"{result.duplicates} already there; {result.total:.2f} UAH")
 
 
+@click.command("remind")
+@click.option("--org", "org_ref", required=True)
+@with_appcontext
+def remind(org_ref):
+    """Queue reminders to debtors by the organisation's rules (once per rule, account and month).
+
+    Example: balans cloud remind --org 1 && balans cloud send-mail
+    """
+    from datetime import date
+
+    from cloud.reminders import queue_reminders
+
+    with session_scope(_app()) as db:
+        click.echo(f"{queue_reminders(db, _org(db, org_ref), date.today())} reminders queued")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
@@ -388,7 +405,7 @@ def serve(host, port, threads):
 
 COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, verify,
             evidence, revoke_gateway, backup_cmd, restore_cmd, invoices_cmd, email_invoices, send_mail,
-            import_statement_cmd, serve]
+            import_statement_cmd, remind, serve]
 
 
 def register_flask_commands(app: Flask) -> None:

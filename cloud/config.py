@@ -21,6 +21,8 @@ DEFAULTS = {
     "SMTP_PASSWORD": "",
     "SMTP_STARTTLS": "false",
     "MAIL_FROM": "Balans <no-reply@balans.local>",
+    "TELEGRAM_TOKEN": "",
+    "TELEGRAM_API": "https://api.telegram.org",
     "LIQPAY_CHECKOUT_URL": "https://www.liqpay.ua/api/3/checkout",
     "LIQPAY_SANDBOX": False,
 }

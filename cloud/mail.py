@@ -1,4 +1,4 @@
-"""Outgoing mail through an outbox: a message is queued in the same transaction as what caused it,
+"""Outgoing mail and Telegram messages through an outbox: a message is queued in the same transaction as what caused it,
 and sent over SMTP later with retries, so a mail server that is down loses nothing.
 """
 
@@ -41,32 +41,65 @@ class SmtpSender:
             smtp.send_message(message)
 
 
+@dataclass
+class TelegramSender:
+    """A Telegram bot (Bot API ``sendMessage``); the base URL is configurable (a stand-in in tests)."""
+
+    token: str
+    base_url: str = "https://api.telegram.org"
+    timeout: float = 30
+
+    def send_text(self, chat_id: str, text: str) -> None:
+        import json
+        import urllib.error
+        import urllib.request
+
+        body = json.dumps({"chat_id": chat_id, "text": text}).encode()
+        request = urllib.request.Request(f"{self.base_url.rstrip('/')}/bot{self.token}/sendMessage", data=body,
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise OSError(f"Telegram answered HTTP {exc.code}") from exc
+        if not answer.get("ok"):
+            raise OSError(f"Telegram refused: {answer.get('description', answer)}")
+
+
 def queue_mail(db: Session, org_id: int, to: str, subject: str, body: str, attachment_name: str = "",
-               attachment: bytes | None = None, kind: str = "invoice", key: str = "") -> OutboxMessage | None:
+               attachment: bytes | None = None, kind: str = "invoice", key: str = "",
+               channel: str = "email") -> OutboxMessage | None:
     """Queue a message; a second message with the same ``key`` is not queued again."""
     if key and db.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is not None:
         return None
     message = OutboxMessage(org_id=org_id, to=to, subject=subject, body=body, attachment_name=attachment_name,
-                            attachment=attachment, kind=kind, key=key or None, status="pending", attempts=0)
+                            attachment=attachment, kind=kind, key=key or None, status="pending", attempts=0,
+                            channel=channel)
     db.add(message)
     return message
 
 
-def send_pending(db: Session, sender: MailSender, sender_address: str, limit: int = 100) -> dict:
-    """Send what is pending; a failure is retried on the next call, up to MAX_ATTEMPTS."""
+def send_pending(db: Session, sender: MailSender | None, sender_address: str, limit: int = 100,
+                 telegram: TelegramSender | None = None) -> dict:
+    """Send what is pending on the channels given; a failure is retried on the next call, up to MAX_ATTEMPTS."""
     sent = failed = 0
-    for message in db.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")
+    channels = [c for c, s in (("email", sender), ("telegram", telegram)) if s is not None]
+    for message in db.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending",
+                                                          OutboxMessage.channel.in_(channels))
                               .order_by(OutboxMessage.id).limit(limit)):
-        email = EmailMessage()
-        email["From"] = sender_address
-        email["To"] = message.to
-        email["Subject"] = message.subject
-        email.set_content(message.body)
-        if message.attachment:
-            email.add_attachment(message.attachment, maintype="application", subtype="pdf",
-                                 filename=message.attachment_name)
         try:
-            sender.send(email)
+            if message.channel == "telegram":
+                telegram.send_text(message.to, f"{message.subject}\n\n{message.body}")
+            else:
+                email = EmailMessage()
+                email["From"] = sender_address
+                email["To"] = message.to
+                email["Subject"] = message.subject
+                email.set_content(message.body)
+                if message.attachment:
+                    email.add_attachment(message.attachment, maintype="application", subtype="pdf",
+                                         filename=message.attachment_name)
+                sender.send(email)
         except (OSError, smtplib.SMTPException) as exc:
             message.attempts += 1
             message.last_error = str(exc)[:300]

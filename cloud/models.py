@@ -103,6 +103,8 @@ class Account(Base):
     holder: Mapped[str] = mapped_column(String(200), default="")
     address: Mapped[str] = mapped_column(String(300), default="")
     email: Mapped[str] = mapped_column(String(200), default="")
+    telegram_chat_id: Mapped[str] = mapped_column(String(40), default="")
+    reminders_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[str] = mapped_column(String(30), default="household")
 
 
@@ -296,6 +298,7 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))  # invoice | reminder
+    channel: Mapped[str] = mapped_column(String(10), default="email")  # email | telegram
     key: Mapped[str | None] = mapped_column(String(120), unique=True)  # idempotency: one message per key
     to: Mapped[str] = mapped_column(String(200))
     subject: Mapped[str] = mapped_column(String(300))
@@ -365,3 +368,16 @@ class CardOrder(Base):
     amount: Mapped[Decimal] = mapped_column(MONEY)
     status: Mapped[str] = mapped_column(String(20), default="created")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReminderRule(Base):
+    """Remind a debtor when the debt is over ``min_debt`` UAH and ``min_days`` past due — once per period."""
+
+    __tablename__ = "reminder_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    min_debt: Mapped[Decimal] = mapped_column(MONEY)
+    min_days: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[str] = mapped_column(String(40), default="email,telegram")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -164,3 +164,62 @@ def test_turnover_sheet_and_debtors_add_up_to_the_ledger(db, billed_month):
     assert sheet["A1"].value.startswith("Оборотно-сальдова відомість")
     assert [(d.account, d.debt) for d in late] == [("04001", Decimal("2197.46")), ("01002", Decimal("1608.39"))]
     assert late[0].buckets["31-60"] == Decimal("2197.46")
+
+
+def test_reminders_go_once_per_rule_and_month_by_email_and_telegram(db, billed_month):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from aiosmtpd.controller import Controller
+
+    from cloud.mail import SmtpSender, TelegramSender, send_pending
+    from cloud.models import Organisation, ReminderRule
+    from cloud.reminders import queue_reminders
+
+    run(db, billed_month, issue=True)
+    with db() as session:
+        org = session.scalar(select(Organisation))
+        session.add(ReminderRule(org_id=org.id, name="Борг понад 1000 грн, 30 днів", min_debt=Decimal(1000), min_days=30))
+        bondarenko = session.scalar(select(Account).where(Account.number == "04001"))
+        bondarenko.email, bondarenko.telegram_chat_id = "bondarenko@example.ua", "777001"
+        ivanenko = session.scalar(select(Account).where(Account.number == "01001"))
+        ivanenko.email, ivanenko.reminders_opt_out = "ivanenko@example.ua", True
+    later = date.today() + timedelta(days=55)
+    with db() as session:
+        org = session.scalar(select(Organisation))
+        assert queue_reminders(session, org, later) == 2  # 04001 by e-mail and Telegram; 01001 opted out
+        assert queue_reminders(session, org, later) == 0  # at most one per rule and month
+    bot_calls, mails = [], []
+
+    class Bot(BaseHTTPRequestHandler):
+        def do_POST(self):
+            bot_calls.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"ok": true, "result": {}}')
+
+        def log_message(self, *args):
+            pass
+
+    class Inbox:
+        async def handle_DATA(self, server, session, envelope):
+            mails.append(envelope)
+            return "250 OK"
+
+    bot = ThreadingHTTPServer(("127.0.0.1", 0), Bot)
+    threading.Thread(target=bot.serve_forever, daemon=True).start()
+    port = free_port()
+    smtp = Controller(Inbox(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        with db() as session:
+            result = send_pending(session, SmtpSender("127.0.0.1", port), "billing@coop.ua",
+                                  telegram=TelegramSender("123:ABC", f"http://127.0.0.1:{bot.server_address[1]}"))
+    finally:
+        smtp.stop()
+        bot.shutdown()
+    assert result == {"sent": 2, "failed": 0}
+    assert [m.rcpt_tos for m in mails] == [["bondarenko@example.ua"]]
+    [(path, message)] = bot_calls
+    assert path == "/bot123:ABC/sendMessage" and message["chat_id"] == "777001" and "3197.46" in message["text"]

@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 9f243ca13ff7
+Revision ID: 1a741d48e844
 Revises: 
-Create Date: 2026-11-22 18:47:40.138125
+Create Date: 2026-11-22 18:49:29.605975
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '9f243ca13ff7'
+revision = '1a741d48e844'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -48,6 +48,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('channel', sa.String(length=10), nullable=False),
     sa.Column('key', sa.String(length=120), nullable=True),
     sa.Column('to', sa.String(length=200), nullable=False),
     sa.Column('subject', sa.String(length=300), nullable=False),
@@ -65,6 +66,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_messages_org_id'), ['org_id'], unique=False)
+
+    op.create_table('reminder_rules',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('min_debt', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('min_days', sa.Integer(), nullable=False),
+    sa.Column('channels', sa.String(length=40), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('reminder_rules', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_reminder_rules_org_id'), ['org_id'], unique=False)
 
     op.create_table('sites',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -116,6 +131,8 @@ def upgrade() -> None:
     sa.Column('holder', sa.String(length=200), nullable=False),
     sa.Column('address', sa.String(length=300), nullable=False),
     sa.Column('email', sa.String(length=200), nullable=False),
+    sa.Column('telegram_chat_id', sa.String(length=40), nullable=False),
+    sa.Column('reminders_opt_out', sa.Boolean(), nullable=False),
     sa.Column('category', sa.String(length=30), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], ),
@@ -493,6 +510,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sites_org_id'))
 
     op.drop_table('sites')
+    with op.batch_alter_table('reminder_rules', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reminder_rules_org_id'))
+
+    op.drop_table('reminder_rules')
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_messages_org_id'))
 

@@ -1,0 +1,41 @@
+"""Reminders to debtors: per-organisation rules (debt over X UAH, N days past due), by e-mail and Telegram,
+through the outbox — at most one per rule, account and period; residents can opt out.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.mail import queue_mail
+from cloud.models import Account, Organisation, ReminderRule
+from cloud.reports import debtors
+
+
+def queue_reminders(db: Session, org: Organisation, today: date) -> int:
+    period = today.strftime("%Y-%m")
+    accounts = {a.number: a for a in db.scalars(select(Account).where(Account.org_id == org.id))}
+    rules = db.scalars(select(ReminderRule).where(ReminderRule.org_id == org.id, ReminderRule.active)).all()
+    queued = 0
+    for debtor in debtors(db, org.id, today):
+        account = accounts[debtor.account]
+        if account.reminders_opt_out or debtor.oldest_due is None:
+            continue
+        days = (today - debtor.oldest_due).days
+        for rule in rules:
+            if debtor.debt < rule.min_debt or days < rule.min_days:
+                continue
+            text = (f"Шановний(а) {account.holder}! За особовим рахунком {account.number} борг "
+                    f"{debtor.debt:.2f} грн, найдавніший термін оплати минув {days} дн. тому. "
+                    f"Просимо сплатити. {org.name}")
+            subject = f"Нагадування про борг, о/р {account.number}"
+            for channel in rule.channels.split(","):
+                to = account.email if channel == "email" else account.telegram_chat_id if channel == "telegram" else ""
+                if not to:
+                    continue
+                message = queue_mail(db, org.id, to, subject, text, kind="reminder", channel=channel,
+                                     key=f"reminder:{rule.id}:{account.id}:{period}:{channel}")
+                queued += message is not None
+    return queued
