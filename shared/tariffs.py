@@ -1,0 +1,163 @@
+"""Rating: turning a period's consumption into charge and credit lines (pure: values in, lines out).
+
+Tariffs with validity dates (a change inside the period is split by days), the cooperative's share
+price or a supplier's price, time-of-use zones, net billing for solar households, benefits (пільги)
+within a norm and subsidies (субсидії). Every line is quantity × price rounded to the kopeck, half up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
+
+from shared.cost_sharing import COOPERATIVE_WORDING, share_price
+from shared.money import line_amount
+
+KWH = Decimal(1)
+
+
+class RatingError(ValueError):
+    """Input that cannot be rated; the message names the record and why."""
+
+
+@dataclass(frozen=True)
+class TariffPeriod:
+    """One tariff valid from ``valid_from`` to ``valid_to`` inclusive (None: open-ended)."""
+
+    ref: str  # how the office names it, for error messages
+    valid_from: date
+    valid_to: date | None
+    price: Decimal  # UAH/kWh before the coefficient (purchase tariff for a cooperative, sale price otherwise)
+    coefficient: Decimal = Decimal(1)
+    zones: dict[str, Decimal] = field(default_factory=dict)  # zone → coefficient on the price, e.g. night 0.5
+
+    @property
+    def unit_price(self) -> Decimal:
+        return share_price(self.price, self.coefficient)
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: str  # energy | benefit | subsidy | export_credit | fee
+    description: str
+    quantity: Decimal
+    unit: str
+    price: Decimal
+    amount: Decimal  # positive: a charge; negative: a credit
+
+    def as_json(self) -> dict:
+        return {"kind": self.kind, "description": self.description, "quantity": f"{self.quantity:f}",
+                "unit": self.unit, "price": f"{self.price:f}", "amount": f"{self.amount:.2f}"}
+
+
+def check_validity(tariffs: Sequence[TariffPeriod], start: date, end: date) -> list[TariffPeriod]:
+    """The tariffs covering [start, end] in order; a gap or an overlap is an error naming the tariffs."""
+    covering = sorted((t for t in tariffs if t.valid_from <= end and (t.valid_to is None or t.valid_to >= start)),
+                      key=lambda t: t.valid_from)
+    if not covering:
+        raise RatingError(f"no tariff is valid between {start} and {end}")
+    if covering[0].valid_from > start:
+        raise RatingError(f"tariff {covering[0].ref} starts on {covering[0].valid_from}: {start} … is not priced")
+    for before, after in pairwise(covering):
+        if before.valid_to is None or before.valid_to >= after.valid_from:
+            raise RatingError(f"tariffs {before.ref} and {after.ref} overlap from {after.valid_from}")
+        if before.valid_to + timedelta(days=1) < after.valid_from:
+            raise RatingError(f"gap between tariffs {before.ref} (to {before.valid_to}) and {after.ref} "
+                              f"(from {after.valid_from})")
+    last = covering[-1]
+    if last.valid_to is not None and last.valid_to < end:
+        raise RatingError(f"tariff {last.ref} ends on {last.valid_to}: … {end} is not priced")
+    return covering
+
+
+def split_by_days(kwh: Decimal, tariffs: list[TariffPeriod], start: date, end: date) -> list[tuple[TariffPeriod, Decimal]]:
+    """Whole kWh per tariff in proportion to its days in the period (largest remainder: the sum is exact)."""
+    days_total = (end - start).days + 1
+    shares = []
+    for tariff in tariffs:
+        first = max(start, tariff.valid_from)
+        last = min(end, tariff.valid_to or end)
+        shares.append((tariff, Decimal((last - first).days + 1) / days_total))
+    whole = kwh.quantize(KWH, ROUND_HALF_UP)
+    raw = [whole * share for _, share in shares]
+    parts = [r.to_integral_value(rounding="ROUND_FLOOR") for r in raw]
+    for index in sorted(range(len(raw)), key=lambda i: raw[i] - parts[i], reverse=True)[: int(whole - sum(parts))]:
+        parts[index] += 1
+    return [(tariff, part) for (tariff, _), part in zip(shares, parts, strict=True)]
+
+
+def energy_lines(kwh_by_zone: dict[str, Decimal], tariffs: Sequence[TariffPeriod], start: date, end: date,
+                 cooperative: bool) -> list[Line]:
+    """Charge lines for the period's consumption (by zone when the tariff has zones; "all" otherwise)."""
+    for zone, value in kwh_by_zone.items():
+        if value < 0:
+            raise RatingError(f"consumption in zone {zone} is negative ({value})")
+    covering = check_validity(tariffs, start, end)
+    wording = COOPERATIVE_WORDING if cooperative else "електрична енергія"
+    lines = []
+    for zone, kwh in kwh_by_zone.items():
+        for tariff, quantity in split_by_days(kwh, covering, start, end):
+            if quantity == 0:
+                continue
+            factor = tariff.zones.get(zone, Decimal(1)) if zone != "all" else Decimal(1)
+            price = (tariff.unit_price * factor).normalize()
+            label = wording if zone == "all" else f"{wording}, зона «{ZONE_NAMES.get(zone, zone)}»"
+            if len(covering) > 1:
+                label += f" (тариф {tariff.ref})"
+            lines.append(Line("energy", label, quantity, "кВт·год", price, line_amount(quantity, price)))
+    return lines
+
+
+ZONE_NAMES = {"day": "день", "night": "ніч", "peak": "пік", "half_peak": "напівпік"}
+
+
+def zone_of(hour: int, zones: Sequence[str]) -> str:
+    """Time-of-use zone of an hour (Ukrainian household zones): two-zone night 23–7; three-zone
+    night 23–7, peak 8–11 and 20–22, half-peak otherwise."""
+    night = hour >= 23 or hour < 7
+    if set(zones) == {"day", "night"}:
+        return "night" if night else "day"
+    if set(zones) == {"peak", "half_peak", "night"}:
+        if night:
+            return "night"
+        return "peak" if 8 <= hour < 11 or 20 <= hour < 22 else "half_peak"
+    return "all"
+
+
+def net_billing(import_kwh: Decimal, export_kwh: Decimal, carried_kwh: Decimal, policy: str,
+                export_price: Decimal) -> tuple[Decimal, Decimal, Decimal]:
+    """Solar households (СЕС). Returns (kWh to bill, kWh carried to next period, money credit for export).
+
+    ``netting``: export offsets import in kWh; a surplus carries forward (within the calendar year — the
+    caller resets it in January). ``money``: import is billed in full and export is credited at the price.
+    """
+    if min(import_kwh, export_kwh, carried_kwh) < 0:
+        raise RatingError("import, export and carried kWh must be ≥ 0")
+    if policy == "netting":
+        net = import_kwh - export_kwh - carried_kwh
+        return (max(net, Decimal(0)), max(-net, Decimal(0)), Decimal("0.00"))
+    if policy == "money":
+        return (import_kwh, Decimal(0), line_amount(export_kwh, export_price))
+    raise RatingError(f"net billing policy must be netting or money, got {policy!r}")
+
+
+def benefit_line(consumption_kwh: Decimal, norm_kwh: Decimal, percent: Decimal, unit_price: Decimal) -> Line | None:
+    """Пільга: ``percent`` of the cost of consumption within the norm, as a credit line."""
+    if percent <= 0 or norm_kwh <= 0:
+        return None
+    if percent > 100:
+        raise RatingError(f"benefit of {percent} % is over 100 %")
+    quantity = min(consumption_kwh, norm_kwh)
+    price = (unit_price * percent / 100).quantize(Decimal("0.00001"))
+    return Line("benefit", f"пільга {percent:f} % у межах норми {norm_kwh:f} кВт·год", quantity, "кВт·год", price,
+                -line_amount(quantity, price))
+
+
+def subsidy_line(amount: Decimal) -> Line | None:
+    """Субсидія: the month's amount as paid by the state (through Ощадбанк), as a credit line."""
+    if amount <= 0:
+        return None
+    return Line("subsidy", "субсидія на оплату житлово-комунальних послуг", Decimal(1), "міс.", amount, -amount)
