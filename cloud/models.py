@@ -48,6 +48,8 @@ class Organisation(Base):
     iban: Mapped[str] = mapped_column(String(34), default="")
     address: Mapped[str] = mapped_column(String(300), default="")
     last_invoice_number: Mapped[int] = mapped_column(Integer, default=0)
+    net_billing: Mapped[str] = mapped_column(String(10), default="netting")  # netting | money (solar export)
+    export_price: Mapped[Decimal] = mapped_column(Numeric(12, 5), default=Decimal(0))  # UAH/kWh for "money"
     liqpay_public_key: Mapped[str] = mapped_column(String(120), default="")
     liqpay_private_key: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -104,6 +106,9 @@ class Account(Base):
     address: Mapped[str] = mapped_column(String(300), default="")
     email: Mapped[str] = mapped_column(String(200), default="")
     telegram_chat_id: Mapped[str] = mapped_column(String(40), default="")
+    benefit_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(0))  # пільга, % within the norm
+    benefit_norm_kwh: Mapped[Decimal] = mapped_column(Numeric(10, 3), default=Decimal(0))
+    subsidy_uah: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # субсидія per month
     reminders_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[str] = mapped_column(String(30), default="household")
 

@@ -49,7 +49,7 @@ class Line:
     amount: Decimal  # positive: a charge; negative: a credit
 
     def as_json(self) -> dict:
-        return {"kind": self.kind, "description": self.description, "quantity": f"{self.quantity:f}",
+        return {"kind": self.kind, "description": self.description, "quantity": f"{self.quantity.normalize():f}",
                 "unit": self.unit, "price": f"{self.price:f}", "amount": f"{self.amount:.2f}"}
 
 

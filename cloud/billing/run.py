@@ -30,8 +30,17 @@ from cloud.models import (
     utcnow,
 )
 from cloud.site_balance import meter_energy, period_bounds, site_balance
-from shared.cost_sharing import COOPERATIVE_WORDING, SUPPLIER_WORDING, cost_recovery, share_price
-from shared.money import format_uah, line_amount
+from shared.cost_sharing import cost_recovery
+from shared.tariffs import (
+    Line,
+    RatingError,
+    TariffPeriod,
+    benefit_line,
+    check_validity,
+    energy_lines,
+    net_billing,
+    subsidy_line,
+)
 
 KWH = Decimal("1")
 DUE_DAYS = 20  # days from issue to the due date
@@ -55,21 +64,15 @@ class RunResult:
                 **self.summary, "problems": self.problems}
 
 
-def tariff_for(db: Session, org_id: int, period_start: datetime, period_end: datetime) -> Tariff:
-    tariffs = db.scalars(
-        select(Tariff).where(Tariff.org_id == org_id).order_by(Tariff.valid_from)
-    ).all()
-    first, last = period_start.date(), (period_end - timedelta(days=1)).date()
-    covering = [t for t in tariffs if t.valid_from <= last and (t.valid_to is None or t.valid_to >= first)]
-    if not covering:
-        raise BillingError(f"no tariff of organisation {org_id} is valid in {first:%Y-%m}")
-    if covering[0].valid_from > first:
-        raise BillingError(f"tariff #{covering[0].id} starts on {covering[0].valid_from}, leaving {first}… unpriced")
-    if len(covering) > 1:
-        # A mid-period change is split by consumption date in shared/tariffs (billing issue); the
-        # thin run refuses rather than bill one price for the whole month.
-        raise BillingError(f"tariffs {[t.id for t in covering]} change within {first:%Y-%m}; split billing needed")
-    return covering[0]
+def tariffs_for(db: Session, org_id: int, period_start: datetime, period_end: datetime) -> list[TariffPeriod]:
+    """The organisation's tariffs covering the period (a change inside it is split by days)."""
+    tariffs = [TariffPeriod(f"#{t.id} від {t.valid_from:%d.%m.%Y}", t.valid_from, t.valid_to, t.purchase_price,
+                            t.coefficient)
+               for t in db.scalars(select(Tariff).where(Tariff.org_id == org_id).order_by(Tariff.valid_from))]
+    try:
+        return check_validity(tariffs, period_start.date(), (period_end - timedelta(days=1)).date())
+    except RatingError as exc:
+        raise BillingError(f"organisation {org_id}: {exc}") from exc
 
 
 def counter_at(db: Session, meter_id: int, at: datetime) -> Decimal | None:
@@ -91,12 +94,57 @@ def counter_at(db: Session, meter_id: int, at: datetime) -> Decimal | None:
 
 @dataclass(frozen=True)
 class Consumption:
-    """One meter's period: kWh, the counter at the bounds, and where the figure came from."""
+    """One meter's period: kWh in (and out, for a solar house), the counter at the bounds, the source."""
 
     kwh: Decimal
     start_reading: Decimal | None
     end_reading: Decimal | None
     source: str  # intervals | readings
+    export_kwh: Decimal = Decimal(0)
+
+
+LEDGER_KIND = {"energy": "charge", "fee": "charge", "benefit": "benefit", "subsidy": "subsidy",
+               "export_credit": "adjustment"}
+
+
+def carried_export(db: Session, org_id: int, period: str) -> dict[int, Decimal]:
+    """kWh of solar surplus carried from the previous period (netting within the calendar year)."""
+    year, month = (int(x) for x in period.split("-"))
+    if month == 1:
+        return {}
+    previous = f"{year}-{month - 1:02d}"
+    found: dict[int, Decimal] = {}
+    for account_id, lines in db.execute(select(Invoice.account_id, Invoice.lines).where(
+            Invoice.org_id == org_id, Invoice.period == previous, Invoice.status == "issued")):
+        for line in lines:
+            if line.get("kind") == "carry":
+                found[account_id] = Decimal(line["quantity"])
+    return found
+
+
+def rate(used: Consumption, org: Organisation, account: Account, tariffs: list[TariffPeriod], first_day: date,
+         last_day: date, cooperative: bool, carried: Decimal | None) -> list[Line]:
+    """The invoice's lines for one account: energy (net of solar export), benefit, subsidy, carry-forward."""
+    kwh, carry, credit = used.kwh, Decimal(0), Decimal(0)
+    if used.export_kwh > 0 or carried:
+        kwh, carry, credit = net_billing(used.kwh, used.export_kwh, carried or Decimal(0), org.net_billing,
+                                         org.export_price)
+    lines = energy_lines({"all": kwh}, tariffs, first_day, last_day, cooperative)
+    if credit:
+        lines.append(Line("export_credit", f"відпущено в мережу з СЕС, {used.export_kwh:f} кВт·год",
+                          used.export_kwh, "кВт·год", org.export_price, -credit))
+    if carry:
+        lines.append(Line("carry", "надлишок генерації СЕС, перенесено на наступний період", carry, "кВт·год",
+                          Decimal(0), Decimal("0.00")))
+    benefit = benefit_line(sum((line.quantity for line in lines if line.kind == "energy"), Decimal(0)),
+                           Decimal(account.benefit_norm_kwh or 0), Decimal(account.benefit_pct or 0),
+                           tariffs[-1].unit_price)
+    if benefit is not None:
+        lines.append(benefit)
+    subsidy = subsidy_line(Decimal(account.subsidy_uah or 0))
+    if subsidy is not None:
+        lines.append(subsidy)
+    return lines
 
 
 INVOICE_COLUMNS = ("org_id", "run_id", "account_id", "period", "status", "due_date", "quantity_kwh",
@@ -132,7 +180,7 @@ def consumption(db: Session, meter_id: int, code: str, energies, bounds, start: 
     energy = energies.get(code)
     if energy is not None and energy.complete:
         return Consumption(energy.import_kwh, first, None if first is None else first + energy.import_kwh,
-                           "intervals")
+                           "intervals", energy.export_kwh.quantize(KWH, ROUND_HALF_UP))
     last = at.get(end)
     if last is None:
         last = counter_at(db, meter_id, end)
@@ -155,9 +203,10 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
     if run is not None and run.status == "issued":
         raise BillingError(f"the run of site {site.code} for {period} is issued and cannot change; "
                            "corrections go into a later period")
-    tariff = tariff_for(db, org.id, start, end)
-    price = share_price(tariff.purchase_price, tariff.coefficient)
-    wording = COOPERATIVE_WORDING if tariff.kind == "cooperative" else SUPPLIER_WORDING
+    tariffs = tariffs_for(db, org.id, start, end)
+    kinds = set(db.scalars(select(Tariff.kind).where(Tariff.org_id == org.id)))
+    cooperative = kinds == {"cooperative"} or org.kind in ("cooperative", "osbb", "cottage_town")
+    first_day, last_day = start.date(), (end - timedelta(days=1)).date()
     if run is None:
         run = BillingRun(org_id=org.id, site_id=site.id, period=period, status="draft")
         db.add(run)
@@ -166,7 +215,9 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
         db.execute(delete(Invoice).where(Invoice.run_id == run.id))
     energies = meter_energy(db, site, start, end)
     bounds = bound_readings(db, site, start, end)
-    numbers = dict(db.execute(select(Account.id, Account.number).where(Account.org_id == org.id)).all())
+    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.org_id == org.id))}
+    numbers = {account_id: account.number for account_id, account in accounts.items()}
+    carried = carried_export(db, org.id, period)
     opening = dict(db.execute(select(LedgerEntry.account_id, func.sum(LedgerEntry.amount))
                               .where(LedgerEntry.org_id == org.id).group_by(LedgerEntry.account_id)).all())
     meters = db.execute(
@@ -185,21 +236,27 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
             problems.append(f"account {numbers[account_id]}: meter {code} has incomplete data for {period}; "
                             "not billed")
             continue
-        quantity = used.kwh.quantize(KWH, ROUND_HALF_UP)
-        amount = line_amount(quantity, price)
-        lines = [{"kind": "energy", "meter": code, "source": used.source, "description": wording,
-                  "quantity": f"{quantity:f}", "unit": "кВт·год", "price": f"{price:f}", "amount": format_uah(amount)}]
+        account = accounts[account_id]
+        try:
+            lines = rate(used, org, account, tariffs, first_day, last_day, cooperative, carried.get(account_id))
+        except RatingError as exc:
+            raise BillingError(f"account {account.number}, meter {code}: {exc}") from exc
+        energy = [line for line in lines if line.kind == "energy"]
+        quantity = sum((line.quantity for line in energy), Decimal(0))
+        amount = sum((line.amount for line in lines if line.kind != "carry"), Decimal(0))
+        payload = [{**line.as_json(), "meter": code, "source": used.source} for line in lines]
         rows.append((org.id, run.id, account_id, period, "draft", due.isoformat(), str(quantity),
                      _text(used.start_reading), _text(used.end_reading), str(amount),
-                     str(Decimal(opening.get(account_id) or 0)), orjson.dumps(lines).decode()))
+                     str(Decimal(opening.get(account_id) or 0)), orjson.dumps(payload).decode()))
         distributed_kwh += quantity
-        distributed_uah += amount
+        distributed_uah += sum((line.amount for line in energy), Decimal(0))
     insert_rows(db, "invoices", INVOICE_COLUMNS, rows)
     balance = site_balance(db, site, period)
     purchase_kwh = balance.input_kwh if balance.input_kwh is not None else Decimal(0)
-    recovery = cost_recovery(purchase_kwh.quantize(KWH, ROUND_HALF_UP), tariff.purchase_price,
+    recovery = cost_recovery(purchase_kwh.quantize(KWH, ROUND_HALF_UP), tariffs[-1].price,
                              distributed_kwh, distributed_uah)
-    run.summary = {**recovery.as_json(), "share_price": f"{price:f}", "purchase_kwh": f"{purchase_kwh:f}"}
+    run.summary = {**recovery.as_json(), "share_price": f"{tariffs[-1].unit_price:f}",
+                   "purchase_kwh": f"{purchase_kwh:f}"}
     run.created_at = utcnow()
     if issue:
         if problems:
@@ -217,7 +274,7 @@ def issue_run(db: Session, run: BillingRun, org: Organisation, actor: str) -> No
     # Lock the organisation's counter so two concurrent issues cannot take the same numbers.
     db.execute(select(Organisation.id).where(Organisation.id == org.id).with_for_update())
     invoices = db.execute(
-        select(Invoice.id, Invoice.account_id, Invoice.total).join(Account, Account.id == Invoice.account_id)
+        select(Invoice.id, Invoice.account_id, Invoice.lines).join(Account, Account.id == Invoice.account_id)
         .where(Invoice.run_id == run.id).order_by(Account.number)
     ).all()
     now = utcnow()
@@ -225,11 +282,19 @@ def issue_run(db: Session, run: BillingRun, org: Organisation, actor: str) -> No
     first = org.last_invoice_number + 1
     stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
     updates, charges = [], []
-    for offset, (invoice_id, account_id, total) in enumerate(invoices):
+    for offset, (invoice_id, account_id, lines) in enumerate(invoices):
         number = f"{first + offset:06d}"
         updates.append((number, stamp, due.isoformat(), invoice_id))
-        charges.append((org.id, account_id, "charge", str(total), run.period, invoice_id,
-                        f"Рахунок №{number} за {run.period}", stamp))
+        # One ledger entry per kind of line: the charge, and benefits, subsidies, export credits apart,
+        # so the оборотно-сальдова відомість shows each in its column.
+        by_kind: dict[str, Decimal] = {}
+        for line in lines:
+            kind = LEDGER_KIND.get(line["kind"])
+            if kind:
+                by_kind[kind] = by_kind.get(kind, Decimal(0)) + Decimal(line["amount"])
+        for kind, amount in by_kind.items():
+            charges.append((org.id, account_id, kind, str(amount), run.period, invoice_id,
+                            f"Рахунок №{number} за {run.period}", stamp))
     if updates:
         postgres = db.connection().dialect.name == "postgresql"
         mark = "%s" if postgres else "?"

@@ -223,3 +223,43 @@ def test_reminders_go_once_per_rule_and_month_by_email_and_telegram(db, billed_m
     assert [m.rcpt_tos for m in mails] == [["bondarenko@example.ua"]]
     [(path, message)] = bot_calls
     assert path == "/bot123:ABC/sendMessage" and message["chat_id"] == "777001" and "3197.46" in message["text"]
+
+
+def test_benefit_subsidy_and_a_mid_month_tariff_change_on_the_invoice_and_in_the_ledger(db, billed_month):
+    from cloud.models import Organisation, Tariff
+    from cloud.reports import turnover_sheet
+
+    with db() as session:
+        account = session.scalar(select(Account).where(Account.number == "04001"))
+        account.benefit_pct, account.benefit_norm_kwh, account.subsidy_uah = Decimal(50), Decimal(100), Decimal(850)
+        org = session.scalar(select(Organisation))
+        old = session.scalar(select(Tariff))
+        old.valid_to = date(2026, 10, 15)
+        session.add(Tariff(org_id=org.id, kind="cooperative", purchase_price=Decimal("4.32"),
+                           coefficient=Decimal("1.15"), valid_from=date(2026, 10, 16)))
+    run(db, billed_month, issue=True)
+    with db() as session:
+        invoice = session.scalar(select(Invoice).join(Account).where(Account.number == "04001"))
+        kinds = [(line["kind"], line["quantity"], line["amount"]) for line in invoice.lines]
+        ledger = dict(session.execute(select(LedgerEntry.kind, LedgerEntry.amount).where(
+            LedgerEntry.invoice_id == invoice.id)).all())
+        sheet = turnover_sheet(session, org.id, "2026-10")
+    # 662 kWh: 320 at 4.83 (1–15 Oct) and 342 at 4.968 (16–31 Oct); benefit 50 % of 100 kWh at the new price.
+    assert kinds == [("energy", "320", "1545.60"), ("energy", "342", "1699.06"), ("benefit", "100", "-248.40"),
+                     ("subsidy", "1", "-850.00")]
+    assert invoice.total == Decimal("2146.26")
+    assert ledger == {"charge": Decimal("3244.66"), "benefit": Decimal("-248.40"), "subsidy": Decimal("-850.00")}
+    row = next(r for r in sheet.rows if r.account == "04001")
+    assert (row.accrued, row.benefits, row.subsidies, row.closing) == (
+        Decimal("3244.66"), Decimal("248.40"), Decimal("850.00"), Decimal("2146.26"))
+
+
+def test_a_gap_in_the_tariffs_is_named_and_nothing_is_billed(db, billed_month):
+    from cloud.models import Tariff
+
+    with db() as session:
+        session.scalar(select(Tariff)).valid_to = date(2026, 10, 20)
+    with pytest.raises(BillingError, match="ends on 2026-10-20"):
+        run(db, billed_month)
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 0

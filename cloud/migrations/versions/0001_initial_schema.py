@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 1a741d48e844
+Revision ID: c0d4493d7ea2
 Revises: 
-Create Date: 2026-11-22 18:49:29.605975
+Create Date: 2026-11-22 18:52:35.059969
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '1a741d48e844'
+revision = 'c0d4493d7ea2'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -24,6 +24,8 @@ def upgrade() -> None:
     sa.Column('iban', sa.String(length=34), nullable=False),
     sa.Column('address', sa.String(length=300), nullable=False),
     sa.Column('last_invoice_number', sa.Integer(), nullable=False),
+    sa.Column('net_billing', sa.String(length=10), nullable=False),
+    sa.Column('export_price', sa.Numeric(precision=12, scale=5), nullable=False),
     sa.Column('liqpay_public_key', sa.String(length=120), nullable=False),
     sa.Column('liqpay_private_key', sa.String(length=120), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -132,6 +134,9 @@ def upgrade() -> None:
     sa.Column('address', sa.String(length=300), nullable=False),
     sa.Column('email', sa.String(length=200), nullable=False),
     sa.Column('telegram_chat_id', sa.String(length=40), nullable=False),
+    sa.Column('benefit_pct', sa.Numeric(precision=5, scale=2), nullable=False),
+    sa.Column('benefit_norm_kwh', sa.Numeric(precision=10, scale=3), nullable=False),
+    sa.Column('subsidy_uah', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('reminders_opt_out', sa.Boolean(), nullable=False),
     sa.Column('category', sa.String(length=30), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
