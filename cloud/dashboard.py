@@ -73,3 +73,37 @@ def run_pdf(code: str, period: str):
     pdf = render_run(db.session(), found, period)
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f"attachment; filename=rakhunky-{code}-{period}.pdf"})
+
+
+@bp.route("/<code>/billing", methods=["GET", "POST"])
+@require("org_admin", "accountant", "clerk", "manager")
+def billing(code: str):
+    """The accountant's billing run: preview as a draft, re-run, then issue — in a few clicks."""
+    from flask import flash, redirect, url_for
+
+    from cloud.billing.run import BillingError, billing_run
+
+    found = org_site(code)
+    period = request.values.get("period") or latest_period(found)
+    if request.method == "POST":
+        action = request.form.get("action")
+        try:
+            result = billing_run(db.session(), found, period, issue=action == "issue", actor=current_user().email)
+            db.session().commit()
+            flash(f"{result.status}: {result.invoices}", "ok")
+            for problem in result.problems[:20]:
+                flash(problem, "problem")
+        except BillingError as exc:
+            db.session().rollback()
+            flash(str(exc), "problem")
+        return redirect(url_for("dashboard.billing", code=code, period=period))
+    run = db.session().scalar(select(BillingRun).where(BillingRun.site_id == found.id, BillingRun.period == period))
+    invoices = []
+    if run is not None:
+        from cloud.models import Account, Invoice
+
+        invoices = db.session().execute(
+            select(Invoice.number, Account.number, Account.holder, Invoice.quantity_kwh, Invoice.total, Invoice.id)
+            .join(Account, Account.id == Invoice.account_id).where(Invoice.run_id == run.id)
+            .order_by(Account.number).limit(500)).all()
+    return render_template("billing.html", site=found, period=period, run=run, invoices=invoices)

@@ -263,3 +263,21 @@ def test_a_gap_in_the_tariffs_is_named_and_nothing_is_billed(db, billed_month):
         run(db, billed_month)
     with db() as session:
         assert session.scalar(select(func.count()).select_from(Invoice)) == 0
+
+
+def test_the_accountant_bills_from_the_web_in_a_few_clicks(app, client, db, billed_month):
+    from cloud.models import Organisation
+    from cloud.organisations import create_user
+
+    with db() as session:
+        create_user(session, "buh@coop.ua", "correct horse battery", "accountant", session.scalar(select(Organisation)))
+        code = session.get(Site, billed_month).code
+    client.post("/login", data={"email": "buh@coop.ua", "password": "correct horse battery"})
+    page = client.get(f"/sites/{code}/billing?period=2026-10").get_data(as_text=True)
+    assert "Розрахувати чернетку" in page
+    client.post(f"/sites/{code}/billing", data={"period": "2026-10", "action": "draft"})
+    client.post(f"/sites/{code}/billing", data={"period": "2026-10", "action": "issue"})
+    page = client.get(f"/sites/{code}/billing?period=2026-10").get_data(as_text=True)
+    assert "виставлено" in page and "000003" in page
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 3
