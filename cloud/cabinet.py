@@ -12,6 +12,7 @@ from cloud.auth import current_user, login_required
 from cloud.billing.document import invoice_document
 from cloud.billing.invoice_pdf import render
 from cloud.billing.run import account_balance
+from cloud.i18n import translate
 from cloud.models import Account, Invoice, Organisation
 
 bp = Blueprint("cabinet", __name__, url_prefix="/cabinet")
@@ -89,3 +90,46 @@ def pay_by_card(invoice_id: int):
     db.session().commit()
     return render_template("card_checkout.html", action=current_app.config["LIQPAY_CHECKOUT_URL"], fields=fields,
                            amount=document.to_pay)
+
+
+@bp.route("/reading", methods=["GET", "POST"])
+@login_required("resident")
+def submit_reading():
+    """The resident submits their meter's reading (for meters no gateway reads); checked before it counts."""
+    from decimal import Decimal, InvalidOperation
+
+    from flask import flash, redirect, request, url_for
+
+    from cloud.audit import audit
+    from cloud.models import Meter, Reading, utcnow
+
+    account = own_account()
+    meter = db.session().scalar(select(Meter).where(Meter.account_id == account.id).limit(1))
+    if meter is None:
+        abort(404)
+    last = db.session().execute(select(Reading.ts, Reading.values).where(Reading.meter_id == meter.id)
+                                .order_by(Reading.ts.desc()).limit(1)).first()
+    error = None
+    if request.method == "POST":
+        try:
+            value = Decimal(request.form.get("value", "").replace(",", ".").strip())
+        except InvalidOperation:
+            value = None
+        previous = Decimal(last.values["import_kwh"]) if last else None
+        if value is None or value < 0:
+            error = translate("reading_not_number")
+        elif previous is not None and value < previous:
+            error = translate("reading_lower").format(previous=previous)
+        elif previous is not None and value - previous > 100 * max((utcnow() - last.ts).total_seconds() / 3600, 1):
+            error = translate("reading_too_high")
+        else:
+            now = utcnow().replace(microsecond=0)
+            db.session().add(Reading(meter_id=meter.id, ts=now, values={"import_kwh": f"{value:.3f}"},
+                                     source="resident"))
+            audit(db.session(), account.org_id, f"resident:{account.number}", "reading.submit", f"meter:{meter.code}",
+                  None, {"import_kwh": f"{value:.3f}", "at": now.isoformat()})
+            db.session().commit()
+            flash(translate("reading_saved"))
+            return redirect(url_for("cabinet.index"))
+    return render_template("reading.html", account=account, meter=meter, last=last, error=error), (
+        200 if error is None else 422)

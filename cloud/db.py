@@ -81,8 +81,7 @@ def insert_rows(db: Session, table: str, columns: tuple[str, ...], rows: list[tu
     names = ", ".join(f'"{c}"' for c in columns)
     postgres = connection.dialect.name == "postgresql"
     marks = ", ".join(["%s" if postgres else "?"] * len(columns))
-    if postgres:
-        sql = f"INSERT INTO {table} ({names}) VALUES ({marks})" + (" ON CONFLICT DO NOTHING" if ignore_duplicates else "")
-    else:
-        sql = f"INSERT {'OR IGNORE ' if ignore_duplicates else ''}INTO {table} ({names}) VALUES ({marks})"
+    # ON CONFLICT DO NOTHING skips only a row whose key is already there; SQLite's "OR IGNORE" would also
+    # skip a row that breaks NOT NULL or CHECK — silently losing data — so it is never used.
+    sql = f"INSERT INTO {table} ({names}) VALUES ({marks})" + (" ON CONFLICT DO NOTHING" if ignore_duplicates else "")
     connection.exec_driver_sql(sql, rows)

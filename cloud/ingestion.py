@@ -186,7 +186,7 @@ def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) 
     # Rows go to the driver as tuples: this path carries every reading, so it avoids per-row ORM work.
     readings = [
         (meters.get(r["m"]) or meter_id(r["m"], f"readings[{i}].m"), when(r["t"], f"readings[{i}].t"),
-         orjson.dumps(r["q"]).decode(), batch_id)
+         orjson.dumps(r["q"]).decode(), batch_id, "gateway")
         for i, r in enumerate(document["readings"])
     ]
     intervals = [
@@ -202,7 +202,7 @@ def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) 
          "detail": e.get("detail") or {}, "batch_id": batch_id}
         for i, e in enumerate(document["events"])
     ]
-    insert_rows(db, "readings", ("meter_id", "ts", "values", "batch_id"), readings)
+    insert_rows(db, "readings", ("meter_id", "ts", "values", "batch_id", "source"), readings)
     insert_rows(db, "interval_energy", ("meter_id", "start", "imp_wh", "exp_wh", "flag", "batch_id"), intervals)
     if events:
         db.execute(insert(Event), events)

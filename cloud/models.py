@@ -189,7 +189,8 @@ class Reading(Base):
     meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
     ts: Mapped[datetime] = mapped_column(DateTime)
     values: Mapped[dict] = mapped_column(JSON)
-    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))  # None: entered by a person
+    source: Mapped[str] = mapped_column(String(10), default="gateway", server_default="gateway")  # | office | resident
 
 
 class IntervalEnergy(Base):

@@ -281,3 +281,23 @@ def test_the_accountant_bills_from_the_web_in_a_few_clicks(app, client, db, bill
     assert "виставлено" in page and "000003" in page
     with db() as session:
         assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 3
+
+
+def test_a_resident_submits_a_reading_and_a_wrong_one_is_explained(app, client, db, billed_month):
+    from cloud.models import Organisation, Reading
+    from cloud.organisations import create_user
+
+    with db() as session:
+        account = session.scalar(select(Account).where(Account.number == "04001"))
+        create_user(session, "r@ex.ua", "correct horse battery", "resident", session.scalar(select(Organisation)),
+                    account=account)
+    client.post("/login", data={"email": "r@ex.ua", "password": "correct horse battery"})
+    assert client.get("/cabinet/reading").status_code == 200
+    lower = client.post("/cabinet/reading", data={"value": "15000"})
+    assert lower.status_code == 422 and "менший за попередній" in lower.get_data(as_text=True)
+    assert client.post("/cabinet/reading", data={"value": "абв"}).status_code == 422
+    accepted = client.post("/cabinet/reading", data={"value": "15700,5"})
+    assert accepted.status_code == 302
+    with db() as session:
+        reading = session.scalar(select(Reading).where(Reading.source == "resident"))
+        assert reading.values == {"import_kwh": "15700.500"}

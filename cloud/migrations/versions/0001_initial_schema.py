@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: c0d4493d7ea2
+Revision ID: 5fcbe6921ffc
 Revises: 
-Create Date: 2026-11-22 18:52:35.059969
+Create Date: 2026-11-22 18:55:37.730638
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'c0d4493d7ea2'
+revision = '5fcbe6921ffc'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -424,7 +424,8 @@ def upgrade() -> None:
     sa.Column('meter_id', sa.Integer(), nullable=False),
     sa.Column('ts', sa.DateTime(), nullable=False),
     sa.Column('values', sa.JSON(), nullable=False),
-    sa.Column('batch_id', sa.Integer(), nullable=False),
+    sa.Column('batch_id', sa.Integer(), nullable=True),
+    sa.Column('source', sa.String(length=10), server_default='gateway', nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['batches.id'], ),
     sa.ForeignKeyConstraint(['meter_id'], ['meters.id'], ),
     sa.PrimaryKeyConstraint('id'),
