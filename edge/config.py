@@ -85,6 +85,10 @@ class GatewayConfig:
     batch_max_rows: int = 5000
     thresholds: Thresholds = field(default_factory=Thresholds)
     health_port: int = 0  # 0 = no health endpoint
+    profiles_dir: Path | None = None  # the user's own meter profiles (*.toml), beside the built-in ones
+
+    def profiles(self):
+        return load_profiles((self.profiles_dir,) if self.profiles_dir else ())
 
     def topology(self) -> StationTopology:
         inputs = [m.id for m in self.meters if m.role == "station_input"]
@@ -126,7 +130,12 @@ def load_config(path: Path) -> GatewayConfig:
 
     buses = tuple(_bus(spec, f"{path}: [[bus]] #{i + 1}") for i, spec in enumerate(data.get("bus", [])))
     names = {b.name for b in buses}
-    profiles = load_profiles()
+    profiles_dir = setting(gateway, "profiles_dir", "PROFILES_DIR", "")
+    profiles_dir = base / str(profiles_dir) if profiles_dir else None
+    try:
+        profiles = load_profiles((profiles_dir,) if profiles_dir else ())
+    except ProfileError as exc:
+        raise ConfigError(str(exc)) from exc
     meters = []
     for i, spec in enumerate(data.get("meter", [])):
         where = f"{path}: [[meter]] #{i + 1}"
@@ -155,6 +164,7 @@ def load_config(path: Path) -> GatewayConfig:
             max_gap_minutes=int(setting(gateway, "max_gap_minutes", "MAX_GAP_MINUTES", 60)),
             batch_max_rows=int(setting(gateway, "batch_max_rows", "BATCH_MAX_ROWS", 5000)),
             health_port=int(setting(gateway, "health_port", "HEALTH_PORT", 0)),
+            profiles_dir=profiles_dir,
             thresholds=Thresholds(
                 elevated_pct=Decimal(str(thresholds.get("elevated_pct", "3"))),
                 theft_pct=Decimal(str(thresholds.get("theft_pct", "10"))),

@@ -26,7 +26,6 @@ from edge.outbox import HIGH, add_event, seal_pending
 from edge.store import Store, set_meta
 from edge.uplink import RefusedError, TransientUplinkError, Uplink
 from shared.batch import load_private_key
-from shared.profiles import load_profiles
 from shared.voltage_quality import VoltageTracker
 
 log = logging.getLogger("balans.edge")
@@ -116,7 +115,7 @@ class Gateway:
         self.clock = clock or SystemClock()
         self.key = key or load_or_create_key(config.key_path)
         self.store = Store(config.database)
-        profiles = load_profiles()
+        profiles = config.profiles()
         self.buses = {b.name: ModbusBus(b, profiles) for b in config.buses}
         self.meters = {m.id: MeterCoordinator(m, rollover=counter_rollover(profiles[m.profile]))
                        for m in config.meters}
@@ -338,6 +337,21 @@ class Gateway:
         if any(removed.values()):
             log.info("retention: %s", removed)
         check_disk(db, self.config.database, now)
+        self._theft_alerts(db, now)
+
+    def _theft_alerts(self, db, now: datetime) -> None:
+        """Yesterday's micro-balance, offline: a line whose losses suggest theft raises a high-priority alert."""
+        from edge.reports import balances
+
+        day_end = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        day_start = day_end - timedelta(days=1)
+        for day, result in balances(db, self.config, day_start, day_end, "day"):
+            for line in result.lines:
+                if line.status == "suspected_theft":
+                    add_event(db, now, "suspected_theft", None,
+                              {"day": day, "line": line.line, "feeder_kwh": f"{line.feeder_kwh:f}",
+                               "subscribers_kwh": f"{line.subscribers_kwh:f}", "loss_pct": f"{line.loss_pct:.1f}"},
+                              HIGH)
 
     @staticmethod
     def _mark_sent(seq: int, status: str, sent_at: str, db) -> None:

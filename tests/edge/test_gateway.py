@@ -237,3 +237,20 @@ def test_rollover_replacement_and_impossible_jumps(tmp_path):
     assert read(75, "12.300", serial="8")[0][2] == 300
     kinds = [row[0] for row in db.execute("SELECT kind FROM events ORDER BY id")]
     assert kinds == ["counter_rollover", "implausible_jump", "meter_replaced"]
+
+
+def test_line_4_raises_a_suspected_theft_alert_after_its_first_full_day(station_setup):
+    scenario, clock, port, config = station_setup
+
+    async def two_days():
+        async with SimulatedStation(scenario, clock, "127.0.0.1", port):
+            gateway = Gateway(config, clock)
+            await gateway.poll_loop(until=scenario.period_start + timedelta(days=1, minutes=15))
+            await gateway.close()
+
+    asyncio.run(two_days())
+    from edge.store import open_database
+
+    db = open_database(config.database)
+    alerts = [json.loads(row[0]) for row in db.execute("SELECT detail FROM events WHERE kind = 'suspected_theft'")]
+    assert [(a["day"], a["line"], a["loss_pct"]) for a in alerts] == [("2026-10-01", "4", "25.0")]

@@ -86,3 +86,78 @@ def test_mbpoll_reads_the_same_values_as_the_gateway(seed_scenario):
     line = next(line for line in output.splitlines() if line.startswith("[73]"))
     assert float(line.split()[1]) == pytest.approx(float(ours["import_kwh"]), abs=0.001)
     assert struct.pack(">f", float(ours["import_kwh"]))  # a float32 the meter can hold
+
+
+def test_garbage_and_truncated_frames_cost_one_timeout_each_and_the_bus_recovers(seed_scenario):
+    """A peer that answers noise, then half a frame, then properly: the reader reports and goes on."""
+    from pymodbus.framer import FramerSocket
+    from pymodbus.pdu import DecodePDU
+    from pymodbus.pdu.register_message import ReadInputRegistersResponse
+
+    from shared.profiles import load_profiles
+
+    target = seed_scenario.meters[0]  # an SDM630
+    profile = load_profiles()[target.profile]
+    answers = ["garbage", "truncated", "good"]
+
+    async def handle(reader, writer):
+        while True:
+            request = await reader.read(260)
+            if not request:
+                break
+            mode = answers.pop(0) if answers else "good"
+            tid, count = int.from_bytes(request[:2], "big"), int.from_bytes(request[10:12], "big")
+            response = ReadInputRegistersResponse(registers=[0x4700] * count, dev_id=request[6], transaction_id=tid)
+            frame = FramerSocket(DecodePDU(False)).buildFrame(response)
+            if mode == "garbage":
+                writer.write(b"\x13\x37 not modbus at all \xff\xfe")
+            elif mode == "truncated":
+                writer.write(frame[: len(frame) // 2])
+            else:
+                writer.write(frame)
+            await writer.drain()
+
+    async def run():
+        port = free_port()
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        bus = ModbusBus(BusConfig(name="noisy", kind="tcp", host="127.0.0.1", port=port, timeout=0.5),
+                        {target.profile: profile})
+        outcomes = []
+        try:
+            for _ in range(3):
+                started = time.monotonic()
+                try:
+                    await bus.read(meter(target, "noisy"))
+                    outcomes.append(("ok", time.monotonic() - started))
+                except MeterUnavailable:
+                    outcomes.append(("unavailable", time.monotonic() - started))
+        finally:
+            bus.close()
+            server.close()
+        return outcomes
+
+    outcomes = asyncio.run(run())
+    assert [kind for kind, _ in outcomes] == ["unavailable", "unavailable", "ok"]
+    assert all(seconds < 2 for _, seconds in outcomes)
+
+
+def test_a_bus_that_disappears_is_reopened_without_a_restart(seed_scenario):
+    port = free_port()
+    clock = VirtualClock(seed_scenario.period_start)
+    target = seed_scenario.meters[2]
+
+    async def run():
+        bus = ModbusBus(BusConfig(name="usb", kind="tcp", host="127.0.0.1", port=port, timeout=0.5), load_profiles())
+        try:
+            async with SimulatedStation(seed_scenario, clock, "127.0.0.1", port):
+                first = await bus.read(meter(target, "usb"))
+            with pytest.raises(MeterUnavailable):  # the adapter is gone
+                await bus.read(meter(target, "usb"))
+            async with SimulatedStation(seed_scenario, clock, "127.0.0.1", port):  # plugged back in
+                again = await bus.read(meter(target, "usb"))
+            return first, again
+        finally:
+            bus.close()
+
+    first, again = asyncio.run(run())
+    assert first == again
