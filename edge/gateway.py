@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -128,10 +129,14 @@ class Gateway:
         self.cycles = 0
         self.clock_state = "unknown"  # trusted | untrusted | jumped
         self.last_cycle: float | None = None  # monotonic time of the last finished poll
+        self.lost_cycles = 0  # polls that could not be stored (disk full), reported when there is room again
+        self.lost_since: datetime | None = None
         self._last_clock: tuple[datetime, float] | None = None
         self.store.read_sync(self._restore)
 
     def _restore(self, db) -> None:
+        for coordinator in self.meters.values():
+            coordinator.last = coordinator.boundary = None
         for meter, ts, imp, exp in db.execute("SELECT meter, ts, imp, exp FROM last_readings"):
             if meter in self.meters:
                 self.meters[meter].last = CounterPoint(parse_iso(ts), Decimal(imp), Decimal(exp))
@@ -152,8 +157,21 @@ class Gateway:
             if coordinator.due():
                 by_bus.setdefault(coordinator.meter.bus, []).append(coordinator)
         await asyncio.gather(*(self._poll_bus(self.buses[name], group, result) for name, group in by_bus.items()))
-        await self.store.write(lambda db: self._record(db, result))
+        try:
+            await self.store.write(lambda db: self._record(db, result))
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            # The disk is full: this cycle's readings cannot be kept. Roll the meters' state back to what is
+            # stored, so the next cycle that can write closes the intervals across the gap (none is lost),
+            # and say how many polls were lost as soon as there is room again.
+            self.lost_cycles += 1
+            self.lost_since = self.lost_since or result.at
+            log.error("disk full: poll at %s not stored (%d so far)", iso(result.at), self.lost_cycles)
+            await self.store.read(self._restore)
+            return result
         self.cycles += 1
+        self.lost_cycles, self.lost_since = 0, None
         self.last_cycle = time.monotonic()
         return result
 
@@ -193,6 +211,9 @@ class Gateway:
 
     def _record(self, db, result: PollResult) -> None:
         ts = iso(result.at)
+        if self.lost_cycles:
+            add_event(db, result.at, "readings_lost", None, {"polls": self.lost_cycles, "from": iso(self.lost_since),
+                                                             "to": ts, "reason": "disk full"}, HIGH)
         clock_ok = self._check_clock(db, result)
         readings, intervals = [], []
         for meter_id, values in result.values.items():

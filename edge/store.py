@@ -96,9 +96,16 @@ class Store:
         try:
             result = fn(self.db)
         except BaseException:
-            self.db.conn.execute("ROLLBACK")
+            # SQLite may already have rolled back by itself (a full disk does): roll back only what is open.
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("ROLLBACK")
             raise
-        self.db.conn.execute("COMMIT")
+        try:
+            self.db.conn.execute("COMMIT")
+        except BaseException:
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("ROLLBACK")
+            raise
         return result
 
     async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:

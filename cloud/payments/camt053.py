@@ -1,117 +1,208 @@
-"""ISO 20022 camt.053 bank statements: booked incoming entries (CRDT, BOOK, not reversed), one transaction
-per TxDtls (an entry may carry several), with payer, IBAN, purpose and the bank's reference.
+"""ISO 20022 camt.053 bank statements (camt.053.001.02 … .13): booked incoming payments, one per TxDtls.
+
+Rules (shared/FACTS.md): entries BkToCstmrStmt/Stmt/Ntry; only CRDT; only booked (Sts or Sts/Cd = BOOK);
+RvslInd=true skipped; an entry with several TxDtls gives several payments whose amounts add up to it.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from xml.parsers import expat
 
-from cloud.payments.statement import StatementError, StatementTransaction
+from cloud.payments.statement import KeyMaker, StatementError, StatementTransaction, normalise_iban
+
+NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d\d)")
+VERSIONS = range(2, 14)
+NOT_PROVIDED = "NOTPROVIDED"
 
 
-class _Tree:
-    """Lookups in the statement's namespace (camt.053.001.02 … .13) through ElementTree's C code."""
+class _Prolog(Exception):
+    """Raised inside expat to stop the prolog check at the root element."""
 
-    def __init__(self, root):
-        self.prefix = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 
-    def path(self, names) -> str:
-        return "/".join(f"{self.prefix}{name}" for name in names)
+def refuse_dtd(data: bytes, filename: str) -> None:
+    """A statement has no business declaring a DTD or entities: refuse them before building the tree.
 
-    def child(self, element, *names):
-        return None if element is None else element.find(self.path(names))
+    Expat reads only up to the root element here (a DTD can only come before it), so this costs nothing
+    on a large file, and the real parse below never sees an entity to expand (billion laughs, XXE).
+    """
+    parser = expat.ParserCreate()
 
-    def children(self, element, name):
-        return [] if element is None else element.findall(self.path((name,)))
+    def doctype(*_args):
+        raise StatementError(filename, "prolog", "a DTD (<!DOCTYPE …>) is not allowed in a bank statement")
 
-    def text(self, element, *names) -> str:
-        if element is None:
-            return ""
-        found = element.findtext(self.path(names))
-        return found.strip() if found else ""
+    def root(*_args):
+        raise _Prolog
+
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
+    parser.StartElementHandler = root
+    try:
+        parser.Parse(data, True)
+    except _Prolog:
+        return
+    except expat.ExpatError as exc:
+        raise StatementError(filename, f"line {exc.lineno}, column {exc.offset + 1}",
+                             f"not well-formed XML ({expat.ErrorString(exc.code)})") from exc
+
+
+class _Paths:
+    """Qualified tag paths for the file's namespace, built once: lookups stay in ElementTree's C code."""
+
+    def __init__(self, namespace: str):
+        self.ns = f"{{{namespace}}}" if namespace else ""
+
+    def __call__(self, path: str) -> str:
+        return "/".join(self.ns + part for part in path.split("/"))
+
+
+class Camt053Importer:
+    """The StatementImporter for camt.053 files."""
+
+    name = "camt053"
+
+    def parse(self, data: bytes, filename: str) -> list[StatementTransaction]:
+        return parse(data, filename)
 
 
 def parse(data: bytes, filename: str = "statement.xml") -> list[StatementTransaction]:
-    """All booked incoming payments of the file, or a StatementError naming the element (nothing partial)."""
-    head = data[:4096].upper()
-    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-        raise StatementError(filename, "prolog", "DTDs and entities are not allowed in a statement")
+    """Every booked incoming payment of the file, or a StatementError naming the element (nothing partial)."""
+    refuse_dtd(data, filename)
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
-        raise StatementError(filename, f"line {exc.position[0]}", f"not well-formed XML ({exc})") from exc
-    tree = _Tree(root)
-    statement_root = tree.child(root, "BkToCstmrStmt")
-    if root.tag.rsplit("}", 1)[-1] != "Document" or statement_root is None:
-        raise StatementError(filename, "Document", "not a camt.053 statement (no BkToCstmrStmt)")
-    found: list[StatementTransaction] = []
-    for s, statement in enumerate(tree.children(statement_root, "Stmt"), start=1):
-        for n, entry in enumerate(tree.children(statement, "Ntry"), start=1):
-            where = f"Stmt[{s}]/Ntry[{n}]"
-            if tree.text(entry, "CdtDbtInd") != "CRDT":
-                continue
-            status = tree.text(entry, "Sts", "Cd") or tree.text(entry, "Sts")
-            if status and status != "BOOK":
-                continue
-            if tree.text(entry, "RvslInd").lower() == "true":
-                continue
-            booked_text = tree.text(entry, "BookgDt", "Dt") or tree.text(entry, "BookgDt", "DtTm")[:10] \
-                or tree.text(entry, "ValDt", "Dt")
-            try:
-                booked = date.fromisoformat(booked_text)
-            except ValueError as exc:
-                raise StatementError(filename, f"{where}/BookgDt", f"not a date: {booked_text!r}") from exc
-            entry_amount = _amount(tree, entry, filename, where)
-            entry_ref = tree.text(entry, "AcctSvcrRef")
-            details = tree.children(tree.child(entry, "NtryDtls"), "TxDtls")
-            if not details:
-                found.append(_transaction(tree, entry, None, booked, entry_amount, entry_ref, where))
-                continue
-            amounts = []
-            for t, tx in enumerate(details, start=1):
-                tx_where = f"{where}/TxDtls[{t}]"
-                amount = _amount(tree, tx, filename, tx_where) if tree.child(tx, "Amt") is not None else None
-                amounts.append(amount)
-                ref = tree.text(tx, "Refs", "AcctSvcrRef") or (f"{entry_ref}/{t}" if entry_ref and len(details) > 1
-                                                           else entry_ref)
-                found.append(_transaction(tree, entry, tx, booked, amount if amount is not None else entry_amount, ref,
-                                          tx_where))
-            if len(details) > 1 and None not in amounts:
-                total = sum((a[0] for a in amounts), Decimal(0))
-                if total != entry_amount[0]:
-                    raise StatementError(filename, where, f"transactions add up to {total}, the entry says "
-                                                          f"{entry_amount[0]}")
-    return found
+        line, column = exc.position
+        raise StatementError(filename, f"line {line}, column {column + 1}", f"not well-formed XML ({exc})") from exc
+    namespace, _, local = root.tag[1:].partition("}") if root.tag.startswith("{") else ("", "", root.tag)
+    version = NAMESPACE.fullmatch(namespace)
+    if local != "Document" or (namespace and (not version or int(version.group(1)) not in VERSIONS)):
+        raise StatementError(filename, local, f"not a camt.053.001.02–13 document (root {local!r}, "
+                                              f"namespace {namespace or 'none'!r})")
+    p = _Paths(namespace)
+    group = root.find(p("BkToCstmrStmt"))
+    if group is None:
+        raise StatementError(filename, "Document", "no BkToCstmrStmt: not a bank-to-customer statement")
+    return _Reader(filename, p).statements(group)
 
 
-def _amount(tree, element, filename: str, where: str) -> tuple[Decimal, str]:
-    node = tree.child(element, "Amt")
-    if node is None or not (node.text or "").strip():
-        raise StatementError(filename, f"{where}/Amt", "amount is missing")
-    try:
-        value = Decimal(node.text.strip())
-    except InvalidOperation as exc:
-        raise StatementError(filename, f"{where}/Amt", f"not an amount: {node.text!r}") from exc
-    if value <= 0:
-        raise StatementError(filename, f"{where}/Amt", f"must be positive, got {value}")
-    return value, node.get("Ccy", "UAH")
+class _Reader:
+    def __init__(self, filename: str, p: _Paths):
+        self.filename, self.p = filename, p
+        self.keys = KeyMaker(filename)
+        self.tag_stmt, self.tag_ntry, self.tag_ntry_dtls, self.tag_tx = p("Stmt"), p("Ntry"), p("NtryDtls"), p("TxDtls")
+        self.tag_amt, self.tag_ustrd, self.tag_strd = p("Amt"), p("Ustrd"), p("Strd")
 
+    def error(self, where: str, reason: str) -> StatementError:
+        return StatementError(self.filename, where, reason)
 
-def _transaction(tree, entry, tx, booked, amount, reference, where) -> StatementTransaction:
-    value, currency = amount
-    parties = tree.child(tx, "RltdPties") if tx is not None else None
-    payer = (tree.text(parties, "UltmtDbtr", "Nm") or tree.text(parties, "UltmtDbtr", "Pty", "Nm")
-             or tree.text(parties, "Dbtr", "Nm") or tree.text(parties, "Dbtr", "Pty", "Nm"))
-    iban = tree.text(parties, "DbtrAcct", "Id", "IBAN")
-    info = tree.child(tx, "RmtInf") if tx is not None else tree.child(entry, "NtryDtls", "TxDtls", "RmtInf")
-    purpose = " ".join(u.text.strip() for u in tree.children(info, "Ustrd") if u.text)
-    structured = tree.text(info, "Strd", "CdtrRefInf", "Ref")
-    if structured:
-        purpose = f"{purpose} {structured}".strip()
-    purpose = purpose or tree.text(entry, "AddtlNtryInf")
-    end_to_end = tree.text(tx, "Refs", "EndToEndId") if tx is not None else ""
-    if not reference and end_to_end and end_to_end != "NOTPROVIDED":
-        reference = end_to_end
-    return StatementTransaction(booked, value, currency, payer, iban.replace(" ", ""), purpose, reference, where)
+    def text(self, element, path: str) -> str:
+        found = element.findtext(self.p(path))
+        return " ".join(found.split()) if found else ""
+
+    def statements(self, group) -> list[StatementTransaction]:
+        found: list[StatementTransaction] = []
+        for s, statement in enumerate(group.iterfind(self.tag_stmt), start=1):
+            iban = normalise_iban(self.text(statement, "Acct/Id/IBAN"))
+            for n, entry in enumerate(statement.iterfind(self.tag_ntry), start=1):
+                found.extend(self.entry(entry, iban, f"Document/BkToCstmrStmt/Stmt[{s}]/Ntry[{n}]"))
+        return found
+
+    def entry(self, entry, statement_iban: str, where: str) -> list[StatementTransaction]:
+        direction = self.text(entry, "CdtDbtInd")
+        if direction not in ("CRDT", "DBIT"):
+            raise self.error(f"{where}/CdtDbtInd", f"expected CRDT or DBIT, got {direction!r}")
+        if direction == "DBIT":
+            return []
+        status = entry.find(self.p("Sts"))
+        if status is None:
+            raise self.error(f"{where}/Sts", "the entry has no status (BOOK, PDNG, INFO …)")
+        code = self.text(status, "Cd") or self.text(status, "Prtry") or (status.text or "").strip()
+        if code != "BOOK":
+            return []  # pending or information only: it comes again once booked
+        if self.text(entry, "RvslInd").lower() in ("true", "1"):
+            return []
+        amount, currency = self.amount(entry.find(self.tag_amt), f"{where}/Amt")
+        booked = self.date(entry, "BookgDt", where)
+        value_date = self.date(entry, "ValDt", where)
+        if booked is None:
+            booked = value_date
+        if booked is None:
+            raise self.error(f"{where}/BookgDt", "a booked entry needs a booking date (BookgDt) or a value date (ValDt)")
+        details = [(f"{where}/NtryDtls[{d}]/TxDtls[{t}]", tx)
+                   for d, block in enumerate(entry.iterfind(self.tag_ntry_dtls), start=1)
+                   for t, tx in enumerate(block.iterfind(self.tag_tx), start=1)]
+        common = (entry, booked, value_date, currency, statement_iban)
+        entry_ref = self.text(entry, "AcctSvcrRef")
+        if len(details) <= 1:
+            tx_where, tx = details[0] if details else (where, None)
+            reference = (self.text(tx, "Refs/AcctSvcrRef") if tx is not None else "") or entry_ref
+            return [self.transaction(common, tx, amount, reference, 1, tx_where)]
+        found, total = [], Decimal(0)
+        for position, (tx_where, tx) in enumerate(details, start=1):
+            node = tx.find(self.tag_amt)
+            node = tx.find(self.p("AmtDtls/TxAmt/Amt")) if node is None else node
+            if node is None:
+                raise self.error(f"{tx_where}/Amt", f"an entry with {len(details)} transactions needs each one's amount")
+            tx_amount, tx_currency = self.amount(node, f"{tx_where}/Amt")
+            if tx_currency != currency:
+                raise self.error(f"{tx_where}/Amt", f"currency {tx_currency} differs from the entry's {currency}")
+            total += tx_amount
+            reference = self.text(tx, "Refs/AcctSvcrRef") or (f"{entry_ref}#{position}" if entry_ref else "")
+            found.append(self.transaction(common, tx, tx_amount, reference, position, tx_where))
+        if total != amount:
+            raise self.error(f"{where}/Amt", f"the entry says {amount} {currency} but its {len(details)} "
+                                             f"transactions add up to {total}")
+        return found
+
+    def transaction(self, common, tx, amount: Decimal, reference: str, position: int, where: str):
+        entry, booked, value_date, currency, statement_iban = common
+        if tx is None:
+            payer = iban = end_to_end = structured = ""
+            purpose = self.text(entry, "AddtlNtryInf")
+        else:
+            payer = (self.text(tx, "RltdPties/UltmtDbtr/Nm") or self.text(tx, "RltdPties/UltmtDbtr/Pty/Nm")
+                     or self.text(tx, "RltdPties/Dbtr/Nm") or self.text(tx, "RltdPties/Dbtr/Pty/Nm"))
+            iban = normalise_iban(self.text(tx, "RltdPties/DbtrAcct/Id/IBAN"))
+            end_to_end = self.text(tx, "Refs/EndToEndId")
+            end_to_end = "" if end_to_end.upper() == NOT_PROVIDED else end_to_end
+            remittance = tx.find(self.p("RmtInf"))
+            purpose = structured = ""
+            if remittance is not None:
+                purpose = " ".join(" ".join((u.text or "").split()) for u in remittance.iterfind(self.tag_ustrd)).strip()
+                structured = " ".join(self.text(s, "CdtrRefInf/Ref") for s in remittance.iterfind(self.tag_strd)).strip()
+            purpose = purpose or self.text(tx, "AddtlTxInf") or self.text(entry, "AddtlNtryInf")
+        decisive = (statement_iban, booked, amount, currency, iban, payer, purpose, structured, end_to_end, position)
+        return StatementTransaction(
+            key=self.keys.key(reference, decisive, where), booked=booked, value_date=value_date, amount=amount,
+            currency=currency, payer=payer, payer_iban=iban, purpose=purpose, structured_reference=structured,
+            bank_reference=reference, end_to_end_id=end_to_end, statement_iban=statement_iban, source=where)
+
+    def amount(self, node, where: str) -> tuple[Decimal, str]:
+        text = (node.text or "").strip() if node is not None else ""
+        if not text:
+            raise self.error(where, "the amount is missing")
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise self.error(where, f"not an amount: {text!r} (expected digits with a decimal point)") from None
+        if not value.is_finite() or value.as_tuple().exponent < -2:
+            raise self.error(where, f"not an amount in kopecks: {text!r}")
+        if value <= 0:
+            raise self.error(where, f"an entry's amount must be positive (the direction is CdtDbtInd), got {text}")
+        currency = (node.get("Ccy") or "").strip()
+        if not currency:
+            raise self.error(where, "the amount has no currency (Ccy attribute)")
+        return value.quantize(Decimal("0.01")), currency
+
+    def date(self, entry, name: str, where: str) -> date | None:
+        node = entry.find(self.p(name))
+        if node is None:
+            return None
+        text = self.text(node, "Dt") or self.text(node, "DtTm")[:10]
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise self.error(f"{where}/{name}", f"not a date: {text!r} (expected YYYY-MM-DD)") from None

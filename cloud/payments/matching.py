@@ -1,47 +1,127 @@
-"""Finding the account (особовий рахунок) a payment is for, in the forms people actually write.
-
-«о/р 1234», «ос.рах. 001234», «особовий рахунок №1234», «рахунок 1234 Іваненко», «12 34», Latin look-alike
-letters — then the payer's IBAN seen before. Ambiguity is unmatched, never a guess.
+"""Finding the особовий рахунок a payment is for, in the forms people actually write, then by a payer IBAN
+seen before. Two candidates is ambiguity, and ambiguity stays unmatched: Balans never guesses.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# Latin letters that look like Cyrillic ones in «о/р», «ос. рах.»
-LOOKALIKES = str.maketrans({"o": "о", "p": "р", "c": "с", "a": "а", "x": "х", "e": "е", "i": "і",
-                            "O": "О", "P": "Р", "C": "С", "A": "А", "X": "Х", "E": "Е", "I": "І"})
+PURPOSE, PAYER_IBAN, NONE, AMBIGUOUS = "purpose", "payer_iban", "none", "ambiguous"
+
+# Latin letters typed instead of the Cyrillic ones they look like («o/p 1234», «ос.paх.»).
+LOOKALIKES = str.maketrans("aceiopxykmhtbAСEIOPXYKMHTB", "асеіорхукмнтвАСЕІОРХУКМНТВ")
+# A letter O between digits is a zero someone typed with the wrong key («1O23»).
+LETTER_ZERO = re.compile(r"(?<=\d)[oOоО](?=\d)")
+# Words that introduce an account number; matched on the lower-cased, Cyrillicised purpose.
 MARKER = re.compile(
-    r"(?:о\s*[/.\\]\s*р|ос(?:обов\w*)?\.?\s*(?:рах(?:унок|\.)?|р\.)|особ\w*\s+рах\w*|рахун\w*|рах\.|"
-    r"р\s*/\s*р|л\s*/\s*с|account|acc\.?)\s*(?:№|n|#|:)?\s*((?:\d[\s-]?){1,12})",
-    re.IGNORECASE,
+    r"(?<!\w)(?:"
+    r"о\s*[/\\.|,]\s*р\.?"  # о/р, о.р., о\р
+    r"|ос\w*\.?\s*[/.]?\s*р(?:а[хз]\w*)?\.?"  # ос.рах., особовий рахунок, осбовий рах, ос.р.
+    r"|рах(?!\w*\s*-?\s*фактур)\w*\.?"  # рахунок, рахунку, рах. (not рахунок-фактура: that is an invoice)
+    r"|р\s*[/.]\s*р\.?"  # р/р, р.р.
+    r"|л\s*[/.]\s*[рс]\.?"  # л/с, л/р (old forms)
+    r"|абон\w*\.?"  # абонент, абон.
+    r"|account|acc\.?|acct\.?"  # Latin, as some banking apps write it
+    r")\s*(?:№|n|no\.?|#|:|-)?\s*(\d+(?:[ \u00a0-]\d+){0,3})(?![\d.,]\d)",
 )
-DIGITS = re.compile(r"(?<![\d.,])(\d{3,10})(?![\d.,])")
+# A number standing alone: not part of an IBAN, an amount, a date or a phone number.
+LONE_NUMBER = re.compile(r"(?<![\w.,/:+-])(\d{3,12})(?!\w|[.,/:-]\d)")
+YEARS = range(2000, 2100)
+
+
+def normalise(number: str) -> str:
+    """An account number as compared: its digits without leading zeros («001234» → «1234»)."""
+    return re.sub(r"\D", "", number).lstrip("0")
 
 
 @dataclass(frozen=True)
 class Match:
+    """Where a payment goes: ``account`` (as written in the register) or None, and how that was decided."""
+
     account: str | None
     how: str  # purpose | payer_iban | none | ambiguous
+    confidence: float = 0.0  # 0.95 marker + number; 0.85 the number needed mending; 0.8 payer IBAN; 0.7 lone number
+    evidence: str = ""  # the words that decided it, or why nothing did
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def matched(self) -> bool:
+        return self.account is not None
 
 
-def normalise(number: str) -> str:
-    return re.sub(r"\D", "", number).lstrip("0")
+class AccountIndex:
+    """An organisation's account numbers, normalised once; two numbers that normalise alike are ambiguous."""
+
+    def __init__(self, numbers: Iterable[str]):
+        self._by_key: dict[str, list[str]] = {}
+        for number in numbers:
+            key = normalise(number)
+            if key:
+                self._by_key.setdefault(key, []).append(number)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_key.values())
+
+    def get(self, digits: str) -> list[str]:
+        return self._by_key.get(digits.lstrip("0"), [])
 
 
-def match_payment(purpose: str, payer_iban: str, accounts: dict[str, str], known_ibans: dict[str, str]) -> Match:
-    """``accounts``: normalised number (no leading zeros) → account number as written in the register."""
-    text = (purpose or "").translate(LOOKALIKES)
-    candidates = {normalise(m.group(1)) for m in MARKER.finditer(text)}
-    candidates = {c for c in candidates if c in accounts}
-    if not candidates:
-        # No marker word: a lone number that is exactly an account number (never an amount or a date).
-        candidates = {n for n in (normalise(d) for d in DIGITS.findall(text)) if n in accounts}
-    if len(candidates) == 1:
-        return Match(accounts[candidates.pop()], "purpose")
-    if len(candidates) > 1:
-        return Match(None, "ambiguous")
-    if payer_iban and payer_iban in known_ibans:
-        return Match(known_ibans[payer_iban], "payer_iban")
-    return Match(None, "none")
+def _readable(purpose: str) -> str:
+    text = LETTER_ZERO.sub("0", purpose)
+    return text.translate(LOOKALIKES).lower().replace("\u00a0", " ")
+
+
+def _marker_candidates(text: str, accounts: AccountIndex) -> tuple[set[str], list[str], bool, list[str]]:
+    """Accounts named after a marker word; also numbers named that the organisation does not have."""
+    found: set[str] = set()
+    evidence, unknown, mended = [], [], False
+    for hit in MARKER.finditer(text):
+        groups = re.split(r"[ \u00a0-]", hit.group(1))
+        # «о/р 12 34 за 2026» — try «12», «1234», «12342026»: a misplaced space joins, a later number doesn't.
+        readings = ["".join(groups[: i + 1]) for i in range(len(groups))]
+        known = {n for r in readings for n in accounts.get(r)}
+        if known:
+            found |= known
+            evidence.append(hit.group(0).strip())
+            mended |= not any(accounts.get(groups[0])) or hit.group(1) != groups[0] and len(known) > 1
+        else:
+            unknown.append(readings[0])
+    return found, evidence, mended, unknown
+
+
+def match_account(purpose: str, payer_iban: str, accounts: AccountIndex,
+                  known_ibans: Mapping[str, str] | None = None) -> Match:
+    """The account a payment is for: by the purpose, else by a payer IBAN seen before, else none.
+
+    ``known_ibans`` maps a payer IBAN to the account number it paid for before (remembered when an
+    accountant resolved a payment by hand, or when the purpose named the account).
+    """
+    text = _readable(purpose or "")
+    found, evidence, mended, unknown = _marker_candidates(text, accounts)
+    if len(found) == 1:
+        return Match(found.pop(), PURPOSE, 0.85 if mended or text != (purpose or "").lower() else 0.95,
+                     "; ".join(evidence))
+    if len(found) > 1:
+        return Match(None, AMBIGUOUS, 0.0, f"the purpose names {len(found)} accounts", tuple(sorted(found)))
+    if unknown:
+        # The payer named an account the organisation does not have (a typo?): a person decides, not the IBAN.
+        return Match(None, NONE, 0.0, f"the purpose names account {unknown[0]}, which is not in the register")
+    lone = {n for d in LONE_NUMBER.findall(text) if int(d) not in YEARS for n in accounts.get(d)}
+    if len(lone) == 1:
+        return Match(lone.pop(), PURPOSE, 0.7, "a number in the purpose that is exactly an account number")
+    if len(lone) > 1:
+        return Match(None, AMBIGUOUS, 0.0, f"the purpose holds {len(lone)} account numbers", tuple(sorted(lone)))
+    account = (known_ibans or {}).get(payer_iban) if payer_iban else None
+    if account is not None:
+        return Match(account, PAYER_IBAN, 0.8, f"payer IBAN {payer_iban} paid for {account} before")
+    return Match(None, NONE, 0.0, "no account number in the purpose and the payer IBAN is new")
+
+
+def match_payment(purpose: str, payer_iban: str, accounts: AccountIndex | Mapping[str, str],
+                  known_ibans: Mapping[str, str]) -> Match:
+    """Older spelling of :func:`match_account`; also takes {normalised number: number}."""
+    if not isinstance(accounts, AccountIndex):
+        accounts = AccountIndex(accounts.values())
+    return match_account(purpose, payer_iban, accounts, known_ibans)

@@ -254,3 +254,34 @@ def test_line_4_raises_a_suspected_theft_alert_after_its_first_full_day(station_
     db = open_database(config.database)
     alerts = [json.loads(row[0]) for row in db.execute("SELECT detail FROM events WHERE kind = 'suspected_theft'")]
     assert [(a["day"], a["line"], a["loss_pct"]) for a in alerts] == [("2026-10-01", "4", "25.0")]
+
+
+def test_a_full_disk_loses_no_energy_and_the_lost_polls_reach_the_cloud_as_an_event(station_setup):
+    scenario, clock, port, config = station_setup
+
+    async def run():
+        async with SimulatedStation(scenario, clock, "127.0.0.1", port):
+            gateway = Gateway(config, clock)
+            at = scenario.period_start
+            for step in range(12):  # three hours of 15-minute polls
+                if step == 4:  # the card fills up: SQLite cannot grow the database any more
+                    pages = gateway.store.read_sync(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
+                    gateway.store.read_sync(lambda db, p=pages: db.execute(f"PRAGMA max_page_count = {p}"))
+                if step == 8:  # room again
+                    gateway.store.read_sync(lambda db: db.execute("PRAGMA max_page_count = 1073741823"))
+                await clock.sleep_until(at)
+                await gateway.poll_cycle()
+                at += timedelta(minutes=15)
+            lost = gateway.cycles
+            await gateway.close()
+            return lost
+
+    stored_cycles = asyncio.run(run())
+    from edge.store import open_database
+
+    db = open_database(config.database)
+    events = [json.loads(row[0]) for row in db.execute("SELECT detail FROM events WHERE kind = 'readings_lost'")]
+    assert stored_cycles < 12 and len(events) == 1 and events[0]["polls"] == 12 - stored_cycles
+    # Energy is whole: every interval from 00:00 to 02:30 is there for every meter, the gap's spread linearly.
+    counts = {row[0] for row in db.execute("SELECT count(*) FROM intervals GROUP BY meter")}
+    assert counts == {11}
