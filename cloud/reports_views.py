@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from flask import Blueprint, Response, abort, render_template, request
 
@@ -48,3 +49,37 @@ def debtors_page():
         return Response(debtors_csv(found), mimetype="text/csv",
                         headers={"Content-Disposition": "attachment; filename=borzhnyky.csv"})
     return render_template("report_debtors.html", debtors=found, buckets=BUCKETS)
+
+
+@bp.get("/analytics")
+@login_required(*ROLES)
+def analytics():
+    from cloud.analytics import (
+        collection,
+        consumption_dynamics,
+        payments_by_channel_and_day,
+        regulator_summary,
+        revenue_structure,
+    )
+
+    period = _period()
+    org_id = current_user().org_id
+    session = db.session()
+    payments = payments_by_channel_and_day(session, org_id, period)
+    if request.args.get("format") == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=";")
+        writer.writerow(["Дата", "Канал", "Сума", "Кількість"])
+        writer.writerows([(day, channel, f"{amount:.2f}".replace(".", ","), count)
+                          for day, channel, amount, count in payments])
+        return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv",
+                        headers={"Content-Disposition": f"attachment; filename=platezhi-{period}.csv"})
+    dynamics = consumption_dynamics(session, org_id)
+    top = max((kwh for _, kwh, _, _ in dynamics), default=Decimal(1)) or Decimal(1)
+    return render_template("report_analytics.html", period=period, payments=payments,
+                           collection=collection(session, org_id, period), dynamics=dynamics, top=top,
+                           structure=revenue_structure(session, org_id, period),
+                           regulator=regulator_summary(session, org_id, period))

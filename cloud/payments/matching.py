@@ -24,11 +24,13 @@ MARKER = re.compile(
     r"|л\s*[/.]\s*[рс]\.?"  # л/с, л/р (old forms)
     r"|абон\w*\.?"  # абонент, абон.
     r"|account|acc\.?|acct\.?"  # Latin, as some banking apps write it
-    r")\s*(?:№|n|no\.?|#|:|-)?\s*(\d+(?:[ \u00a0-]\d+){0,3})(?![\d.,]\d)",
+    r")\s*(?:№|n|no\.?|#|:|-)?\s*(\d++(?:[ \u00a0-]\d++){0,3})(?!\w|[.,/]\d)",
 )
 # A number standing alone: not part of an IBAN, an amount, a date or a phone number.
 LONE_NUMBER = re.compile(r"(?<![\w.,/:+-])(\d{3,12})(?!\w|[.,/:-]\d)")
 YEARS = range(2000, 2100)
+# «рахунок-фактура №123» is an invoice number, not an account: it never counts as a lone number.
+INVOICE_NUMBER = re.compile(r"фактур\w*\s*(?:№|n|#)?\s*\d+")
 
 
 def normalise(number: str) -> str:
@@ -74,18 +76,18 @@ def _readable(purpose: str) -> str:
 
 
 def _marker_candidates(text: str, accounts: AccountIndex) -> tuple[set[str], list[str], bool, list[str]]:
-    """Accounts named after a marker word; also numbers named that the organisation does not have."""
+    """Accounts named after a marker word, whether the number needed mending, and numbers not in the register."""
     found: set[str] = set()
     evidence, unknown, mended = [], [], False
     for hit in MARKER.finditer(text):
         groups = re.split(r"[ \u00a0-]", hit.group(1))
         # «о/р 12 34 за 2026» — try «12», «1234», «12342026»: a misplaced space joins, a later number doesn't.
         readings = ["".join(groups[: i + 1]) for i in range(len(groups))]
-        known = {n for r in readings for n in accounts.get(r)}
+        known = {n for reading in readings for n in accounts.get(reading)}
         if known:
             found |= known
             evidence.append(hit.group(0).strip())
-            mended |= not any(accounts.get(groups[0])) or hit.group(1) != groups[0] and len(known) > 1
+            mended |= not accounts.get(readings[0])
         else:
             unknown.append(readings[0])
     return found, evidence, mended, unknown
@@ -101,14 +103,14 @@ def match_account(purpose: str, payer_iban: str, accounts: AccountIndex,
     text = _readable(purpose or "")
     found, evidence, mended, unknown = _marker_candidates(text, accounts)
     if len(found) == 1:
-        return Match(found.pop(), PURPOSE, 0.85 if mended or text != (purpose or "").lower() else 0.95,
-                     "; ".join(evidence))
+        retyped = text != (purpose or "").lower().replace("\u00a0", " ")
+        return Match(found.pop(), PURPOSE, 0.85 if mended or retyped else 0.95, "; ".join(evidence))
     if len(found) > 1:
         return Match(None, AMBIGUOUS, 0.0, f"the purpose names {len(found)} accounts", tuple(sorted(found)))
     if unknown:
         # The payer named an account the organisation does not have (a typo?): a person decides, not the IBAN.
         return Match(None, NONE, 0.0, f"the purpose names account {unknown[0]}, which is not in the register")
-    lone = {n for d in LONE_NUMBER.findall(text) if int(d) not in YEARS for n in accounts.get(d)}
+    lone = {n for d in LONE_NUMBER.findall(INVOICE_NUMBER.sub(" ", text)) if int(d) not in YEARS for n in accounts.get(d)}
     if len(lone) == 1:
         return Match(lone.pop(), PURPOSE, 0.7, "a number in the purpose that is exactly an account number")
     if len(lone) > 1:

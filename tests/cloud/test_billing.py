@@ -301,3 +301,33 @@ def test_a_resident_submits_a_reading_and_a_wrong_one_is_explained(app, client, 
     with db() as session:
         reading = session.scalar(select(Reading).where(Reading.source == "resident"))
         assert reading.values == {"import_kwh": "15700.500"}
+
+
+def test_analytics_for_the_board_and_the_regulator(app, client, db, billed_month):
+    from cloud.analytics import (
+        collection,
+        consumption_dynamics,
+        payments_by_channel_and_day,
+        regulator_summary,
+    )
+    from cloud.models import Organisation
+    from cloud.organisations import create_user
+    from cloud.payments.importer import import_statement
+    from tests.cloud.payments.statements import camt053, entry
+
+    run(db, billed_month, issue=True)
+    today = date.today().strftime("%Y-%m")
+    with db() as session:
+        org = session.scalar(select(Organisation))
+        import_statement(session, org, camt053(entry("1000.00", "о/р 04001", "P-1", day=f"{today}-02")), "s.xml",
+                         "camt053")
+        assert payments_by_channel_and_day(session, org.id, today) == [(f"{today}-02", "bank", Decimal("1000.00"), 1)]
+        october = collection(session, org.id, "2026-10")
+        assert (october.accrued, october.paid) == (Decimal("6834.45"), Decimal("0.00"))
+        assert consumption_dynamics(session, org.id) == [("2026-10", Decimal(1415), 3, Decimal("471.7"))]
+        [household] = regulator_summary(session, org.id, "2026-10")
+        assert (household["volume_kwh"], household["accrued_uah"]) == (Decimal(1415), Decimal("6834.45"))
+        create_user(session, "board@coop.ua", "correct horse battery", "manager", org)
+    client.post("/login", data={"email": "board@coop.ua", "password": "correct horse battery"})
+    page = client.get("/reports/analytics?period=2026-10").get_data(as_text=True)
+    assert "Рівень оплат" in page and "Зведення для регулятора" in page
