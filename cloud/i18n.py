@@ -91,6 +91,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "line_export_credit": {"uk": "Генерація СЕС", "en": "Solar export"},
     "line_carry": {"uk": "Перенесено (СЕС)", "en": "Carried (solar)"},
     "line_fee": {"uk": "Абонплата", "en": "Fees"},
+    "category_household": {"uk": "побутові споживачі", "en": "households"},
+    "category_business": {"uk": "непобутові споживачі", "en": "businesses"},
     "channel_bank": {"uk": "банк", "en": "bank"},
     "channel_card": {"uk": "картка", "en": "card"},
     "channel_cash": {"uk": "каса", "en": "cash"},

@@ -143,13 +143,15 @@ def allocate_payment(book: AccountBook, payment_id: str, amount: Decimal) -> Acc
 def reverse_payment(book: AccountBook, payment_id: str) -> AccountBook:
     """Undo exactly what one payment paid (a bank reversal, a refund, a LiqPay ``reversed``).
 
-    The invoices it paid owe that money again; other payments stay where they are (nothing is re-shuffled).
+    The invoices it paid owe that money again; other payments' allocations stay where they are, and only
+    credit already waiting on the account moves onto what is owed again.
     """
     if payment_id not in book.payments:
         raise AllocationError(f"payment {payment_id} is not on this account's book")
     payments = dict(book.payments)
     del payments[payment_id]
-    return replace(book, slices=tuple(s for s in book.slices if s.payment_id != payment_id), payments=payments)
+    return apply_credit(replace(book, slices=tuple(s for s in book.slices if s.payment_id != payment_id),
+                                payments=payments))
 
 
 def add_invoice(book: AccountBook, invoice: InvoiceDue) -> AccountBook:
@@ -160,7 +162,7 @@ def add_invoice(book: AccountBook, invoice: InvoiceDue) -> AccountBook:
                               f"entries), got {amount}")
     if any(i.invoice_id == invoice.invoice_id for i in book.invoices):
         raise AllocationError(f"invoice {invoice.invoice_id} is already on the book")
-    book = replace(book, invoices=book.invoices + (replace(invoice, amount=amount),))
+    book = replace(book, invoices=(*book.invoices, replace(invoice, amount=amount)))
     return apply_credit(book)
 
 

@@ -1,94 +1,216 @@
-"""Bank statements as CSV exports, read through a saved column mapping (mappings/*.toml, docs/payments.md)."""
+"""Bank statements as CSV exports, read through a saved column mapping (mappings/*.toml, docs/payments.md).
+
+Only incoming rows become payments: a credit column that is filled, or a signed amount that is positive.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
+from pathlib import Path
 
-from cloud.payments.statement import StatementError, StatementTransaction
+from cloud.payments.statement import KeyMaker, StatementError, StatementTransaction, normalise_iban
+
+FIELDS = ("date", "value_date", "credit", "debit", "amount", "currency", "payer", "payer_iban", "payer_code",
+          "purpose", "reference", "document_number")
+HEADER_SEARCH_ROWS = 40  # bank exports put a title block above the table
+
+
+class MappingError(ValueError):
+    """A mapping file that cannot be used; names the file and the key."""
 
 
 @dataclass(frozen=True)
 class CsvMapping:
+    """How to read one bank's CSV export: a saved, named column mapping."""
+
     name: str
-    encoding: str
-    delimiter: str
-    date_format: str
-    decimal_comma: bool
-    skip_rows: int
     columns: dict[str, str]  # our field → the header in the bank's file
-    credit_only_positive: bool  # one signed amount column: keep the positive (incoming) rows
+    encoding: str = "utf-8"
+    delimiter: str = ";"
+    quotechar: str = '"'
+    date_formats: tuple[str, ...] = ("%d.%m.%Y",)
+    decimal_comma: bool = True
+    currency: str = "UAH"  # when the file has no currency column
+    stop_at: tuple[str, ...] = ()  # a row whose first cell starts with one of these ends the table (totals)
+    bank: str = ""
+    notes: str = field(default="", compare=False)
+
+    @classmethod
+    def from_toml(cls, text: str, name: str) -> CsvMapping:
+        data = tomllib.loads(text)
+        columns = dict(data.get("columns", {}))
+        unknown = sorted(set(columns) - set(FIELDS))
+        if unknown:
+            raise MappingError(f"mapping {name}: unknown column keys {unknown}; known: {', '.join(FIELDS)}")
+        if "date" not in columns or not ({"credit", "amount"} & set(columns)):
+            raise MappingError(f"mapping {name}: [columns] needs 'date' and either 'credit' or 'amount'")
+        formats = data.get("date_formats", data.get("date_format", "%d.%m.%Y"))
+        return cls(name=data.get("name", name), columns=columns, encoding=data.get("encoding", "utf-8"),
+                   delimiter=data.get("delimiter", ";"), quotechar=data.get("quotechar", '"'),
+                   date_formats=(formats,) if isinstance(formats, str) else tuple(formats),
+                   decimal_comma=bool(data.get("decimal_comma", True)), currency=data.get("currency", "UAH"),
+                   stop_at=tuple(data.get("stop_at", ())), bank=data.get("bank", ""), notes=data.get("notes", ""))
 
     @classmethod
     def load(cls, name: str) -> CsvMapping:
-        try:
-            text = resources.files("cloud.payments.mappings").joinpath(f"{name}.toml").read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            known = sorted(p.name[:-5] for p in resources.files("cloud.payments.mappings").iterdir()
-                           if p.name.endswith(".toml"))
-            raise ValueError(f"no CSV mapping {name!r}; known: {', '.join(known)}") from exc
-        data = tomllib.loads(text)
-        return cls(name=name, encoding=data.get("encoding", "utf-8"), delimiter=data.get("delimiter", ";"),
-                   date_format=data.get("date_format", "%d.%m.%Y"), decimal_comma=data.get("decimal_comma", True),
-                   skip_rows=data.get("skip_rows", 0), columns=dict(data["columns"]),
-                   credit_only_positive=data.get("credit_only_positive", False))
+        """A shipped mapping by name (``privatbank-business``), or a path to a .toml file."""
+        if name.endswith(".toml"):
+            return cls.from_toml(Path(name).read_text(encoding="utf-8"), Path(name).stem)
+        folder = resources.files("cloud.payments.mappings")
+        source = folder.joinpath(f"{name}.toml")
+        if not source.is_file():
+            raise MappingError(f"no CSV mapping {name!r}; shipped: {', '.join(shipped_mappings())}")
+        return cls.from_toml(source.read_text(encoding="utf-8"), name)
 
 
-def _decimal(text: str, mapping: CsvMapping) -> Decimal:
-    cleaned = text.strip().replace("\u00a0", "").replace(" ", "")
-    if mapping.decimal_comma:
-        cleaned = cleaned.replace(".", "").replace(",", ".") if cleaned.count(",") == 1 else cleaned
-    return Decimal(cleaned)
+def shipped_mappings() -> list[str]:
+    folder = resources.files("cloud.payments.mappings")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+class CsvImporter:
+    """The StatementImporter for one bank's CSV layout."""
+
+    def __init__(self, mapping: CsvMapping):
+        self.mapping = mapping
+        self.name = f"csv:{mapping.name}"
+
+    def parse(self, data: bytes, filename: str) -> list[StatementTransaction]:
+        return parse(data, filename, self.mapping)
+
+
+def parse_amount(text: str, decimal_comma: bool) -> Decimal:
+    """«1 250,40», «1.250,40», «-99.00», «1,250.40» → Decimal; raises InvalidOperation."""
+    cleaned = "".join(text.split()).replace("\u2212", "-").replace("'", "")
+    if decimal_comma:
+        cleaned = cleaned.replace(".", "").replace(",", ".") if "," in cleaned else cleaned
+    else:
+        cleaned = cleaned.replace(",", "")
+    value = Decimal(cleaned)
+    if not value.is_finite() or value.as_tuple().exponent < -2:
+        raise InvalidOperation(text)
+    return value.quantize(Decimal("0.01"))
 
 
 def parse(data: bytes, filename: str, mapping: CsvMapping) -> list[StatementTransaction]:
+    """Every incoming row of the export, or a StatementError naming the line and column (nothing partial)."""
     try:
         text = data.decode(mapping.encoding)
     except UnicodeDecodeError as exc:
-        raise StatementError(filename, f"byte {exc.start}", f"not {mapping.encoding} text") from exc
-    lines = text.lstrip("\ufeff").splitlines()[mapping.skip_rows:]
-    reader = csv.DictReader(io.StringIO("\n".join(lines)), delimiter=mapping.delimiter)
-    missing = [header for header in mapping.columns.values() if header not in (reader.fieldnames or [])]
-    if missing:
-        raise StatementError(filename, f"line {mapping.skip_rows + 1}",
-                             f"columns {missing} not found (mapping {mapping.name}); the file has {reader.fieldnames}")
-    found = []
-    for number, row in enumerate(reader, start=mapping.skip_rows + 2):
-        where = f"line {number}"
-        column = mapping.columns
+        line = data[: exc.start].count(b"\n") + 1
+        raise StatementError(filename, f"line {line}", f"byte {data[exc.start]:#04x} is not {mapping.encoding} "
+                                                       f"text (mapping {mapping.name})") from exc
+    rows = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=mapping.delimiter,
+                      quotechar=mapping.quotechar, strict=True)
+    return _Table(filename, mapping, rows).transactions(data)
+
+
+class _Table:
+    def __init__(self, filename: str, mapping: CsvMapping, rows):
+        self.filename, self.mapping, self.rows = filename, mapping, rows
+        self.keys = KeyMaker(filename)
+        self.line = 0
+
+    def error(self, reason: str, column: str | None = None) -> StatementError:
+        where = f"line {self.line}" + (f", column {column!r}" if column else "")
+        return StatementError(self.filename, where, reason)
+
+    def next_row(self) -> list[str] | None:
+        first_line = self.rows.line_num + 1
         try:
-            if "credit" in column:
-                raw = (row.get(column["credit"]) or "").strip()
-                if not raw:
-                    continue  # a debit row
-                amount = _decimal(raw, mapping)
-            else:
-                amount = _decimal(row[column["amount"]], mapping)
-                if mapping.credit_only_positive and amount <= 0:
-                    continue
-        except (InvalidOperation, KeyError) as exc:
-            header = column.get("credit", column.get("amount"))
-            raise StatementError(filename, f"{where}, column {header!r}",
-                                 f"not an amount: {row.get(header)!r}") from exc
-        if amount <= 0:
-            raise StatementError(filename, where, f"amount must be positive, got {amount}")
-        raw_date = (row.get(column["date"]) or "").strip()
+            row = next(self.rows)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            self.line = first_line
+            raise self.error(f"not readable as CSV ({exc})") from exc
+        self.line = first_line
+        return row
+
+    def header(self, data: bytes) -> dict[str, int]:
+        wanted = self.mapping.columns
+        for _ in range(HEADER_SEARCH_ROWS):
+            row = self.next_row()
+            if row is None:
+                break
+            cells = [c.strip().casefold() for c in row]
+            if all(h.strip().casefold() in cells for h in wanted.values()):
+                return {name: cells.index(h.strip().casefold()) for name, h in wanted.items()}
+        hint = ""
+        if self.mapping.encoding.lower() in ("cp1251", "windows-1251"):
+            try:
+                data.decode("utf-8")
+                hint = "; the file looks like UTF-8 — is this the right mapping?"
+            except UnicodeDecodeError:
+                pass
+        raise StatementError(self.filename, "header", f"no row with the columns {sorted(wanted.values())} in the "
+                                                      f"first {HEADER_SEARCH_ROWS} rows (mapping {self.mapping.name})"
+                                                      + hint)
+
+    def transactions(self, data: bytes) -> list[StatementTransaction]:
+        index = self.header(data)
+        width = max(index.values()) + 1
+        found = []
+        while (row := self.next_row()) is not None:
+            if not any(cell.strip() for cell in row):
+                continue
+            if self.mapping.stop_at and row[0].strip().startswith(self.mapping.stop_at):
+                break
+            if len(row) < width:
+                raise self.error(f"{len(row)} cells, but the mapping {self.mapping.name} needs {width}")
+            cell = {name: row[i].strip() for name, i in index.items()}
+            amount = self.amount(cell)
+            if amount is not None:
+                found.append(self.transaction(cell, amount))
+        return found
+
+    def amount(self, cell: dict[str, str]) -> Decimal | None:
+        columns = self.mapping.columns
+        name = "credit" if "credit" in cell else "amount"
+        raw = cell[name]
+        if not raw:
+            return None  # a debit row (its amount is in the debit column)
         try:
-            booked = datetime.strptime(raw_date[:len(date.today().strftime(mapping.date_format))],
-                                       mapping.date_format).date()
-        except ValueError as exc:
-            raise StatementError(filename, f"{where}, column {column['date']!r}",
-                                 f"not a date in {mapping.date_format}: {raw_date!r}") from exc
-        found.append(StatementTransaction(
-            booked=booked, amount=amount, currency=(row.get(column.get("currency", ""), "") or "UAH").strip() or "UAH",
-            payer=(row.get(column.get("payer", ""), "") or "").strip(),
-            payer_iban=(row.get(column.get("payer_iban", ""), "") or "").replace(" ", "").strip(),
-            purpose=(row.get(column.get("purpose", ""), "") or "").strip(),
-            reference=(row.get(column.get("reference", ""), "") or "").strip(), source=where,
-        ))
-    return found
+            value = parse_amount(raw, self.mapping.decimal_comma)
+        except InvalidOperation:
+            raise self.error(f"not an amount: {raw!r}", columns[name]) from None
+        if name == "credit" and value < 0:
+            raise self.error(f"a credit cannot be negative: {raw!r}", columns[name])
+        if name == "credit" and cell.get("debit"):
+            try:
+                debit = parse_amount(cell["debit"], self.mapping.decimal_comma)
+            except InvalidOperation:
+                raise self.error(f"not an amount: {cell['debit']!r}", columns["debit"]) from None
+            if debit and value:
+                raise self.error(f"both debit ({cell['debit']}) and credit ({raw}) are filled", columns[name])
+        return value if value > 0 else None
+
+    def date(self, text: str, column: str) -> date:
+        for pattern in self.mapping.date_formats:
+            try:
+                return datetime.strptime(text, pattern).date()
+            except ValueError:
+                continue
+        raise self.error(f"not a date: {text!r} (expected {' or '.join(self.mapping.date_formats)})",
+                         self.mapping.columns[column])
+
+    def transaction(self, cell: dict[str, str], amount: Decimal) -> StatementTransaction:
+        booked = self.date(cell["date"], "date")
+        value_date = self.date(cell["value_date"], "value_date") if cell.get("value_date") else None
+        currency = (cell.get("currency") or self.mapping.currency).upper()
+        if currency == "ГРН":
+            currency = "UAH"
+        payer, iban = " ".join(cell.get("payer", "").split()), normalise_iban(cell.get("payer_iban", ""))
+        purpose, reference = " ".join(cell.get("purpose", "").split()), cell.get("reference", "")
+        decisive = (cell["date"], amount, currency, iban, cell.get("payer_code", ""), payer, purpose,
+                    cell.get("document_number", ""))
+        where = f"line {self.line}"
+        return StatementTransaction(
+            key=self.keys.key(reference, decisive, where), booked=booked, value_date=value_date, amount=amount,
+            currency=currency, payer=payer, payer_iban=iban, purpose=purpose, bank_reference=reference, source=where)

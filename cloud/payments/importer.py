@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from cloud.audit import audit
 from cloud.db import insert_rows
 from cloud.models import Account, LedgerEntry, Organisation, PayerIban, Payment, StatementImport, utcnow
-from cloud.payments import camt053, csv_statement
-from cloud.payments.matching import match_payment, normalise
-from cloud.payments.statement import StatementError, StatementTransaction
+from cloud.payments.formats import parse_statement
+from cloud.payments.matching import AccountIndex, match_account
+from cloud.payments.statement import StatementError
 
 
 @dataclass
@@ -39,17 +39,9 @@ PAYMENT_COLUMNS = ("org_id", "key", "channel", "booked", "amount", "payer", "pay
                    "matched_by", "statement_id", "created_at")
 
 
-def parse_statement(data: bytes, filename: str, fmt: str) -> list[StatementTransaction]:
-    if fmt == "camt053":
-        return camt053.parse(data, filename)
-    if fmt.startswith("csv:"):
-        return csv_statement.parse(data, filename, csv_statement.CsvMapping.load(fmt[4:]))
-    raise StatementError(filename, "format", f"unknown format {fmt!r}; use camt053 or csv:MAPPING")
-
-
-def register(db: Session, org_id: int) -> tuple[dict[str, Account], dict[str, str], dict[str, int]]:
+def register(db: Session, org_id: int) -> tuple[dict[str, Account], AccountIndex, dict[str, int]]:
     accounts = {a.number: a for a in db.scalars(select(Account).where(Account.org_id == org_id))}
-    normalised = {normalise(number): number for number in accounts}
+    normalised = AccountIndex(accounts)
     ibans = {iban: account_id for iban, account_id in db.execute(
         select(PayerIban.iban, PayerIban.account_id).where(PayerIban.org_id == org_id))}
     return accounts, normalised, ibans
@@ -80,7 +72,7 @@ def import_statement(db: Session, org: Organisation, data: bytes, filename: str,
             result.duplicates += 1
             continue
         seen.add(tx.key)
-        match = match_payment(tx.purpose, tx.payer_iban, normalised, known_ibans)
+        match = match_account(tx.matching_text, tx.payer_iban, normalised, known_ibans)
         account = accounts.get(match.account) if match.account else None
         payments.append((org.id, tx.key, "bank", tx.booked.isoformat(), str(tx.amount), tx.payer[:200],
                          tx.payer_iban[:34], tx.purpose[:500], account.id if account else None, match.how,
