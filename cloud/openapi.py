@@ -18,8 +18,8 @@ OPENAPI = {
                 "parameters": [
                     {"name": "X-Balans-Gateway", "in": "header", "required": True, "schema": {"type": "string"}},
                     {"name": "X-Balans-Signature", "in": "header", "required": True,
-                     "description": "base64 Ed25519 signature of the exact (un-gzipped) body",
-                     "schema": {"type": "string"}},
+                     "description": "base64 Ed25519 signature (64 bytes) of the exact (un-gzipped) body",
+                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9+/]{86}==$"}},
                     {"name": "Content-Encoding", "in": "header", "required": False,
                      "schema": {"type": "string", "enum": ["gzip", "identity"]}},
                 ],
