@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed
 
 # What the product and its tests need from the system: the DejaVu font (invoice PDFs), socat (serial PTY
 # pairs), mbpoll (an independent Modbus master), openssl (evidence checks), pg_dump (backups), pdftoppm and
-# zbarimg (reading invoices back as a person and a banking app would). Installed with apt-get when missing.
-SYSTEM_TOOLS := socat mbpoll openssl pg_dump pdftoppm zbarimg
-SYSTEM_PACKAGES := fonts-dejavu-core socat mbpoll openssl postgresql-client poppler-utils zbar-tools
+# zbarimg (reading invoices back as a person and a banking app would), chromium (the browser tests, driven by
+# Playwright — never a downloaded browser). Installed with apt-get when missing.
+SYSTEM_TOOLS := socat mbpoll openssl pg_dump pdftoppm zbarimg chromium
+SYSTEM_PACKAGES := fonts-dejavu-core socat mbpoll openssl postgresql-client poppler-utils zbar-tools chromium
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu"; \

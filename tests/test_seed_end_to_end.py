@@ -94,3 +94,40 @@ def test_the_pages_show_line_4_flagged_and_the_residents_invoice(demo_run):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
+def test_a_person_sees_it_in_a_real_browser_on_a_phone(demo_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    workdir, _ = demo_run
+    port = free_port()
+    server = start_cloud(f"sqlite:///{workdir / 'cloud.sqlite3'}", port, workdir)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync"])
+            phone = browser.new_context(viewport={"width": 390, "height": 844}, locale="uk-UA")
+            page = phone.new_page()
+            page.goto(base + "/login")
+            page.fill("input[name=email]", MANAGER[0])
+            page.fill("input[name=password]", MANAGER[1])
+            page.click("button[type=submit]")
+            page.goto(base + "/sites/TP-118?period=2026-10")
+            line4 = page.locator("tr[data-line='4']")
+            assert line4.get_attribute("data-status") == "suspected_theft"
+            assert line4.locator(".badge").is_visible()  # the flag fits on a phone screen
+            page.screenshot(path=str(tmp_path / "site-phone.png"), full_page=True)
+            page.click("button.link")  # sign out
+            page.fill("input[name=email]", "resident04001@demo.balans.ua")
+            page.fill("input[name=password]", RESIDENT_PASSWORD)
+            page.click("button[type=submit]")
+            page.click("a[href^='/cabinet/invoices/']")
+            assert page.locator(".pay .qr svg").is_visible()
+            assert "частка витрат на електроенергію" in page.inner_text("article")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
