@@ -6,6 +6,7 @@ RvslInd=true skipped; an entry with several TxDtls gives several payments whose 
 
 from __future__ import annotations
 
+import gc
 import re
 import xml.etree.ElementTree as ET
 from datetime import date
@@ -50,13 +51,24 @@ def refuse_dtd(data: bytes, filename: str) -> None:
 
 
 class _Paths:
-    """Qualified tag paths for the file's namespace, built once: lookups stay in ElementTree's C code."""
+    """Qualified tags for the file's namespace, built once per path; single-tag steps stay in C code."""
 
     def __init__(self, namespace: str):
         self.ns = f"{{{namespace}}}" if namespace else ""
+        self._steps: dict[str, tuple[str, ...]] = {}
 
-    def __call__(self, path: str) -> str:
-        return "/".join(self.ns + part for part in path.split("/"))
+    def __call__(self, tag: str) -> str:
+        return self.ns + tag
+
+    def find(self, element, path: str):
+        steps = self._steps.get(path)
+        if steps is None:
+            steps = self._steps[path] = tuple(self.ns + part for part in path.split("/"))
+        for tag in steps:
+            element = element.find(tag)
+            if element is None:
+                return None
+        return element
 
 
 class Camt053Importer:
@@ -71,6 +83,18 @@ class Camt053Importer:
 def parse(data: bytes, filename: str = "statement.xml") -> list[StatementTransaction]:
     """Every booked incoming payment of the file, or a StatementError naming the element (nothing partial)."""
     refuse_dtd(data, filename)
+    # A big statement is millions of tree objects without cycles; the cyclic collector would walk them over
+    # and over while they are built (half the time of a 100 000-transaction file), so it waits until the end.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(data, filename)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse(data: bytes, filename: str) -> list[StatementTransaction]:
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
@@ -99,14 +123,15 @@ class _Reader:
         return StatementError(self.filename, where, reason)
 
     def text(self, element, path: str) -> str:
-        found = element.findtext(self.p(path))
-        return " ".join(found.split()) if found else ""
+        found = self.p.find(element, path)
+        text = found.text if found is not None else None
+        return " ".join(text.split()) if text else ""
 
     def statements(self, group) -> list[StatementTransaction]:
         found: list[StatementTransaction] = []
-        for s, statement in enumerate(group.iterfind(self.tag_stmt), start=1):
+        for s, statement in enumerate(group.findall(self.tag_stmt), start=1):
             iban = normalise_iban(self.text(statement, "Acct/Id/IBAN"))
-            for n, entry in enumerate(statement.iterfind(self.tag_ntry), start=1):
+            for n, entry in enumerate(statement.findall(self.tag_ntry), start=1):
                 found.extend(self.entry(entry, iban, f"Document/BkToCstmrStmt/Stmt[{s}]/Ntry[{n}]"))
         return found
 
@@ -132,8 +157,8 @@ class _Reader:
         if booked is None:
             raise self.error(f"{where}/BookgDt", "a booked entry needs a booking date (BookgDt) or a value date (ValDt)")
         details = [(f"{where}/NtryDtls[{d}]/TxDtls[{t}]", tx)
-                   for d, block in enumerate(entry.iterfind(self.tag_ntry_dtls), start=1)
-                   for t, tx in enumerate(block.iterfind(self.tag_tx), start=1)]
+                   for d, block in enumerate(entry.findall(self.tag_ntry_dtls), start=1)
+                   for t, tx in enumerate(block.findall(self.tag_tx), start=1)]
         common = (entry, booked, value_date, currency, statement_iban)
         entry_ref = self.text(entry, "AcctSvcrRef")
         if len(details) <= 1:
@@ -143,7 +168,7 @@ class _Reader:
         found, total = [], Decimal(0)
         for position, (tx_where, tx) in enumerate(details, start=1):
             node = tx.find(self.tag_amt)
-            node = tx.find(self.p("AmtDtls/TxAmt/Amt")) if node is None else node
+            node = self.p.find(tx, "AmtDtls/TxAmt/Amt") if node is None else node
             if node is None:
                 raise self.error(f"{tx_where}/Amt", f"an entry with {len(details)} transactions needs each one's amount")
             tx_amount, tx_currency = self.amount(node, f"{tx_where}/Amt")
@@ -171,8 +196,8 @@ class _Reader:
             remittance = tx.find(self.p("RmtInf"))
             purpose = structured = ""
             if remittance is not None:
-                purpose = " ".join(" ".join((u.text or "").split()) for u in remittance.iterfind(self.tag_ustrd)).strip()
-                structured = " ".join(self.text(s, "CdtrRefInf/Ref") for s in remittance.iterfind(self.tag_strd)).strip()
+                purpose = " ".join(" ".join((u.text or "").split()) for u in remittance.findall(self.tag_ustrd)).strip()
+                structured = " ".join(self.text(s, "CdtrRefInf/Ref") for s in remittance.findall(self.tag_strd)).strip()
             purpose = purpose or self.text(tx, "AddtlTxInf") or self.text(entry, "AddtlNtryInf")
         decisive = (statement_iban, booked, amount, currency, iban, payer, purpose, structured, end_to_end, position)
         return StatementTransaction(

@@ -35,7 +35,7 @@ def apply_callback(db: Session, data: str, signature: str) -> str:
     if order is None:
         raise CallbackError(404, f"unknown order {order_id}")
     org = db.get(Organisation, order.org_id)
-    callback: Callback = verify_callback(org.liqpay_private_key, data, signature)
+    callback: Callback = verify_callback(org.liqpay_private_key, data, signature, public_key=org.liqpay_public_key)
     if callback.currency != "UAH" or callback.amount <= 0:
         raise CallbackError(422, f"unexpected amount {callback.amount} {callback.currency}")
     account = db.get(Account, order.account_id)

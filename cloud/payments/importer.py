@@ -17,8 +17,8 @@ from cloud.audit import audit
 from cloud.db import insert_rows
 from cloud.models import Account, LedgerEntry, Organisation, PayerIban, Payment, StatementImport, utcnow
 from cloud.payments.formats import parse_statement
-from cloud.payments.matching import AccountIndex, match_account
-from cloud.payments.statement import StatementError
+from cloud.payments.matching import AccountIndex
+from cloud.payments.reconciliation import reconcile
 
 
 @dataclass
@@ -51,44 +51,32 @@ def import_statement(db: Session, org: Organisation, data: bytes, filename: str,
                      actor: str = "system") -> ImportResult:
     """Parse (all or nothing), then store new payments and their ledger entries in the caller's transaction."""
     transactions = parse_statement(data, filename, fmt)
-    accounts, normalised, ibans = register(db, org.id)
+    accounts, index, ibans = register(db, org.id)
     by_id = {a.id: a.number for a in accounts.values()}
     known_ibans = {iban: by_id[account_id] for iban, account_id in ibans.items() if account_id in by_id}
     existing = set(db.scalars(select(Payment.key).where(Payment.org_id == org.id,
                                                         Payment.key.in_([t.key for t in transactions]))))
+    outcome = reconcile(transactions, index, known_ibans, existing, filename)
     statement = StatementImport(org_id=org.id, filename=filename[:200], format=fmt,
                                 sha256=hashlib.sha256(data).hexdigest())
     db.add(statement)
     db.flush()
-    result = ImportResult(transactions=len(transactions))
-    seen: set[str] = set()
+    counts = outcome.counts()
+    result = ImportResult(transactions=counts["transactions"], imported=counts["imported"], matched=counts["matched"],
+                          unmatched=counts["unmatched"], duplicates=counts["duplicates"], total=outcome.total)
     stamp = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")
-    payments, entries, new_ibans = [], [], []
+    payments, entries = [], []
     # Thousands of rows: written as plain tuples in three bulk inserts, not object by object.
-    for tx in transactions:
-        if tx.currency != "UAH":
-            raise StatementError(filename, tx.source, f"currency {tx.currency}: only UAH payments are imported")
-        if tx.key in existing or tx.key in seen:
-            result.duplicates += 1
-            continue
-        seen.add(tx.key)
-        match = match_account(tx.matching_text, tx.payer_iban, normalised, known_ibans)
-        account = accounts.get(match.account) if match.account else None
+    for tx, match in ((r.transaction, r.match) for r in outcome.new):
+        account = accounts[match.account] if match.account else None
         payments.append((org.id, tx.key, "bank", tx.booked.isoformat(), str(tx.amount), tx.payer[:200],
                          tx.payer_iban[:34], tx.purpose[:500], account.id if account else None, match.how,
                          statement.id, stamp))
-        result.imported += 1
-        result.total += tx.amount
-        if account is None:
-            result.unmatched += 1
-            continue
-        result.matched += 1
-        entries.append((org.id, account.id, "payment", str(-tx.amount), tx.booked.strftime("%Y-%m"),
-                        f"Оплата {tx.booked:%d.%m.%Y} (bank) {tx.payer}"[:300], stamp))
-        if tx.payer_iban and tx.payer_iban not in ibans:
-            new_ibans.append((org.id, tx.payer_iban, account.id))
-            ibans[tx.payer_iban] = account.id
-            known_ibans[tx.payer_iban] = account.number
+        if account is not None:
+            entries.append((org.id, account.id, "payment", str(-tx.amount), tx.booked.strftime("%Y-%m"),
+                            f"Оплата {tx.booked:%d.%m.%Y} (bank) {tx.payer}"[:300], stamp))
+    new_ibans = [(org.id, iban, accounts[number].id) for iban, number in outcome.new_ibans.items()
+                 if iban not in ibans and len(iban) <= 34]
     insert_rows(db, "payments", PAYMENT_COLUMNS, payments)
     insert_rows(db, "ledger_entries", ("org_id", "account_id", "kind", "amount", "period", "memo", "created_at"),
                 entries)

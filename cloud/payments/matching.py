@@ -13,7 +13,7 @@ PURPOSE, PAYER_IBAN, NONE, AMBIGUOUS = "purpose", "payer_iban", "none", "ambiguo
 # Latin letters typed instead of the Cyrillic ones they look like («o/p 1234», «ос.paх.»).
 LOOKALIKES = str.maketrans("aceiopxykmhtbAСEIOPXYKMHTB", "асеіорхукмнтвАСЕІОРХУКМНТВ")
 # A letter O between digits is a zero someone typed with the wrong key («1O23»).
-LETTER_ZERO = re.compile(r"(?<=\d)[oOоО](?=\d)")
+LETTER_ZERO = re.compile(r"(?<=\d)[oOоО]+(?=\d)")
 # Words that introduce an account number; matched on the lower-cased, Cyrillicised purpose.
 MARKER = re.compile(
     r"(?<!\w)(?:"
@@ -71,7 +71,7 @@ class AccountIndex:
 
 
 def _readable(purpose: str) -> str:
-    text = LETTER_ZERO.sub("0", purpose)
+    text = LETTER_ZERO.sub(lambda m: "0" * len(m.group(0)), purpose)
     return text.translate(LOOKALIKES).lower().replace("\u00a0", " ")
 
 
