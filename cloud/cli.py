@@ -347,8 +347,8 @@ def send_mail():
 @click.command("import-statement")
 @click.option("--org", "org_ref", required=True, help="organisation id or exact name")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", default="camt053", show_default=True, help="camt053 or csv:MAPPING "
-              "(csv:privatbank-business, csv:monobank-business)")
+@click.option("--format", "fmt", default="camt053", show_default=True, help="camt053, csv:MAPPING "
+              "(csv:privatbank-business, csv:monobank-business) or csv:path/to/mapping.toml")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def import_statement_cmd(org_ref, path, fmt, as_json):
