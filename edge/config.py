@@ -62,6 +62,8 @@ class MeterConfig:
     account: str | None = None
     channel: int = 0
     max_kw: Decimal = Decimal("100")  # what the connection can physically carry
+    timeout: float | None = None  # this meter's own answer timeout (s), when shorter or longer than the bus's
+    retries: int = 0  # immediate retries within a cycle before the meter counts as silent
 
 
 # What a connection of each role can physically carry (kW), unless the meter says otherwise:
@@ -209,6 +211,8 @@ def _meter(spec: dict, where: str) -> MeterConfig:
         account=str(spec["account"]) if spec.get("account") else None,
         channel=int(spec.get("channel", 0)),
         max_kw=Decimal(str(spec.get("max_kw", DEFAULT_MAX_KW[spec["role"]]))),
+        timeout=float(spec["timeout"]) if "timeout" in spec else None,
+        retries=int(spec.get("retries", 0)),
     )
 
 

@@ -24,7 +24,7 @@ from edge.config import GatewayConfig, MeterConfig
 from edge.energy import CounterPoint, intervals_between
 from edge.modbus_bus import MeterUnavailable, ModbusBus
 from edge.outbox import HIGH, add_event, seal_pending
-from edge.store import Store, set_meta
+from edge.store import Store, get_meta, set_meta
 from edge.uplink import RefusedError, TransientUplinkError, Uplink
 from shared.batch import load_private_key
 from shared.voltage_quality import VoltageTracker
@@ -58,6 +58,7 @@ class MeterCoordinator:
     boundary: CounterPoint | None = None
     voltage: dict[str, VoltageTracker] = field(default_factory=dict)
     serial: str | None = None
+    tamper_reported: bool = False
     rollover: Decimal | None = None  # the counter's wrap-around value in kWh, when its register has one
 
     def due(self) -> bool:
@@ -177,10 +178,13 @@ class Gateway:
 
     async def _poll_bus(self, bus: ModbusBus, group: list[MeterCoordinator], result: PollResult) -> None:
         for coordinator in group:
-            try:
-                result.values[coordinator.meter.id] = await bus.read(coordinator.meter)
-            except MeterUnavailable as exc:
-                result.failed[coordinator.meter.id] = str(exc)
+            for attempt in range(coordinator.meter.retries + 1):
+                try:
+                    result.values[coordinator.meter.id] = await bus.read(coordinator.meter)
+                    result.failed.pop(coordinator.meter.id, None)
+                    break
+                except MeterUnavailable as exc:
+                    result.failed[coordinator.meter.id] = str(exc) + (f" (after {attempt} retries)" if attempt else "")
 
     def _check_clock(self, db, result: PollResult) -> bool:
         """True when interval boundaries may be taken from this cycle's wall-clock time."""
@@ -223,6 +227,7 @@ class Gateway:
                 add_event(db, result.at, "meter_online", meter_id)
             readings.append((meter_id, ts, result.mono, json.dumps(values, sort_keys=True)))
             self._voltage(db, coordinator, result.at, values)
+            self._tamper(db, coordinator, result.at, values)
             if "import_kwh" in values and clock_ok:
                 intervals += self._energy(db, coordinator, result.at, values)
             db.execute(
@@ -250,15 +255,33 @@ class Gateway:
         )
 
     def _voltage(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> None:
-        """Over-/under-voltage and interruptions (EN 50160) as alerts, each when its episode has ended."""
+        """Over-/under-voltage and interruptions (EN 50160) as alerts, each when its episode has ended.
+
+        An open episode is kept in the store, so a restart in the middle of an outage does not split it.
+        """
         for phase in ("l1", "l2", "l3"):
             value = values.get(f"voltage_{phase}")
             if value is None:
                 continue
-            tracker = coordinator.voltage.setdefault(phase, VoltageTracker())
+            key = f"voltage:{coordinator.meter.id}:{phase}"
+            tracker = coordinator.voltage.get(phase)
+            if tracker is None:
+                tracker = coordinator.voltage[phase] = VoltageTracker.restore(get_meta(db, key))
             for event in tracker.observe(at, float(value)):
                 add_event(db, at, f"voltage_{event.kind}", coordinator.meter.id, {"phase": phase, **event.as_json()},
                           HIGH)
+            state = tracker.state()
+            if state or get_meta(db, key):
+                set_meta(db, key, state)
+
+    def _tamper(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> None:
+        """A line node that refused a settings write without the unlock code: someone is tampering."""
+        flags = values.get("status_flags")
+        refused = flags is not None and int(flags) & 0x0004
+        if refused and not coordinator.tamper_reported:
+            add_event(db, at, "tamper", coordinator.meter.id, {"status_flags": flags, "reason": "settings write refused"},
+                      HIGH)
+        coordinator.tamper_reported = bool(refused)
 
     def _energy(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> list[tuple]:
         meter = coordinator.meter

@@ -114,10 +114,24 @@ class ModbusBus:
         self.requests += 1
         call = self.client.read_input_registers if request.function == 4 else self.client.read_holding_registers
         try:
-            response = await call(request.address, count=request.count, device_id=meter.unit)
+            if meter.timeout is None:
+                response = await call(request.address, count=request.count, device_id=meter.unit)
+            else:
+                response = await asyncio.wait_for(call(request.address, count=request.count, device_id=meter.unit),
+                                                  meter.timeout)
+        except TimeoutError as exc:
+            # The meter's own timeout ran out: drop the connection so a late answer cannot be taken for the
+            # next meter's; the next read opens it again.
+            self.close()
+            waited = meter.timeout or self.config.timeout
+            raise MeterUnavailable(f"meter {meter.id} (unit {meter.unit}): no answer in {waited} s") from exc
         except ModbusException as exc:
+            if meter.timeout is not None and "cancelled" in str(exc):
+                # pymodbus reports our per-meter timeout as a cancelled request: same meaning, same cure.
+                self.close()
+                raise MeterUnavailable(f"meter {meter.id} (unit {meter.unit}): no answer in {meter.timeout} s") from exc
             raise MeterUnavailable(f"meter {meter.id} (unit {meter.unit}): no answer ({exc})") from exc
-        except (TimeoutError, OSError) as exc:
+        except OSError as exc:
             self.close()
             raise MeterUnavailable(f"meter {meter.id}: bus {self.config.name} failed ({exc})") from exc
         if response.isError():

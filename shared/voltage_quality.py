@@ -117,6 +117,20 @@ class VoltageTracker:
             self._kind = None
         return closed
 
+    def state(self) -> str:
+        """The open episode as text to keep across a restart ("" when none is open)."""
+        if self._kind is None:
+            return ""
+        return f"{self._kind}|{self._start.isoformat()}|{self._extreme!r}"
+
+    @classmethod
+    def restore(cls, state: str | None, limits: Limits | None = None) -> VoltageTracker:
+        tracker = cls(limits or Limits())
+        if state:
+            kind, start, extreme = state.split("|")
+            tracker._kind, tracker._start, tracker._extreme = kind, datetime.fromisoformat(start), float(extreme)
+        return tracker
+
     def _close(self, end: datetime) -> VoltageEvent:
         kind = self._kind
         if kind == "interruption":

@@ -285,3 +285,27 @@ def test_a_full_disk_loses_no_energy_and_the_lost_polls_reach_the_cloud_as_an_ev
     # Energy is whole: every interval from 00:00 to 02:30 is there for every meter, the gap's spread linearly.
     counts = {row[0] for row in db.execute("SELECT count(*) FROM intervals GROUP BY meter")}
     assert counts == {11}
+
+
+def test_a_meter_configured_with_retries_is_asked_again_within_the_cycle(station_setup):
+    from dataclasses import replace
+
+    from edge.gateway import MeterCoordinator, PollResult
+
+    scenario, clock, port, config = station_setup
+    silent = scenario.meters[3]
+
+    async def run():
+        async with SimulatedStation(scenario, clock, "127.0.0.1", port) as station:
+            station.silence(silent.unit)
+            gateway = Gateway(config, clock)
+            bus = gateway.buses["station"]
+            coordinator = MeterCoordinator(replace(gateway.meters[silent.meter].meter, retries=2, timeout=0.2))
+            result = PollResult(clock.now(), clock.monotonic())
+            await gateway._poll_bus(bus, [coordinator], result)
+            requests = bus.requests
+            await gateway.close()
+            return result, requests
+
+    result, requests = asyncio.run(run())
+    assert requests == 3 and "after 2 retries" in result.failed[silent.meter]

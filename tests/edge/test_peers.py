@@ -161,3 +161,46 @@ def test_a_bus_that_disappears_is_reopened_without_a_restart(seed_scenario):
 
     first, again = asyncio.run(run())
     assert first == again
+
+
+def test_a_meter_with_its_own_short_timeout(seed_scenario):
+    """A slow meter on a patient bus: its own timeout is honoured, the others are unaffected."""
+    from dataclasses import replace
+
+    port = free_port()
+    clock = VirtualClock(seed_scenario.period_start)
+    slow, fast = seed_scenario.meters[5], seed_scenario.meters[6]
+
+    async def run():
+        async with SimulatedStation(seed_scenario, clock, "127.0.0.1", port) as station:
+            station.silence(slow.unit)
+            bus = ModbusBus(BusConfig(name="b", kind="tcp", host="127.0.0.1", port=port, timeout=2.0), load_profiles())
+            try:
+                started = time.monotonic()
+                with pytest.raises(MeterUnavailable, match=r"no answer in 0\.2 s"):
+                    await bus.read(replace(meter(slow, "b"), timeout=0.2))
+                waited = time.monotonic() - started
+                return waited, await bus.read(meter(fast, "b"))
+            finally:
+                bus.close()
+
+    waited, values = asyncio.run(run())
+    assert waited < 1.0  # the meter's 0.2 s, not the bus's 2 s
+    assert values["import_kwh"] == f"{fast.start_kwh}.000"
+
+
+def test_a_line_node_refusing_a_settings_write_raises_one_tamper_alert(tmp_path):
+    from datetime import UTC, datetime
+
+    from edge.config import GatewayConfig
+    from edge.gateway import Gateway, MeterCoordinator
+    from edge.store import open_database
+
+    db = open_database(tmp_path / "g.sqlite3")
+    gateway = Gateway.__new__(Gateway)
+    gateway.config = GatewayConfig("gw", tmp_path / "k", tmp_path / "g.sqlite3", "http://127.0.0.1:9", "S", (), ())
+    coordinator = MeterCoordinator(MeterConfig("N1", "b", 10, "balans-line-node", "subscriber", "1"))
+    at = datetime(2026, 10, 1, tzinfo=UTC)
+    for flags in ("1", "5", "5", "1", "5"):
+        gateway._tamper(db, coordinator, at, {"status_flags": flags})
+    assert [row[0] for row in db.execute("SELECT kind FROM events")] == ["tamper", "tamper"]

@@ -54,3 +54,12 @@ def test_every_episode_is_reported_once_and_ends_after_it_starts(values):
         events += tracker.observe(MONDAY + timedelta(minutes=minute), volts)
     assert all(e.end > e.start for e in events)
     assert all(events[i].end <= events[i + 1].start for i in range(len(events) - 1))
+
+
+def test_an_open_episode_survives_a_restart():
+    tracker = VoltageTracker()
+    tracker.observe(MONDAY, 0.0)
+    restored = VoltageTracker.restore(tracker.state())
+    [event] = restored.observe(MONDAY + timedelta(minutes=10), 229.0)
+    assert (event.kind, event.start) == ("interruption_long", MONDAY)
+    assert VoltageTracker.restore("").state() == ""
