@@ -26,6 +26,15 @@ def own_account() -> Account:
     return account
 
 
+def own_invoice(invoice_id: int) -> tuple[Account, Invoice, Organisation]:
+    """An issued invoice of the signed-in resident's account — another account's is "not found", not "forbidden"."""
+    account = own_account()
+    found = db.session().get(Invoice, invoice_id)
+    if found is None or found.account_id != account.id or found.status != "issued":
+        abort(404)
+    return account, found, db.session().get(Organisation, account.org_id)
+
+
 @bp.get("/")
 @login_required("resident")
 def index():
@@ -43,12 +52,7 @@ def index():
 @bp.get("/invoices/<int:invoice_id>")
 @login_required("resident")
 def invoice(invoice_id: int):
-    account = own_account()
-    found = db.session().get(Invoice, invoice_id)
-    # Another account's invoice is "not found", not "forbidden": its existence is not revealed.
-    if found is None or found.account_id != account.id or found.status != "issued":
-        abort(404)
-    org = db.session().get(Organisation, account.org_id)
+    account, found, org = own_invoice(invoice_id)
     document = invoice_document(db.session(), found)
     qr_svg = segno.make(document.payment_url(), error="h").svg_inline(scale=4, border=2)
     return render_template("invoice.html", account=account, org=org, invoice=found, document=document,
@@ -58,10 +62,7 @@ def invoice(invoice_id: int):
 @bp.get("/invoices/<int:invoice_id>.pdf")
 @login_required("resident")
 def invoice_pdf(invoice_id: int):
-    account = own_account()
-    found = db.session().get(Invoice, invoice_id)
-    if found is None or found.account_id != account.id or found.status != "issued":
-        abort(404)
+    _, found, _ = own_invoice(invoice_id)
     pdf = render([invoice_document(db.session(), found)])
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f"inline; filename=rakhunok-{found.number}.pdf"})
@@ -76,10 +77,8 @@ def pay_by_card(invoice_id: int):
     from cloud.payments.card import start_order
     from cloud.payments.liqpay import checkout
 
-    account = own_account()
-    found = db.session().get(Invoice, invoice_id)
-    org = db.session().get(Organisation, account.org_id)
-    if found is None or found.account_id != account.id or found.status != "issued" or not org.liqpay_public_key:
+    account, found, org = own_invoice(invoice_id)
+    if not org.liqpay_public_key:
         abort(404)
     document = invoice_document(db.session(), found)
     order = start_order(db.session(), org, account, found.id, document.to_pay)

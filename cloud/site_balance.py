@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from cloud.models import IntervalEnergy, Line, Meter, Site
 from shared.balance import (
-    LineTopology,
     MeterEnergy,
     StationBalance,
     StationTopology,
     Thresholds,
+    build_topology,
     station_balance,
 )
 
@@ -37,17 +37,9 @@ def site_topology(db: Session, site: Site) -> tuple[StationTopology, dict[int, s
     meters = db.execute(select(Meter.id, Meter.code, Meter.role, Meter.line_id).where(Meter.site_id == site.id)).all()
     lines = db.execute(select(Line.id, Line.number).where(Line.site_id == site.id).order_by(Line.id)).all()
     codes = {m.id: m.code for m in meters}
-    topology = StationTopology(
-        next((m.code for m in meters if m.role == "station_input"), None),
-        tuple(
-            LineTopology(
-                number,
-                next((m.code for m in meters if m.role == "feeder" and m.line_id == line_id), None),
-                tuple(m.code for m in meters if m.role == "subscriber" and m.line_id == line_id),
-            )
-            for line_id, number in lines
-        ),
-    )
+    number_of = dict(lines)
+    topology = build_topology(((m.code, m.role, number_of.get(m.line_id)) for m in meters),
+                              [number for _, number in lines])
     return topology, codes
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from shared.balance import LineTopology, StationTopology, Thresholds
+from shared.balance import StationTopology, Thresholds, build_topology
 from shared.profiles import ProfileError, load_profiles
 from shared.scenario import Scenario
 
@@ -93,13 +93,7 @@ class GatewayConfig:
         return load_profiles((self.profiles_dir,) if self.profiles_dir else ())
 
     def topology(self) -> StationTopology:
-        inputs = [m.id for m in self.meters if m.role == "station_input"]
-        lines = []
-        for number in self.lines:
-            feeders = [m.id for m in self.meters if m.role == "feeder" and m.line == number]
-            subs = tuple(m.id for m in self.meters if m.role == "subscriber" and m.line == number)
-            lines.append(LineTopology(number, feeders[0] if feeders else None, subs))
-        return StationTopology(inputs[0] if inputs else None, tuple(lines))
+        return build_topology(((m.id, m.role, m.line) for m in self.meters), self.lines)
 
     def site_document(self) -> dict:
         """The topology and meters as sent to the cloud at enrolment."""

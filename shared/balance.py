@@ -7,7 +7,7 @@ feeder meter). Missing data makes a balance ``incomplete`` — never theft.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -76,6 +76,18 @@ class StationTopology:
                 found.append(line.feeder)
             found.extend(line.subscribers)
         return found
+
+
+def build_topology(meters: Iterable[tuple[str, str, str | None]], lines: Iterable[str]) -> StationTopology:
+    """A station from (meter id, role, line) triples: the input meter, each line's feeder and subscribers."""
+    meters = list(meters)
+    inputs = [meter for meter, role, _ in meters if role == "station_input"]
+    found = []
+    for number in lines:
+        feeders = [meter for meter, role, line in meters if role == "feeder" and line == number]
+        subscribers = tuple(meter for meter, role, line in meters if role == "subscriber" and line == number)
+        found.append(LineTopology(number, feeders[0] if feeders else None, subscribers))
+    return StationTopology(inputs[0] if inputs else None, tuple(found))
 
 
 @dataclass(frozen=True)

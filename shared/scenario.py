@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from shared.balance import LineTopology, StationTopology, Thresholds
+from shared.balance import StationTopology, Thresholds, build_topology
 
 SURNAMES = (
     "Іваненко", "Петренко", "Коваленко", "Шевченко", "Бондаренко", "Ткаченко", "Кравченко",
@@ -69,13 +69,7 @@ class Scenario:
         return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
 
     def topology(self) -> StationTopology:
-        inputs = [m.meter for m in self.meters if m.role == "station_input"]
-        lines = []
-        for line in self.line_names:
-            feeders = [m.meter for m in self.meters if m.role == "feeder" and m.line == line]
-            subs = tuple(m.meter for m in self.meters if m.role == "subscriber" and m.line == line)
-            lines.append(LineTopology(line, feeders[0] if feeders else None, subs))
-        return StationTopology(inputs[0] if inputs else None, tuple(lines))
+        return build_topology(((m.meter, m.role, m.line) for m in self.meters), self.line_names)
 
     def subscribers(self) -> list[SimMeter]:
         return [m for m in self.meters if m.role == "subscriber"]
