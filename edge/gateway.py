@@ -263,6 +263,11 @@ class Gateway:
             value = values.get(f"voltage_{phase}")
             if value is None:
                 continue
+            window = at.replace(minute=at.minute - at.minute % 10, second=0, microsecond=0)
+            db.execute(
+                "INSERT INTO voltage_10min(meter, phase, start, total, samples) VALUES (?, ?, ?, ?, 1) "
+                "ON CONFLICT(meter, phase, start) DO UPDATE SET total = total + excluded.total, samples = samples + 1",
+                [coordinator.meter.id, phase, iso(window), float(value)])
             key = f"voltage:{coordinator.meter.id}:{phase}"
             tracker = coordinator.voltage.get(phase)
             if tracker is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -102,22 +101,19 @@ def balances(db: sqlite_utils.Database, config: GatewayConfig, start: datetime, 
 
 
 def voltage_compliance(db: sqlite_utils.Database, config: GatewayConfig, week_start: datetime) -> dict:
-    """EN 50160 weekly compliance per meter and phase, from the voltages in the stored readings."""
+    """EN 50160 weekly compliance per meter and phase, from the stored 10-minute voltage means."""
     from datetime import timedelta
 
-    from shared.voltage_quality import ten_minute_means, weekly_compliance
+    from shared.voltage_quality import weekly_compliance
 
     end = week_start + timedelta(days=7)
-    samples: dict[tuple[str, str], list] = {}
-    for meter, ts, q in db.execute("SELECT meter, ts, q FROM readings WHERE ts >= ? AND ts < ?",
-                                   [iso(week_start), iso(end)]):
-        values = json.loads(q)
-        for phase in ("l1", "l2", "l3"):
-            if f"voltage_{phase}" in values:
-                samples.setdefault((meter, phase), []).append(
-                    (datetime.fromisoformat(ts.replace("Z", "+00:00")), float(values[f"voltage_{phase}"])))
+    means: dict[tuple[str, str], list] = {}
+    for meter, phase, start, total, samples in db.execute(
+            "SELECT meter, phase, start, total, samples FROM voltage_10min WHERE start >= ? AND start < ? "
+            "ORDER BY start", [iso(week_start), iso(end)]):
+        means.setdefault((meter, phase), []).append((start, total / samples))
     return {
         "week_start": iso(week_start),
-        "points": [{"meter": meter, "phase": phase, **weekly_compliance(ten_minute_means(found)).as_json()}
-                   for (meter, phase), found in sorted(samples.items())],
+        "points": [{"meter": meter, "phase": phase, **weekly_compliance(found).as_json()}
+                   for (meter, phase), found in sorted(means.items())],
     }

@@ -3,7 +3,8 @@
 - Never: a batch not yet accepted by the cloud (pending or refused), or any row not yet in a batch.
 - Sent batch bodies after ``batch_days`` (the cloud keeps them as evidence).
 - Raw readings in sent batches after ``reading_days``; interval energy after ``interval_days`` (local
-  balances for the last year stay available offline).
+  balances for the last year stay available offline); 10-minute voltage means after ``voltage_days`` (local
+  EN 50160 statistics; the alerts they raised travel in batches).
 When the disk is nearly full and nothing more may be deleted, collection goes on and an event says so:
 the cloud learns about it with the next batch.
 """
@@ -25,6 +26,7 @@ class RetentionPolicy:
     batch_days: int = 30
     reading_days: int = 90
     interval_days: int = 400
+    voltage_days: int = 400
     min_free_mb: int = 200
 
 
@@ -44,7 +46,8 @@ def prune(db: sqlite_utils.Database, now: datetime, policy: RetentionPolicy = Re
     intervals = db.execute(
         "DELETE FROM intervals WHERE start < ? AND seq IN (SELECT seq FROM batches WHERE status = 'sent')",
         [cutoff(policy.interval_days)]).rowcount
-    return {"batch_bodies": bodies, "readings": readings, "intervals": intervals}
+    voltage = db.execute("DELETE FROM voltage_10min WHERE start < ?", [cutoff(policy.voltage_days)]).rowcount
+    return {"batch_bodies": bodies, "readings": readings, "intervals": intervals, "voltage_means": voltage}
 
 
 def check_disk(db: sqlite_utils.Database, database: Path, now: datetime,

@@ -53,8 +53,14 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX batches_pending ON batches(status, priority, seq)")
 
 
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # 10-minute voltage means per meter and phase (EN 50160 statistics), kept as running sums.
+    db["voltage_10min"].create({"meter": str, "phase": str, "start": str, "total": float, "samples": int},
+                               pk=("meter", "phase", "start"))
+
+
 # Migrations are registered functions, each applied once, in order, in its own transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
 
 
 def open_database(path: Path) -> sqlite_utils.Database:

@@ -309,3 +309,24 @@ def test_a_meter_configured_with_retries_is_asked_again_within_the_cycle(station
 
     result, requests = asyncio.run(run())
     assert requests == 3 and "after 2 retries" in result.failed[silent.meter]
+
+
+def test_ten_minute_voltage_means_are_stored_and_give_the_weekly_compliance(station_setup):
+    from edge.reports import voltage_compliance
+
+    scenario, clock, port, config = station_setup
+
+    async def day():
+        async with SimulatedStation(scenario, clock, "127.0.0.1", port):
+            gateway = Gateway(config, clock)
+            await gateway.poll_loop(until=scenario.period_start + timedelta(hours=6))
+            await gateway.close()
+
+    asyncio.run(day())
+    from edge.store import open_database
+
+    db = open_database(config.database)
+    assert db.execute("SELECT count(DISTINCT start) FROM voltage_10min").fetchone()[0] == 25  # a poll each 15 min
+    report = voltage_compliance(db, config, scenario.period_start)
+    point = next(p for p in report["points"] if p["meter"] == scenario.meters[0].meter and p["phase"] == "l1")
+    assert point["means"] == 25 and point["within_band_pct"] == 100.0

@@ -23,8 +23,10 @@ def test_prune_keeps_everything_the_cloud_has_not_accepted(tmp_path):
     db.conn.execute("INSERT INTO readings(meter, ts, mono, q) VALUES ('M1', '2026-10-02T00:00:00Z', 0, '{}')")
     seal_pending(db, key, "gw", datetime(2026, 10, 2, 1, tzinfo=UTC))  # sealed but never delivered
     db.conn.execute("INSERT INTO readings(meter, ts, mono, q) VALUES ('M1', '2026-10-03T00:00:00Z', 0, '{}')")
+    db.conn.executemany("INSERT INTO voltage_10min(meter, phase, start, total, samples) VALUES ('M1', 'l1', ?, 230, 1)",
+                        [("2025-12-01T00:00:00Z",), ("2027-02-28T00:00:00Z",)])
     removed = prune(db, NOW)
-    assert removed == {"batch_bodies": 1, "readings": 2, "intervals": 0}
+    assert removed == {"batch_bodies": 1, "readings": 2, "intervals": 0, "voltage_means": 1}
     left = [row[0] for row in db.execute("SELECT ts FROM readings ORDER BY ts")]
     # Sent and recent stays; the pending batch's row and the unsealed row stay whatever their age.
     assert left == ["2026-10-02T00:00:00Z", "2026-10-03T00:00:00Z", "2027-02-28T00:00:00Z"]
