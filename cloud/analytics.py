@@ -1,64 +1,169 @@
 """Analytics for the board, the city council and the regulator (НКРЕКП): payments by channel and day,
-collection rate, consumption dynamics and averages, revenue structure, and a summary by consumer category.
-All from the ledger, invoices and payments of one organisation.
+collection rate, consumption dynamics and averages, revenue structure. All from the ledger, invoices and
+payments of one organisation; each also as a Report (cloud.report_export) for the page, CSV, XLSX and CLI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cloud.models import Account, Invoice, LedgerEntry, Payment
+from cloud.models import Invoice, LedgerEntry, Organisation, Payment
+from cloud.report_export import Column, Report, money, totals_row
+from cloud.reports import KNOWN_KINDS, word
+from cloud.reports import (
+    regulator_summary as regulator_summary,  # built from the turnover sheet; kept here too
+)
 from cloud.site_balance import period_bounds
 
 ZERO = Decimal("0.00")
+TENTH = Decimal("0.1")
+CHANNELS = ("bank", "card", "cash")
+
+
+def _cents(value) -> Decimal:
+    return Decimal(value or 0).quantize(ZERO)
+
+
+def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
+    return (part * 100 / whole).quantize(TENTH, ROUND_HALF_UP) if whole > 0 else None
+
+
+def _subtitle(org: Organisation, period: str, lang: str) -> str:
+    return f"{org.name} · {'period' if lang == 'en' else 'період'} {period}"
 
 
 def payments_by_channel_and_day(db: Session, org_id: int, period: str) -> list[tuple[str, str, Decimal, int]]:
-    """(day, channel, amount, count) of money in during the period."""
+    """(day, channel, amount, count) of money in during the period (matched or waiting in the queue)."""
     start, end = period_bounds(period)
     rows = db.execute(
         select(Payment.booked, Payment.channel, func.sum(Payment.amount), func.count())
         .where(Payment.org_id == org_id, Payment.booked >= start.date(), Payment.booked < end.date())
         .group_by(Payment.booked, Payment.channel).order_by(Payment.booked, Payment.channel)
     ).all()
-    return [(day.isoformat(), channel, Decimal(amount).quantize(ZERO), count) for day, channel, amount, count in rows]
+    return [(day.isoformat(), channel, _cents(amount), count) for day, channel, amount, count in rows]
+
+
+def payments_report(db: Session, org: Organisation, period: str, today: date, lang: str) -> Report:
+    """One row per day: the amount by channel, the day's total and count, and how much of it is unmatched."""
+    by_day = payments_by_channel_and_day(db, org.id, period)
+    start, end = period_bounds(period)
+    unmatched = {d.isoformat(): _cents(a) for d, a in db.execute(
+        select(Payment.booked, func.sum(Payment.amount)).where(
+            Payment.org_id == org.id, Payment.booked >= start.date(), Payment.booked < end.date(),
+            Payment.account_id.is_(None)).group_by(Payment.booked))}
+    channels = [*CHANNELS, *sorted({c for _, c, _, _ in by_day} - set(CHANNELS))]
+    columns = (Column("day", "Дата", "Date", kind="date", width=12),
+               *(money(f"channel_{c}", word(f"channel_{c}", "uk").capitalize(),
+                       word(f"channel_{c}", "en").capitalize()) for c in channels),
+               money("total", "Разом за день", "Day total"),
+               Column("count", "Кількість оплат", "Payments", places=0, width=10),
+               money("unmatched", "З них не розпізнано", "Of which unmatched"))
+    days: dict[str, dict] = {}
+    for day, channel, amount, count in by_day:
+        row = days.setdefault(day, {"count": 0})
+        row[channel] = amount
+        row["count"] += count
+    rows = [(date.fromisoformat(day), *(v.get(c, ZERO) for c in channels), sum((v.get(c, ZERO) for c in channels),
+                                                                               ZERO),
+             v["count"], unmatched.get(day, ZERO)) for day, v in sorted(days.items())]
+    summed = [c.key for c in columns[1:]]
+    return Report("payments", word("payments_by_day", lang), _subtitle(org, period, lang), columns, rows,
+                  totals_row(columns, rows, word("total", lang), summed), lang, chart=("day", "total"))
 
 
 @dataclass(frozen=True)
 class Collection:
+    """What residents were asked to pay in a period (accrued less benefits and subsidies, with recalculations)
+    against what they paid in it."""
+
     accrued: Decimal
     paid: Decimal
 
     @property
     def rate_pct(self) -> Decimal:
-        if not self.accrued:
-            return Decimal("0.0")
-        return (self.paid * 100 / self.accrued).quantize(Decimal("0.1"), ROUND_HALF_UP)
+        return _pct(self.paid, self.accrued) or Decimal("0.0")
+
+
+def _ledger_by_period(db: Session, org_id: int, until: str) -> dict[str, dict[str, Decimal]]:
+    totals: dict[str, dict[str, Decimal]] = {}
+    for period, kind, amount in db.execute(
+            select(LedgerEntry.period, LedgerEntry.kind, func.sum(LedgerEntry.amount))
+            .where(LedgerEntry.org_id == org_id, LedgerEntry.period <= until)
+            .group_by(LedgerEntry.period, LedgerEntry.kind)):
+        kind = kind if kind in KNOWN_KINDS else "other"
+        sums = totals.setdefault(period, {})
+        sums[kind] = sums.get(kind, ZERO) + _cents(amount)
+    return totals
 
 
 def collection(db: Session, org_id: int, period: str) -> Collection:
-    """Accrued in the period (charges less benefits and subsidies) against what was paid in it."""
-    def total(kinds):
-        return Decimal(db.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.org_id == org_id, LedgerEntry.period == period, LedgerEntry.kind.in_(kinds))) or 0)
-
-    return Collection(total(("charge", "benefit", "subsidy", "adjustment")).quantize(ZERO),
-                      (-total(("payment",))).quantize(ZERO))
+    """The period's collection, in the turnover sheet's terms: paid / (accrued + recalculations − benefits −
+    subsidies)."""
+    sums = _ledger_by_period(db, org_id, period).get(period, {})
+    return Collection(sum((v for k, v in sums.items() if k != "payment"), ZERO), -sums.get("payment", ZERO))
 
 
-def consumption_dynamics(db: Session, org_id: int, last: int = 12) -> list[tuple[str, Decimal, int, Decimal]]:
+COLLECTION_COLUMNS = (
+    Column("period", "Період", "Period", width=10),
+    money("accrued", "Нараховано", "Accrued"),
+    money("recalculations", "Перерахунки", "Recalculations"),
+    money("benefits", "Пільги", "Benefits"),
+    money("subsidies", "Субсидії", "Subsidies"),
+    money("to_pay", "До сплати", "To pay"),
+    money("paid", "Оплачено", "Paid"),
+    Column("rate_pct", "Рівень оплат, %", "Collection rate, %", places=1, width=12),
+)
+
+
+def collection_report(db: Session, org: Organisation, period: str, today: date, lang: str,
+                      last: int = 12) -> Report:
+    """The collection rate of the last ``last`` periods up to ``period``: paid / to pay, each period and overall."""
+    by_period = _ledger_by_period(db, org.id, period)
+    rows = []
+    for p in sorted(by_period)[-last:]:
+        sums = by_period[p]
+        accrued, other = sums.get("charge", ZERO), sums.get("other", ZERO)
+        benefits, subsidies, paid = -sums.get("benefit", ZERO), -sums.get("subsidy", ZERO), -sums.get("payment", ZERO)
+        to_pay = accrued + other - benefits - subsidies
+        rows.append((p, accrued, other, benefits, subsidies, to_pay, paid, _pct(paid, to_pay)))
+    totals = list(totals_row(COLLECTION_COLUMNS, rows, word("total", lang),
+                             [c.key for c in COLLECTION_COLUMNS[1:-1]]))
+    totals[-1] = _pct(totals[6], totals[5]) if rows else None
+    return Report("collection", word("collection_rate", lang), _subtitle(org, period, lang), COLLECTION_COLUMNS,
+                  rows, tuple(totals), lang, chart=("period", "rate_pct"))
+
+
+def consumption_dynamics(db: Session, org_id: int, last: int = 12,
+                         until: str | None = None) -> list[tuple[str, Decimal, int, Decimal]]:
     """(period, total kWh, invoices, average kWh per account) for the last ``last`` billed periods."""
-    rows = db.execute(
-        select(Invoice.period, func.sum(Invoice.quantity_kwh), func.count())
-        .where(Invoice.org_id == org_id, Invoice.status == "issued").group_by(Invoice.period)
-        .order_by(Invoice.period.desc()).limit(last)
-    ).all()
-    return [(period, Decimal(kwh), count, (Decimal(kwh) / count).quantize(Decimal("0.1"), ROUND_HALF_UP))
-            for period, kwh, count in reversed(rows)]
+    query = (select(Invoice.period, func.sum(Invoice.quantity_kwh), func.count())
+             .where(Invoice.org_id == org_id, Invoice.status == "issued"))
+    if until:
+        query = query.where(Invoice.period <= until)
+    rows = db.execute(query.group_by(Invoice.period).order_by(Invoice.period.desc()).limit(last)).all()
+    return [(period, Decimal(kwh).quantize(Decimal("0.001")), count,
+             (Decimal(kwh) / count).quantize(TENTH, ROUND_HALF_UP)) for period, kwh, count in reversed(rows)]
+
+
+CONSUMPTION_COLUMNS = (
+    Column("period", "Період", "Period", width=10),
+    Column("kwh", "Спожито, кВт·год", "Consumption, kWh", places=3, width=16),
+    Column("accounts", "Рахунків", "Accounts", places=0, width=10),
+    Column("average_kwh", "Середнє на рахунок, кВт·год", "Average per account, kWh", places=1, width=16),
+)
+
+
+def consumption_report(db: Session, org: Organisation, period: str, today: date, lang: str) -> Report:
+    rows = consumption_dynamics(db, org.id, until=period)
+    totals = list(totals_row(CONSUMPTION_COLUMNS, rows, word("total", lang), ("kwh", "accounts")))
+    totals[3] = (totals[1] / totals[2]).quantize(TENTH, ROUND_HALF_UP) if rows and totals[2] else None
+    return Report("consumption", word("consumption_dynamics", lang), _subtitle(org, period, lang),
+                  CONSUMPTION_COLUMNS, rows, tuple(totals), lang, chart=("period", "kwh"))
 
 
 def revenue_structure(db: Session, org_id: int, period: str) -> dict[str, Decimal]:
@@ -72,25 +177,20 @@ def revenue_structure(db: Session, org_id: int, period: str) -> dict[str, Decima
     return dict(sorted(structure.items()))
 
 
-def regulator_summary(db: Session, org_id: int, period: str) -> list[dict]:
-    """By consumer category: accounts, volume (kWh), accrued, paid, debt at the end of the period."""
-    entries = LedgerEntry
-    rows = db.execute(
-        select(Account.category, func.count(func.distinct(Account.id)),
-               func.coalesce(func.sum(case((entries.kind == "charge", entries.amount), else_=0)), 0))
-        .select_from(Account).outerjoin(entries, (entries.account_id == Account.id) & (entries.period == period))
-        .where(Account.org_id == org_id).group_by(Account.category)
-    ).all()
-    volume = dict(db.execute(select(Account.category, func.sum(Invoice.quantity_kwh)).join(
-        Invoice, Invoice.account_id == Account.id).where(Invoice.org_id == org_id, Invoice.period == period,
-                                                          Invoice.status == "issued").group_by(Account.category)).all())
-    paid = dict(db.execute(select(Account.category, -func.sum(entries.amount)).join(
-        entries, entries.account_id == Account.id).where(entries.org_id == org_id, entries.period == period,
-                                                           entries.kind == "payment").group_by(Account.category)).all())
-    debt = dict(db.execute(select(Account.category, func.sum(entries.amount)).join(
-        entries, entries.account_id == Account.id).where(entries.org_id == org_id, entries.period <= period)
-        .group_by(Account.category)).all())
-    return [{"category": category, "accounts": accounts, "volume_kwh": Decimal(volume.get(category) or 0),
-             "accrued_uah": Decimal(accrued).quantize(ZERO), "paid_uah": Decimal(paid.get(category) or 0).quantize(ZERO),
-             "debt_uah": max(Decimal(debt.get(category) or 0), ZERO).quantize(ZERO)}
-            for category, accounts, accrued in rows]
+REVENUE_ORDER = ("energy", "fee", "export_credit", "benefit", "subsidy")
+REVENUE_COLUMNS = (
+    Column("component", "Складова", "Component", width=24),
+    money("amount", "Сума", "Amount"),
+    Column("share_pct", "Частка від нарахованого, %", "Share of the accrual, %", places=1, width=14),
+)
+
+
+def revenue_report(db: Session, org: Organisation, period: str, today: date, lang: str) -> Report:
+    """The issued invoices of the period by kind of line; shares of the gross accrual (the positive lines).
+    Carried solar kWh are not money and are left out."""
+    structure = {k: v for k, v in revenue_structure(db, org.id, period).items() if k != "carry"}
+    order = sorted(structure, key=lambda k: (REVENUE_ORDER.index(k) if k in REVENUE_ORDER else 99, k))
+    gross = sum((v for v in structure.values() if v > 0), ZERO)
+    rows = [(word(f"line_{k}", lang), structure[k].quantize(ZERO), _pct(structure[k], gross)) for k in order]
+    return Report("revenue", word("revenue_structure", lang), _subtitle(org, period, lang), REVENUE_COLUMNS,
+                  rows, totals_row(REVENUE_COLUMNS, rows, word("total", lang), ("amount",)), lang)

@@ -389,6 +389,41 @@ def remind(org_ref):
         click.echo(f"{queue_reminders(db, _org(db, org_ref), date.today())} reminders queued")
 
 
+@click.command("report")
+@click.argument("kind", type=click.Choice(["turnover", "debtors", "payments", "collection", "consumption", "revenue",
+                                          "regulator"]))
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.option("--period", required=True, help="YYYY-MM")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xlsx"]), default="json", show_default=True)
+@click.option("--out", "out", default="", type=click.Path(dir_okay=False), help="file to write (default: stdout; "
+              "needed for xlsx)")
+@click.option("--lang", type=click.Choice(["uk", "en"]), default="uk", show_default=True)
+@with_appcontext
+def report_cmd(kind, org_ref, period, fmt, out, lang):
+    """A report as on the page: turnover (ОСВ), debtors, payments, collection, consumption, revenue, regulator.
+
+    Example: balans cloud report turnover --org 1 --period 2026-10 --format xlsx --out osv-2026-10.xlsx
+    """
+    from pathlib import Path
+
+    from cloud.report_export import export
+    from cloud.reports import build_report
+
+    if fmt == "xlsx" and not out:
+        raise click.ClickException("--format xlsx needs --out FILE (a workbook is not for the terminal)")
+    with session_scope(_app()) as db:
+        try:
+            report = build_report(db, _org(db, org_ref), kind, period, lang=lang)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    body, _, _ = export(report, fmt)
+    if out:
+        Path(out).write_bytes(body)
+        click.echo(f"{out}: {report.title}, {len(report.rows)} rows", err=True)
+    else:
+        click.echo(body.decode("utf-8"))
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
@@ -405,7 +440,7 @@ def serve(host, port, threads):
 
 COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, verify,
             evidence, revoke_gateway, backup_cmd, restore_cmd, invoices_cmd, email_invoices, send_mail,
-            import_statement_cmd, remind, serve]
+            import_statement_cmd, remind, report_cmd, serve]
 
 
 def register_flask_commands(app: Flask) -> None:

@@ -122,6 +122,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "who": {"uk": "Хто", "en": "Who"},
     "what": {"uk": "Що", "en": "What"},
     "before_after": {"uk": "Було → стало", "en": "Before → after"},
+    "reports": {"uk": "Звіти", "en": "Reports"},
+    "to_pay_accrued": {"uk": "Нараховано до сплати", "en": "Accrued to pay"},
 }
 
 

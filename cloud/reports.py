@@ -1,27 +1,52 @@
-"""Reports the accounting asks for: оборотно-сальдова відомість and debtors with ageing — on screen,
-as CSV and as XLSX. All figures come from the ledger, so they add up to the accounts' balances.
+"""Reports the accounting asks for, from the ledger: оборотно-сальдова відомість (turnover sheet), debtors with
+ageing and the regulator's summary by consumer category — and the catalogue of every report (``build_report``)
+that pages, files and the CLI share. Because all of them start from the ledger, they add up to the accounts'
+balances: Σ closing of the sheet = Σ ledger, debtors = Σ closing debit, regulator = the sheet by category.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from cloud.models import Account, Invoice, LedgerEntry
+from cloud.i18n import MESSAGES
+from cloud.models import Account, Invoice, LedgerEntry, Organisation
 from cloud.payments.allocation import BUCKETS, InvoiceDue, ageing, allocate
+from cloud.report_export import Column, Report, money, to_csv, to_xlsx, totals_row
+from cloud.site_balance import period_bounds
 
 ZERO = Decimal("0.00")
-TURNOVER_COLUMNS = ("account", "holder", "opening_debit", "opening_credit", "accrued", "recalculations", "benefits",
-                    "subsidies", "paid", "closing_debit", "closing_credit")
-TURNOVER_HEADERS_UK = ("Особовий рахунок", "Абонент", "Сальдо на початок, дебет", "Сальдо на початок, кредит",
-                       "Нараховано", "Перерахунки", "Пільги", "Субсидії", "Оплачено", "Сальдо на кінець, дебет",
-                       "Сальдо на кінець, кредит")
+TURNOVER_COLUMNS = (
+    Column("account", "Особовий рахунок", "Account", width=16),
+    Column("holder", "Абонент", "Holder", width=28),
+    money("opening_debit", "Сальдо на початок, дебет", "Opening balance, debit"),
+    money("opening_credit", "Сальдо на початок, кредит", "Opening balance, credit"),
+    money("accrued", "Нараховано", "Accrued"),
+    money("recalculations", "Перерахунки", "Recalculations"),
+    money("benefits", "Пільги", "Benefits"),
+    money("subsidies", "Субсидії", "Subsidies"),
+    money("paid", "Оплачено", "Paid"),
+    money("closing_debit", "Сальдо на кінець, дебет", "Closing balance, debit"),
+    money("closing_credit", "Сальдо на кінець, кредит", "Closing balance, credit"),
+)
+TURNOVER_HEADERS_UK = tuple(c.uk for c in TURNOVER_COLUMNS)
+MONEY_KEYS = tuple(c.key for c in TURNOVER_COLUMNS[2:])
+KNOWN_KINDS = ("charge", "benefit", "subsidy", "payment")  # anything else in the ledger is a recalculation
+
+
+def word(key: str, lang: str) -> str:
+    """A translated word for a cell (a channel, a category, a kind of invoice line)."""
+    entry = MESSAGES.get(key)
+    return (entry.get(lang) or entry["uk"]) if entry else key.split("_", 1)[-1]
+
+
+def _cents(value) -> Decimal:
+    return Decimal(value or 0).quantize(ZERO)
 
 
 @dataclass
@@ -34,6 +59,7 @@ class TurnoverRow:
     benefits: Decimal = ZERO
     subsidies: Decimal = ZERO
     paid: Decimal = ZERO
+    category: str = "household"
 
     @property
     def closing(self) -> Decimal:
@@ -50,33 +76,33 @@ class TurnoverSheet:
     period: str
     rows: list[TurnoverRow] = field(default_factory=list)
 
-    def totals(self) -> tuple:
-        columns = list(zip(*(row.values()[2:] for row in self.rows), strict=True)) if self.rows else [()] * 9
-        return ("Разом", "", *(sum(column, ZERO) for column in columns))
+    def totals(self, label: str = "Разом") -> tuple:
+        return totals_row(TURNOVER_COLUMNS, [r.values() for r in self.rows], label, MONEY_KEYS)
 
 
 def turnover_sheet(db: Session, org_id: int, period: str) -> TurnoverSheet:
-    """Per account: opening balance, what happened in the period by kind, closing balance."""
+    """Оборотно-сальдова відомість: per account the opening balance (entries of earlier periods), what happened
+    in the period by kind, and the closing balance. An entry without a period counts as opening."""
     entry = LedgerEntry
 
-    def in_period(kind: str):
-        return func.coalesce(func.sum(case(((entry.period == period) & (entry.kind == kind), entry.amount),
-                                           else_=0)), 0)
+    def in_period(*kinds: str, other: bool = False):
+        chosen = entry.kind.notin_(KNOWN_KINDS) if other else entry.kind.in_(kinds)
+        return func.coalesce(func.sum(case(((entry.period == period) & chosen, entry.amount), else_=0)), 0)
 
+    before = or_(entry.period < period, entry.period.is_(None))
     rows = db.execute(
-        select(Account.number, Account.holder,
-               func.coalesce(func.sum(case((entry.period < period, entry.amount), else_=0)), 0),
-               in_period("charge"), in_period("adjustment"), in_period("benefit"), in_period("subsidy"),
+        select(Account.number, Account.holder, Account.category,
+               func.coalesce(func.sum(case((before, entry.amount), else_=0)), 0),
+               in_period("charge"), in_period(other=True), in_period("benefit"), in_period("subsidy"),
                in_period("payment"))
         .select_from(Account).outerjoin(entry, entry.account_id == Account.id)
-        .where(Account.org_id == org_id).group_by(Account.id, Account.number, Account.holder)
+        .where(Account.org_id == org_id).group_by(Account.id, Account.number, Account.holder, Account.category)
         .order_by(Account.number)
     ).all()
     sheet = TurnoverSheet(period)
-    for number, holder, opening, accrued, adjustments, benefits, subsidies, payments in rows:
-        sheet.rows.append(TurnoverRow(number, holder, Decimal(opening).quantize(ZERO), Decimal(accrued).quantize(ZERO),
-                                      Decimal(adjustments).quantize(ZERO), -Decimal(benefits).quantize(ZERO),
-                                      -Decimal(subsidies).quantize(ZERO), -Decimal(payments).quantize(ZERO)))
+    for number, holder, category, opening, accrued, other, benefits, subsidies, payments in rows:
+        sheet.rows.append(TurnoverRow(number, holder, _cents(opening), _cents(accrued), _cents(other),
+                                      -_cents(benefits), -_cents(subsidies), -_cents(payments), category))
     return sheet
 
 
@@ -89,70 +115,169 @@ class Debtor:
     oldest_due: date | None
 
 
-def debtors(db: Session, org_id: int, today: date) -> list[Debtor]:
-    """Accounts with outstanding invoices after allocating their credits oldest first, by days past due."""
-    invoices: dict[int, list[InvoiceDue]] = {}
-    for invoice_id, account_id, issued, due, total in db.execute(
-            select(Invoice.id, Invoice.account_id, Invoice.issued_at, Invoice.due_date, Invoice.total)
-            .where(Invoice.org_id == org_id, Invoice.status == "issued")):
-        invoices.setdefault(account_id, []).append(InvoiceDue(invoice_id, issued.date(), due, Decimal(total)))
-    credits = dict(db.execute(
-        select(LedgerEntry.account_id, -func.sum(LedgerEntry.amount))
-        .where(LedgerEntry.org_id == org_id, LedgerEntry.kind != "charge").group_by(LedgerEntry.account_id)).all())
-    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.id.in_(list(invoices))))}
+def debtors(db: Session, org_id: int, today: date, period: str | None = None) -> list[Debtor]:
+    """Accounts whose ledger balance is a debt, the debt aged by days past due on ``today``.
+
+    The debt is the balance (entries up to ``period`` when given). Which invoices it still sits on is derived
+    oldest first: every invoice is due by the sum of its ledger entries (its charge less its benefit and
+    subsidy), a positive entry outside any invoice (a reversal, a recalculation) is due the day it was made,
+    and everything negative outside an invoice (payments, credits) pays them oldest first.
+    """
+    entry = LedgerEntry
+    scope = [entry.org_id == org_id]
+    if period:
+        scope.append(or_(entry.period <= period, entry.period.is_(None)))
+    balances = {a: _cents(b) for a, b in db.execute(
+        select(entry.account_id, func.sum(entry.amount)).where(*scope).group_by(entry.account_id))}
+    owing = [a for a, b in balances.items() if b > 0]
+    if not owing:
+        return []
+    dues: dict[int, list[InvoiceDue]] = {a: [] for a in owing}
+    credits: dict[int, Decimal] = dict.fromkeys(owing, ZERO)
+    for account_id, invoice_id, issued, due, amount in db.execute(
+            select(entry.account_id, entry.invoice_id, Invoice.issued_at, Invoice.due_date, func.sum(entry.amount))
+            .join(Invoice, Invoice.id == entry.invoice_id).where(*scope, entry.account_id.in_(owing))
+            .group_by(entry.account_id, entry.invoice_id, Invoice.issued_at, Invoice.due_date)):
+        amount = _cents(amount)
+        if amount > 0:
+            day = issued.date() if issued else due or date.min
+            dues[account_id].append(InvoiceDue(invoice_id, day, due or day, amount))
+        else:
+            credits[account_id] -= amount
+    for entry_id, account_id, created, amount in db.execute(
+            select(entry.id, entry.account_id, entry.created_at, entry.amount)
+            .where(*scope, entry.account_id.in_(owing), entry.invoice_id.is_(None))):
+        amount = _cents(amount)
+        if amount > 0:
+            dues[account_id].append(InvoiceDue(-entry_id, created.date(), created.date(), amount))
+        else:
+            credits[account_id] -= amount
+    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.id.in_(owing)))}
     found = []
-    for account_id, due_list in invoices.items():
-        allocations, _ = allocate(due_list, Decimal(credits.get(account_id) or 0), today)
+    for account_id in owing:
+        ordered = sorted(dues[account_id], key=lambda d: (d.issued, d.due, d.invoice_id))
+        allocations, _ = allocate(ordered, credits[account_id], today)
         debt = sum((a.outstanding for a in allocations), ZERO)
-        if debt <= 0:
-            continue
-        oldest = min((i.due for i, a in zip(sorted(due_list, key=lambda x: (x.issued, x.invoice_id)), allocations,
-                                            strict=True) if a.outstanding > 0), default=None)
+        oldest = min((d.due for d, a in zip(ordered, allocations, strict=True) if a.outstanding > 0), default=None)
         account = accounts[account_id]
-        found.append(Debtor(account.number, account.holder, debt, ageing(due_list, allocations, today), oldest))
+        found.append(Debtor(account.number, account.holder, debt, ageing(ordered, allocations, today), oldest))
     return sorted(found, key=lambda d: (-d.debt, d.account))
 
 
+def regulator_summary(db: Session, org_id: int, period: str) -> list[dict]:
+    """By consumer category: accounts, volume (kWh), accrued, paid, debt and prepayment at the period's end —
+    the turnover sheet grouped by category, so every figure adds up to the sheet's totals."""
+    volume = {c: Decimal(v or 0) for c, v in db.execute(
+        select(Account.category, func.sum(Invoice.quantity_kwh)).join(Invoice, Invoice.account_id == Account.id)
+        .where(Invoice.org_id == org_id, Invoice.period == period, Invoice.status == "issued")
+        .group_by(Account.category))}
+    groups: dict[str, dict] = {}
+    for row in turnover_sheet(db, org_id, period).rows:
+        group = groups.setdefault(row.category, {
+            "category": row.category, "accounts": 0, "volume_kwh": volume.get(row.category, Decimal(0)).quantize(
+                Decimal("0.001")), "accrued_uah": ZERO, "recalculations_uah": ZERO, "benefits_uah": ZERO,
+            "subsidies_uah": ZERO, "paid_uah": ZERO, "debt_uah": ZERO, "prepaid_uah": ZERO})
+        values = row.values()
+        group["accounts"] += 1
+        for key, index in (("accrued_uah", 4), ("recalculations_uah", 5), ("benefits_uah", 6), ("subsidies_uah", 7),
+                           ("paid_uah", 8), ("debt_uah", 9), ("prepaid_uah", 10)):
+            group[key] += values[index]
+    return [groups[c] for c in sorted(groups)]
+
+
+# ---- the catalogue: every report as a Report (title, columns, rows, totals) ----------------------------------
+
+def _subtitle(org_name: str, period: str, lang: str, extra: str = "") -> str:
+    return f"{org_name} · {'period' if lang == 'en' else 'період'} {period}" + (f" · {extra}" if extra else "")
+
+
+def turnover_report(db: Session, org: Organisation, period: str, today: date, lang: str) -> Report:
+    sheet = turnover_sheet(db, org.id, period)
+    return Report("turnover", word("turnover", lang), _subtitle(org.name, period, lang), TURNOVER_COLUMNS,
+                  [r.values() for r in sheet.rows], sheet.totals(word("total", lang)), lang)
+
+
+def as_of(period: str, today: date) -> date:
+    """The day a period's debts are aged on: its last day, or today while it runs."""
+    return min(today, (period_bounds(period)[1] - timedelta(days=1)).date())
+
+
+DEBTOR_COLUMNS = (
+    Column("account", "Особовий рахунок", "Account", width=16),
+    Column("holder", "Абонент", "Holder", width=28),
+    money("debt", "Борг", "Debt"),
+    *(money(f"days_{b}", f"{b} днів", f"{b} days") for b in BUCKETS),
+    Column("oldest_due", "Найдавніший термін оплати", "Oldest due date", kind="date"),
+)
+
+
+def debtors_report(db: Session, org: Organisation, period: str, today: date, lang: str) -> Report:
+    day = as_of(period, today)
+    found = debtors(db, org.id, day, period)
+    rows = [(d.account, d.holder, d.debt, *(d.buckets[b].quantize(ZERO) for b in BUCKETS), d.oldest_due)
+            for d in found]
+    keys = ("debt", *(f"days_{b}" for b in BUCKETS))
+    on = f"{'as of' if lang == 'en' else 'станом на'} {day:%d.%m.%Y}"
+    return Report("debtors", word("debtors", lang), _subtitle(org.name, period, lang, on), DEBTOR_COLUMNS, rows,
+                  totals_row(DEBTOR_COLUMNS, rows, word("total", lang), keys), lang)
+
+
+REGULATOR_COLUMNS = (
+    Column("category", "Категорія споживачів", "Consumer category", width=24),
+    Column("accounts", "Рахунків", "Accounts", places=0, width=10),
+    Column("volume_kwh", "Обсяг, кВт·год", "Volume, kWh", places=3),
+    money("accrued", "Нараховано", "Accrued"),
+    money("recalculations", "Перерахунки", "Recalculations"),
+    money("benefits", "Пільги", "Benefits"),
+    money("subsidies", "Субсидії", "Subsidies"),
+    money("paid", "Оплачено", "Paid"),
+    money("debt", "Борг на кінець", "Debt at the end"),
+    money("prepaid", "Переплата на кінець", "Prepaid at the end"),
+)
+
+
+def regulator_report(db: Session, org: Organisation, period: str, today: date, lang: str) -> Report:
+    rows = [(word(f"category_{g['category']}", lang), g["accounts"], g["volume_kwh"], g["accrued_uah"],
+             g["recalculations_uah"], g["benefits_uah"], g["subsidies_uah"], g["paid_uah"], g["debt_uah"],
+             g["prepaid_uah"]) for g in regulator_summary(db, org.id, period)]
+    return Report("regulator", word("regulator_summary", lang), _subtitle(org.name, period, lang),
+                  REGULATOR_COLUMNS, rows,
+                  totals_row(REGULATOR_COLUMNS, rows, word("total", lang), [c.key for c in REGULATOR_COLUMNS[1:]]),
+                  lang)
+
+
+Builder = Callable[[Session, Organisation, str, date, str], Report]
+
+
+def catalogue() -> dict[str, Builder]:
+    """Every report by kind, in the order the office reads them."""
+    from cloud import analytics
+
+    return {"turnover": turnover_report, "debtors": debtors_report, "payments": analytics.payments_report,
+            "collection": analytics.collection_report, "consumption": analytics.consumption_report,
+            "revenue": analytics.revenue_report, "regulator": regulator_report}
+
+
+REPORT_KINDS = ("turnover", "debtors", "payments", "collection", "consumption", "revenue", "regulator")
+
+
+def build_report(db: Session, org: Organisation, kind: str, period: str, today: date | None = None,
+                 lang: str = "uk") -> Report:
+    """One report of one organisation for one period (YYYY-MM), in Ukrainian or English."""
+    builders = catalogue()
+    if kind not in builders:
+        raise ValueError(f"report must be one of {', '.join(REPORT_KINDS)}, got {kind!r}")
+    period_bounds(period)  # a clear error for a malformed period
+    return builders[kind](db, org, period, today or date.today(), lang)
+
+
+# Kept for callers of the first version: the turnover sheet as CSV text and as an XLSX workbook.
 def turnover_csv(sheet: TurnoverSheet) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
-    writer.writerow(TURNOVER_HEADERS_UK)
-    for row in [*(r.values() for r in sheet.rows), sheet.totals()]:
-        writer.writerow([f"{v:.2f}".replace(".", ",") if isinstance(v, Decimal) else v for v in row])
-    return "\ufeff" + buffer.getvalue()  # Excel opens UTF-8 with a BOM
+    report = Report("turnover", word("turnover", "uk"), sheet.period, TURNOVER_COLUMNS,
+                    [r.values() for r in sheet.rows], sheet.totals())
+    return to_csv(report).decode("utf-8")
 
 
 def turnover_xlsx(sheet: TurnoverSheet, org_name: str) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    book = Workbook()
-    page = book.active
-    page.title = f"ОСВ {sheet.period}"
-    page.append([f"Оборотно-сальдова відомість за {sheet.period}", org_name])
-    page["A1"].font = Font(bold=True, size=13)
-    page.append(list(TURNOVER_HEADERS_UK))
-    for cell in page[2]:
-        cell.font = Font(bold=True)
-    for row in [*(r.values() for r in sheet.rows), sheet.totals()]:
-        page.append([float(v) if isinstance(v, Decimal) else v for v in row])
-        for cell in page[page.max_row][2:]:
-            cell.number_format = "# ##0.00"
-    for cell in page[page.max_row]:
-        cell.font = Font(bold=True)
-    page.column_dimensions["A"].width = 16
-    page.column_dimensions["B"].width = 28
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
-def debtors_csv(found: list[Debtor]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
-    writer.writerow(["Особовий рахунок", "Абонент", "Борг", *(f"{b} днів" for b in BUCKETS), "Найдавніший термін"])
-    for debtor in found:
-        writer.writerow([debtor.account, debtor.holder, f"{debtor.debt:.2f}".replace(".", ","),
-                         *(f"{debtor.buckets[b]:.2f}".replace(".", ",") for b in BUCKETS),
-                         debtor.oldest_due.isoformat() if debtor.oldest_due else ""])
-    return "\ufeff" + buffer.getvalue()
+    return to_xlsx(Report("turnover", f"{word('turnover', 'uk')} за {sheet.period}", org_name, TURNOVER_COLUMNS,
+                          [r.values() for r in sheet.rows], sheet.totals()))

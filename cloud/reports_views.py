@@ -1,85 +1,87 @@
-"""Report pages for the accountant and the board: on screen, CSV and XLSX, scoped to the user's organisation."""
+"""Report pages for the accountant and the board: every report on screen, as CSV and as XLSX (``?format=``),
+for a period (``?period=YYYY-MM``), scoped to the user's organisation, Ukrainian unless English is asked for."""
 
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, g, render_template, request
 
 from cloud import db
+from cloud.analytics import collection, consumption_dynamics
 from cloud.auth import current_user, login_required
 from cloud.models import Organisation
-from cloud.payments.allocation import BUCKETS
-from cloud.reports import debtors, debtors_csv, turnover_csv, turnover_sheet, turnover_xlsx
+from cloud.report_export import FORMATS, export
+from cloud.reports import REPORT_KINDS, build_report, word
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 ROLES = ("org_admin", "manager", "accountant", "clerk", "operator")
+FILE_NAMES = {"turnover": "osv", "debtors": "borzhnyky", "payments": "platezhi", "collection": "riven-oplat",
+              "consumption": "spozhyvannia", "revenue": "struktura-narakhuvan", "regulator": "zvedennia-nkrekp"}
 
 
 def _period() -> str:
     period = request.args.get("period") or date.today().strftime("%Y-%m")
-    if len(period) != 7 or period[4] != "-" or not (period[:4] + period[5:]).isdigit():
+    if len(period) != 7 or period[4] != "-" or not (period[:4] + period[5:]).isdigit() or \
+            not 1 <= int(period[5:]) <= 12:
         abort(400)
     return period
+
+
+def _org() -> Organisation:
+    org_id = current_user().org_id
+    org = db.session().get(Organisation, org_id) if org_id else None
+    if org is None:
+        abort(404)
+    return org
+
+
+def _report(kind: str):
+    period, org = _period(), _org()
+    report = build_report(db.session(), org, kind, period, date.today(), getattr(g, "lang", "uk"))
+    fmt = request.args.get("format")
+    if fmt:
+        if fmt not in FORMATS:
+            abort(400)
+        body, mimetype, extension = export(report, fmt)
+        return Response(body, mimetype=mimetype, headers={
+            "Content-Disposition": f"attachment; filename={FILE_NAMES[kind]}-{period}.{extension}"})
+    return render_template("report.html", report=report, period=period, kind=kind, kinds=REPORT_KINDS,
+                           title_of=lambda k: word(TITLE_KEYS[k], g.lang))
+
+
+TITLE_KEYS = {"turnover": "turnover", "debtors": "debtors", "payments": "payments_by_day",
+              "collection": "collection_rate", "consumption": "consumption_dynamics", "revenue": "revenue_structure",
+              "regulator": "regulator_summary"}
 
 
 @bp.get("/turnover")
 @login_required(*ROLES)
 def turnover():
-    period = _period()
-    sheet = turnover_sheet(db.session(), current_user().org_id, period)
-    fmt = request.args.get("format")
-    if fmt == "csv":
-        return Response(turnover_csv(sheet), mimetype="text/csv",
-                        headers={"Content-Disposition": f"attachment; filename=osv-{period}.csv"})
-    if fmt == "xlsx":
-        org = db.session().get(Organisation, current_user().org_id)
-        return Response(turnover_xlsx(sheet, org.name),
-                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f"attachment; filename=osv-{period}.xlsx"})
-    return render_template("report_turnover.html", sheet=sheet, period=period)
+    return _report("turnover")
 
 
 @bp.get("/debtors")
 @login_required(*ROLES)
 def debtors_page():
-    found = debtors(db.session(), current_user().org_id, date.today())
-    if request.args.get("format") == "csv":
-        return Response(debtors_csv(found), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=borzhnyky.csv"})
-    return render_template("report_debtors.html", debtors=found, buckets=BUCKETS)
+    return _report("debtors")
+
+
+@bp.get("/<kind>")
+@login_required(*ROLES)
+def report(kind: str):
+    if kind not in REPORT_KINDS:
+        abort(404)
+    return _report(kind)
 
 
 @bp.get("/analytics")
 @login_required(*ROLES)
 def analytics():
-    from cloud.analytics import (
-        collection,
-        consumption_dynamics,
-        payments_by_channel_and_day,
-        regulator_summary,
-        revenue_structure,
-    )
-
-    period = _period()
-    org_id = current_user().org_id
+    """The board's overview: the period's collection, consumption at a glance, and every report."""
+    period, org = _period(), _org()
     session = db.session()
-    payments = payments_by_channel_and_day(session, org_id, period)
-    if request.args.get("format") == "csv":
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=";")
-        writer.writerow(["Дата", "Канал", "Сума", "Кількість"])
-        writer.writerows([(day, channel, f"{amount:.2f}".replace(".", ","), count)
-                          for day, channel, amount, count in payments])
-        return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv",
-                        headers={"Content-Disposition": f"attachment; filename=platezhi-{period}.csv"})
-    dynamics = consumption_dynamics(session, org_id)
-    top = max((kwh for _, kwh, _, _ in dynamics), default=Decimal(1)) or Decimal(1)
-    return render_template("report_analytics.html", period=period, payments=payments,
-                           collection=collection(session, org_id, period), dynamics=dynamics, top=top,
-                           structure=revenue_structure(session, org_id, period),
-                           regulator=regulator_summary(session, org_id, period))
+    consumption = build_report(session, org, "consumption", period, date.today(), g.lang)
+    return render_template("report_analytics.html", period=period, collection=collection(session, org.id, period),
+                           consumption=consumption, dynamics=consumption_dynamics(session, org.id, until=period),
+                           kinds=REPORT_KINDS, title_of=lambda k: word(TITLE_KEYS[k], g.lang))
