@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from cloud import db
 from cloud.enrolment import EnrolmentError, enrol_gateway
 from cloud.gateways import rotate_key
-from cloud.ingestion import IngestError, ingest_batch
+from cloud.ingestion import BatchWriter, IngestError, ingest_batch
 from cloud.openapi import OPENAPI
 from cloud.rate_limit import RateLimiter
 from shared.batch import BatchError, unb64
@@ -59,6 +59,18 @@ def limiter() -> RateLimiter:
     return found
 
 
+def batch_writer() -> BatchWriter | None:
+    """SQLite: the app's group-commit writer (one writer at a time); PostgreSQL: none, each request commits."""
+    engine = current_app.extensions["balans_engine"]
+    if engine.dialect.name != "sqlite":
+        return None
+    found = current_app.extensions.get("balans_batch_writer")
+    if found is None:
+        found = current_app.extensions.setdefault(
+            "balans_batch_writer", BatchWriter(current_app.extensions["balans_sessions"], db.write_lock()))
+    return found
+
+
 @bp.post("/batches")
 def post_batch():
     gateway = request.headers.get("X-Balans-Gateway", "")
@@ -75,9 +87,7 @@ def post_batch():
         if len(signature) != 64:
             raise IngestError(401, "bad_signature", "an Ed25519 signature is 64 bytes", "X-Balans-Signature")
         body = request_body(int(current_app.config["MAX_BATCH_BYTES"]))
-        with db.write_lock():
-            result = ingest_batch(session, gateway, body, signature)
-            session.commit()
+        result = ingest_batch(session, gateway, body, signature, batch_writer())
     except IngestError as exc:
         session.rollback()
         return jsonify(exc.as_json()), exc.status

@@ -7,17 +7,22 @@ bytes is refused and raised as a security alert. A gap is accepted and recorded 
 from __future__ import annotations
 
 import re
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
+from operator import itemgetter
+from typing import NoReturn
 
 import orjson
-from sqlalchemy import insert, select, text
+from sqlalchemy import case, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db import insert_rows as driver_insert
-from cloud.models import Batch, Event, Gateway, GatewayKey, utcnow
+from cloud.models import Batch, Event, Gateway, utcnow
 from shared.batch import BatchError, batch_hash, load_public_key, parse_batch, verify_signature
 
 
@@ -112,23 +117,70 @@ def kwh_to_wh(text: str, field: str) -> int:
     return int(value)
 
 
-def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) -> IngestResult:
-    """Verify and store one batch in the caller's transaction (the caller commits)."""
-    found = db.execute(
-        select(Gateway, GatewayKey.id).outerjoin(
-            GatewayKey, (GatewayKey.gateway_id == Gateway.id) & GatewayKey.retired_at.is_(None))
-        .where(Gateway.code == gateway_code)
-    ).first()
-    gateway, key_id = found if found is not None else (None, None)
-    if gateway is None:
+@dataclass(frozen=True)
+class GatewayRow:
+    """What ingestion needs of a gateway: read once, without the ORM (this runs for every batch)."""
+
+    id: int
+    org_id: int
+    site_id: int
+    code: str
+    public_key: str
+    status: str
+    key_id: int | None
+
+
+@dataclass
+class PreparedBatch:
+    """A verified, parsed batch with its rows converted to what the database stores: ready to be written."""
+
+    gateway: GatewayRow
+    seq: int
+    prev: str
+    digest: str
+    body: bytes
+    signature: bytes
+    readings: tuple[list, list, list]  # meter ids, times, values (JSON text)
+    intervals: tuple[list, list, list, list, list]  # meter ids, starts, import Wh, export Wh, flags
+    events: list[dict]
+
+    @property
+    def rows(self) -> int:
+        return len(self.readings[0]) + len(self.intervals[0]) + len(self.events)
+
+
+def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
+                 writer: BatchWriter | None = None) -> IngestResult:
+    """Verify, store and commit one batch: all of it or, on any error, nothing.
+
+    Everything that needs no lock — reading the gateway and its meters, the signature, parsing and converting
+    every row — is done here; the chain check and the writes happen in ``writer`` (SQLite: batches arriving
+    together share one commit), or in ``db``'s own transaction when there is none (PostgreSQL).
+    """
+    prepared = prepare_batch(db, gateway_code, body, signature, writer.lock if writer else nullcontext())
+    if writer is not None:
+        return writer.submit(prepared)
+    return store_alone(db, prepared)
+
+
+def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
+                  lock: AbstractContextManager) -> PreparedBatch:
+    found = db.execute(text(
+        "SELECT g.id, g.org_id, g.site_id, g.code, g.public_key, g.status, k.id FROM gateways g "
+        "LEFT JOIN gateway_keys k ON k.gateway_id = g.id AND k.retired_at IS NULL WHERE g.code = :code"),
+        {"code": gateway_code}).first()
+    if found is None:
         raise IngestError(401, "unknown_gateway", f"gateway {gateway_code!r} is not enrolled", "X-Balans-Gateway")
+    gateway = GatewayRow(*found)
     if gateway.status == "revoked":
-        record_refusal(db, gateway, "revoked_gateway", {})
+        with lock:
+            record_refusal(db, gateway, "revoked_gateway", {})
         raise IngestError(403, "revoked_gateway", f"gateway {gateway_code!r} has been revoked")
     try:
         verify_signature(load_public_key(gateway.public_key), body, signature)
     except BatchError as exc:
-        record_refusal(db, gateway, "bad_signature", {"bytes": len(body)})
+        with lock:
+            record_refusal(db, gateway, "bad_signature", {"bytes": len(body)})
         raise IngestError(401, exc.code, exc.reason, exc.field) from exc
     try:
         document = parse_batch(body)
@@ -136,84 +188,194 @@ def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) 
         raise IngestError(422 if exc.code != "too_large" else 413, exc.code, exc.reason, exc.field) from exc
     if document["gateway"] != gateway_code:
         raise IngestError(422, "invalid_batch", "batch names another gateway than the header", "gateway")
-    digest = batch_hash(body)
-    seq = document["seq"]
-    # The batch's neighbours in one query: itself (a replay?), the one before and the one after.
-    neighbours = {n.seq: n for n in db.execute(
-        select(Batch.seq, Batch.hash, Batch.prev).where(Batch.gateway_id == gateway.id,
-                                                        Batch.seq.between(seq - 1, seq + 1)))}
-    existing = neighbours.get(seq)
-    if existing is not None:
-        if existing.hash == digest:
-            return IngestResult("duplicate", seq, digest)
-        record_refusal(db, gateway, "seq_conflict", {"seq": seq, "stored": existing.hash, "received": digest})
-        raise IngestError(409, "seq_conflict", f"seq {seq} was already received with other content", "seq")
-    before = neighbours[seq - 1].hash if seq - 1 in neighbours else None
-    if before is not None and before != document["prev"]:
-        record_refusal(db, gateway, "chain_break", {"seq": seq, "prev": document["prev"], "stored": before})
-        raise IngestError(409, "chain_break", f"prev does not match the hash of batch {seq - 1}", "prev")
-    after = neighbours[seq + 1].prev if seq + 1 in neighbours else None
-    if after is not None and after != digest:
-        record_refusal(db, gateway, "chain_break", {"seq": seq, "next_prev": after, "received": digest})
-        raise IngestError(409, "chain_break", f"batch {seq + 1} points to another batch {seq}", "seq")
-    gap_before = seq > 1 and before is None
-
     meters = dict(db.execute(text("SELECT code, id FROM meters WHERE site_id = :site"),
                              {"site": gateway.site_id}).all())
+    db.rollback()  # the reads are done: hold no snapshot while waiting to write
+    readings, intervals, events = _rows(document, meters)
+    return PreparedBatch(gateway, document["seq"], document["prev"], batch_hash(body), body, signature,
+                         readings, intervals, events)
+
+
+def store_alone(db: Session, prepared: PreparedBatch) -> IngestResult:
+    """Store one prepared batch in its own transaction and commit (a refusal's event is committed too)."""
+    try:
+        try:
+            result = _store(db, prepared)
+        except IntegrityError:
+            # Another worker stored this seq between our check and our insert: decide again on what is there.
+            db.rollback()
+            result = _store(db, prepared)
+    except IngestError:
+        db.commit()  # the refusal's security event
+        raise
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+    return result
+
+
+class BatchWriter:
+    """Group commit for SQLite, which has one writer and where a commit costs as much as writing a thousand
+    rows: batches that arrive while another group is being written are written together, in one transaction,
+    in arrival order, and each sender is answered after the commit that made its batch durable.
+
+    Each batch is still all or nothing: its chain checks run before any of its rows are written, and should
+    a write fail in a group, the group is rolled back and every batch in it is written again alone.
+    """
+
+    def __init__(self, sessions: sessionmaker, lock: AbstractContextManager):
+        self.lock = lock  # the app's write lock: one group at a time
+        self._sessions = sessions
+        self._queue = threading.Lock()
+        self._pending: list[_Job] = []
+
+    def submit(self, prepared: PreparedBatch) -> IngestResult:
+        job = _Job(prepared)
+        with self._queue:
+            self._pending.append(job)
+        with self.lock:
+            if not job.finished:  # no earlier group took it: lead a group of all that waits
+                with self._queue:
+                    jobs, self._pending = self._pending, []
+                self._write(jobs)
+        return job.outcome()
+
+    def _write(self, jobs: list[_Job]) -> None:
+        try:
+            with self._sessions() as db:
+                for job in jobs:
+                    try:
+                        job.result = _store(db, job.prepared)
+                    except IngestError as exc:
+                        job.error = exc
+                db.commit()
+        except Exception as exc:
+            if len(jobs) == 1:
+                jobs[0].error = exc
+            else:
+                for job in jobs:
+                    job.result = job.error = None
+                    self._write([job])
+        for job in jobs:
+            job.finished = True
+
+
+@dataclass
+class _Job:
+    prepared: PreparedBatch
+    result: IngestResult | None = None
+    error: Exception | None = None
+    finished: bool = False
+
+    def outcome(self) -> IngestResult:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def _store(db: Session, prepared: PreparedBatch) -> IngestResult:
+    """Check the batch's place in its gateway's chain and write it. A refusal adds its security event to
+    ``db`` before raising, and has written nothing else."""
+    gateway, seq, digest = prepared.gateway, prepared.seq, prepared.digest
+    connection = db.connection()
+    # The batch's neighbours in one query: itself (a replay?), the one before and the one after.
+    neighbours = {row[0]: row for row in connection.execute(
+        text("SELECT seq, hash, prev FROM batches WHERE gateway_id = :g AND seq BETWEEN :low AND :high"),
+        {"g": gateway.id, "low": seq - 1, "high": seq + 1})}
+    existing = neighbours.get(seq)
+    if existing is not None:
+        if existing[1] == digest:
+            return IngestResult("duplicate", seq, digest)
+        _refuse(db, gateway, "seq_conflict", {"seq": seq, "stored": existing[1], "received": digest},
+                IngestError(409, "seq_conflict", f"seq {seq} was already received with other content", "seq"))
+    before = neighbours[seq - 1][1] if seq - 1 in neighbours else None
+    if before is not None and before != prepared.prev:
+        _refuse(db, gateway, "chain_break", {"seq": seq, "prev": prepared.prev, "stored": before},
+                IngestError(409, "chain_break", f"prev does not match the hash of batch {seq - 1}", "prev"))
+    after = neighbours[seq + 1][2] if seq + 1 in neighbours else None
+    if after is not None and after != digest:
+        _refuse(db, gateway, "chain_break", {"seq": seq, "next_prev": after, "received": digest},
+                IngestError(409, "chain_break", f"batch {seq + 1} points to another batch {seq}", "seq"))
+
     received = utcnow()
-    rows = len(document["readings"]) + len(document["intervals"]) + len(document["events"])
-    batch_id = db.execute(
-        insert(Batch).returning(Batch.id),
-        [{"org_id": gateway.org_id, "gateway_id": gateway.id, "key_id": key_id, "seq": seq, "hash": digest,
-          "prev": document["prev"], "body": body, "signature": signature, "received_at": received,
-          "rows": rows}],
+    batch_id = connection.execute(
+        BATCHES.insert().returning(BATCHES.c.id),
+        {"org_id": gateway.org_id, "gateway_id": gateway.id, "key_id": gateway.key_id, "seq": seq, "hash": digest,
+         "prev": prepared.prev, "body": prepared.body, "signature": prepared.signature, "received_at": received,
+         "rows": prepared.rows},
     ).scalar_one()
+    insert_rows(db, "readings", ("meter_id", "ts", "values", "source", "batch_id"),
+                list(zip(*prepared.readings, repeat("gateway"), repeat(batch_id), strict=False)))
+    insert_rows(db, "interval_energy", ("meter_id", "start", "imp_wh", "exp_wh", "flag", "batch_id"),
+                list(zip(*prepared.intervals, repeat(batch_id), strict=False)))
+    if prepared.events:
+        connection.execute(EVENTS.insert(), [
+            {**event, "org_id": gateway.org_id, "gateway_id": gateway.id, "batch_id": batch_id}
+            for event in prepared.events])
+    connection.execute(
+        GATEWAYS.update().where(GATEWAYS.c.id == gateway.id).values(
+            last_seen=received,
+            last_seq=case((GATEWAYS.c.last_seq < seq, seq), else_=GATEWAYS.c.last_seq),
+            chain_head=case((GATEWAYS.c.last_seq < seq, digest), else_=GATEWAYS.c.chain_head)))
+    return IngestResult("stored", seq, digest, seq > 1 and before is None)
 
-    def meter_id(code: str, field: str) -> int:
-        found = meters.get(code)
-        if found is None:
-            raise IngestError(422, "unknown_meter", f"meter {code!r} is not registered at this site", field)
-        return found
 
-    times: dict[str, str] = {}  # a batch holds few distinct instants: convert each once
+BATCHES, EVENTS, GATEWAYS = Batch.__table__, Event.__table__, Gateway.__table__
 
-    def when(value: str, field: str) -> str:
-        found = times.get(value)
-        if found is None:
-            found = times[value] = db_time(value, field)
-        return found
 
-    # Rows go to the driver as tuples: this path carries every reading, so it avoids per-row ORM work.
-    readings = [
-        (meters.get(r["m"]) or meter_id(r["m"], f"readings[{i}].m"), when(r["t"], f"readings[{i}].t"),
-         orjson.dumps(r["q"]).decode(), batch_id, "gateway")
-        for i, r in enumerate(document["readings"])
-    ]
-    intervals = [
-        (meters.get(r["m"]) or meter_id(r["m"], f"intervals[{i}].m"), when(r["t"], f"intervals[{i}].t"),
-         kwh_to_wh(r["imp"], f"intervals[{i}].imp"), kwh_to_wh(r["exp"], f"intervals[{i}].exp"),
-         r["f"][:12], batch_id)
-        for i, r in enumerate(document["intervals"])
-    ]
+def _refuse(db: Session, gateway: GatewayRow, kind: str, detail: dict, error: IngestError) -> NoReturn:
+    db.connection().execute(EVENTS.insert(), {"org_id": gateway.org_id, "gateway_id": gateway.id, "ts": utcnow(),
+                                              "kind": f"security:{kind}", "detail": detail})
+    raise error
+
+
+def _rows(document: dict, meters: dict[str, int]) -> tuple[tuple, tuple, list[dict]]:
+    """The batch's rows as columns the database stores (without their batch id); an error names the row."""
+    readings, intervals = document["readings"], document["intervals"]
+    section = "readings"
+    try:
+        # A batch holds few distinct meters and instants: each is looked up and converted once; the loops
+        # over rows run in C (map), as this is done for every reading received.
+        m, t = itemgetter("m"), itemgetter("t")
+        times = {value: db_time(value, "t") for value in set(map(t, readings)) | set(map(t, intervals))}
+        reading_columns = (list(map(meters.__getitem__, map(m, readings))), list(map(times.__getitem__,
+                           map(t, readings))), [orjson.dumps(r["q"]).decode() for r in readings])
+        section = "intervals"
+        interval_columns = (list(map(meters.__getitem__, map(m, intervals))),
+                            list(map(times.__getitem__, map(t, intervals))),
+                            [kwh_to_wh(r["imp"], "imp") for r in intervals],
+                            [kwh_to_wh(r["exp"], "exp") for r in intervals], [r["f"][:12] for r in intervals])
+    except (KeyError, IngestError):
+        _name_the_bad_row(document, section, meters)
+        raise
     events = [
-        {"org_id": gateway.org_id, "gateway_id": gateway.id,
-         "meter_id": meter_id(e["m"], f"events[{i}].m") if e.get("m") else None,
-         "ts": parse_ts(e["t"], f"events[{i}].t"), "kind": e["kind"][:40],
-         "detail": e.get("detail") or {}, "batch_id": batch_id}
+        {"meter_id": _meter(meters, e["m"], f"events[{i}].m") if e.get("m") else None,
+         "ts": parse_ts(e["t"], f"events[{i}].t"), "kind": e["kind"][:40], "detail": e.get("detail") or {}}
         for i, e in enumerate(document["events"])
     ]
-    insert_rows(db, "readings", ("meter_id", "ts", "values", "batch_id", "source"), readings)
-    insert_rows(db, "interval_energy", ("meter_id", "start", "imp_wh", "exp_wh", "flag", "batch_id"), intervals)
-    if events:
-        db.execute(insert(Event), events)
-    gateway.last_seen = received
-    if seq > gateway.last_seq:
-        gateway.last_seq = seq
-        gateway.chain_head = digest
-    return IngestResult("stored", seq, digest, gap_before)
+    return reading_columns, interval_columns, events
 
 
-def record_refusal(db: Session, gateway: Gateway, kind: str, detail: dict) -> None:
+def _meter(meters: dict[str, int], code: str, field: str) -> int:
+    found = meters.get(code)
+    if found is None:
+        raise IngestError(422, "unknown_meter", f"meter {code!r} is not registered at this site", field)
+    return found
+
+
+def _name_the_bad_row(document: dict, section: str, meters: dict[str, int]) -> None:
+    """The slow path after a failure: check row by row so that the error names the row and the field."""
+    for i, row in enumerate(document[section]):
+        _meter(meters, row["m"], f"{section}[{i}].m")
+        db_time(row["t"], f"{section}[{i}].t")
+        if section == "intervals":
+            kwh_to_wh(row["imp"], f"{section}[{i}].imp")
+            kwh_to_wh(row["exp"], f"{section}[{i}].exp")
+
+
+def record_refusal(db: Session, gateway: GatewayRow | Gateway, kind: str, detail: dict) -> None:
     """A refusal the org admin must see; written in its own transaction so it survives the 4xx."""
     db.rollback()
     db.add(Event(org_id=gateway.org_id, gateway_id=gateway.id, ts=utcnow(), kind=f"security:{kind}",
