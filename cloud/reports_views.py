@@ -47,12 +47,17 @@ def _report(kind: str):
         return Response(body, mimetype=mimetype, headers={
             "Content-Disposition": f"attachment; filename={FILE_NAMES[kind]}-{period}.{extension}"})
     return render_template("report.html", report=report, period=period, kind=kind, kinds=REPORT_KINDS,
-                           title_of=lambda k: word(TITLE_KEYS[k], g.lang))
+                           tab_of=lambda k: TABS[k][g.lang == "en"])
 
 
 TITLE_KEYS = {"turnover": "turnover", "debtors": "debtors", "payments": "payments_by_day",
               "collection": "collection_rate", "consumption": "consumption_dynamics", "revenue": "revenue_structure",
               "regulator": "regulator_summary"}
+
+# Short names for the row of report links at the top of each page (fits a phone).
+TABS = {"turnover": ("ОСВ", "Turnover"), "debtors": ("Боржники", "Debtors"), "payments": ("Оплати", "Payments"),
+        "collection": ("Рівень оплат", "Collection"), "consumption": ("Споживання", "Consumption"),
+        "revenue": ("Структура", "Revenue"), "regulator": ("Для НКРЕКП", "Regulator")}
 
 
 @bp.get("/turnover")

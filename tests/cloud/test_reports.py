@@ -12,6 +12,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from cloud.report_export import Column, Report, to_csv, to_xlsx
 from cloud.reports import REPORT_KINDS, build_report
 from tests.cloud.payments.statements import camt053, entry
 from tests.cloud.test_billing import HOUSES, billed_month, run  # noqa: F401  (billed_month is a fixture)
+from tests.conftest import free_port
 
 ENROLLED = set(HOUSES)
 PASSWORD = "correct horse battery"
@@ -278,3 +280,40 @@ def test_money_is_written_exactly_or_not_at_all():
     with pytest.raises(ValueError, match="more than 2 decimal places"):
         to_csv(Report("t", "Т", "", columns, [("a", Decimal("1.005"))]))
     assert re.fullmatch(r"\ufeff.*\r\n", to_csv(Report("t", "Т", "", columns)).decode(), re.S)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
+def test_a_report_reads_on_a_phone(app, client, db, books, database_url, tmp_path):
+    """In a real browser at a phone's width: the chart is drawn, the table scrolls inside its card, the page
+    itself does not scroll sideways, and both downloads are there."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("one database is enough for the look of a page")
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync"])
+            page = browser.new_context(viewport={"width": 390, "height": 844}, locale="uk-UA").new_page()
+            page.goto(base + "/login")
+            page.fill("input[name=email]", "buh@coop.ua")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.goto(base + "/reports/payments?period=2026-11")
+            assert page.locator("svg.bars rect.bar").count() == 4  # one bar a day
+            assert page.locator("a[href$='format=xlsx']").is_visible()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=str(tmp_path / "payments-phone.png"), full_page=True)
+            with page.expect_download() as download:
+                page.click("a[href$='format=csv']")
+            assert download.value.suggested_filename == "platezhi-2026-11.csv"
+            browser.close()
+    finally:
+        server.shutdown()
