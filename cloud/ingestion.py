@@ -252,13 +252,18 @@ class BatchWriter:
                 db.commit()
         except Exception as exc:
             if len(jobs) == 1:
-                jobs[0].error = exc
+                jobs[0].result, jobs[0].error = None, exc
             else:
                 for job in jobs:
                     job.result = job.error = None
                     self._write([job])
-        for job in jobs:
-            job.finished = True
+        except BaseException as exc:  # interrupted: no sender may wait for an answer that never comes
+            for job in jobs:
+                job.result, job.error = None, RuntimeError(f"ingestion interrupted: {exc!r}")
+            raise
+        finally:
+            for job in jobs:
+                job.finished = True
 
 
 @dataclass
