@@ -34,6 +34,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(cabinet.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(reports_views.bp)
+    from cloud import payments_views
+
+    app.register_blueprint(payments_views.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # gateways prove themselves with signatures, not cookies
 

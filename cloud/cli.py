@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from cloud.db import session_scope
+from cloud.payments_cli import PAYMENT_COMMANDS
 
 
 def _app() -> Flask:
@@ -441,6 +442,8 @@ def serve(host, port, threads):
 COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, verify,
             evidence, revoke_gateway, backup_cmd, restore_cmd, invoices_cmd, email_invoices, send_mail,
             import_statement_cmd, remind, report_cmd, serve]
+
+COMMANDS += PAYMENT_COMMANDS  # cash, unmatched, assign-payment, reverse-payment, link-reversal
 
 
 def register_flask_commands(app: Flask) -> None:

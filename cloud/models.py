@@ -349,6 +349,30 @@ class Payment(Base):
     matched_by: Mapped[str] = mapped_column(String(20))  # purpose | payer_iban | hand | none | ambiguous
     statement_id: Mapped[int | None] = mapped_column(ForeignKey("statement_imports.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    end_to_end_id: Mapped[str] = mapped_column(String(35), default="", server_default="")  # the payer's own id
+
+
+class PaymentReversal(Base):
+    """Money that went back: a bank reversal (camt.053 RvslInd), a refund to the payer (a debit to the payer's
+    IBAN for the payment's amount) or a LiqPay «reversed». Undoes one whole payment, at most once.
+
+    ``payment_id`` is None while Balans cannot tell which payment a bank reversal undoes (an accountant links it).
+    """
+
+    __tablename__ = "payment_reversals"
+    __table_args__ = (UniqueConstraint("org_id", "key"), UniqueConstraint("payment_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    key: Mapped[str] = mapped_column(String(120))  # dedupe: the statement entry's key, or liqpay-reversed:<order>
+    kind: Mapped[str] = mapped_column(String(10))  # reversal | refund | card | hand
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    booked: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    counterpart: Mapped[str] = mapped_column(String(200), default="")
+    counterpart_iban: Mapped[str] = mapped_column(String(34), default="")
+    purpose: Mapped[str] = mapped_column(String(500), default="")
+    statement_id: Mapped[int | None] = mapped_column(ForeignKey("statement_imports.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class PayerIban(Base):
@@ -360,6 +384,8 @@ class PayerIban(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     iban: Mapped[str] = mapped_column(String(34))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    # Assigned to two different accounts (a paying agent, a parent paying for two flats): never used to match.
+    conflict: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class CardOrder(Base):

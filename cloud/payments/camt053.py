@@ -1,7 +1,10 @@
 """ISO 20022 camt.053 bank statements (camt.053.001.02 … .13): booked incoming payments, one per TxDtls.
 
-Rules (shared/FACTS.md): entries BkToCstmrStmt/Stmt/Ntry; only CRDT; only booked (Sts or Sts/Cd = BOOK);
-RvslInd=true skipped; an entry with several TxDtls gives several payments whose amounts add up to it.
+Rules (shared/FACTS.md): entries BkToCstmrStmt/Stmt/Ntry; only booked (Sts or Sts/Cd = BOOK); CRDT entries are
+payments, except RvslInd=true ones (a debit of ours coming back); DBIT entries are kept apart as ``outgoing``
+(RvslInd=true: the bank took a credit back; otherwise a refund or the organisation's own payment) so that
+reversals and refunds can undo the payment they belong to. An entry with several TxDtls gives several
+transactions whose amounts add up to it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from xml.parsers import expat
 
-from cloud.payments.statement import KeyMaker, StatementError, StatementTransaction, normalise_iban
+from cloud.payments.statement import (
+    IN,
+    OUT,
+    REVERSAL,
+    KeyMaker,
+    StatementContents,
+    StatementError,
+    StatementTransaction,
+    normalise_iban,
+)
 
 NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d\d)")
 VERSIONS = range(2, 14)
@@ -79,9 +91,17 @@ class Camt053Importer:
     def parse(self, data: bytes, filename: str) -> list[StatementTransaction]:
         return parse(data, filename)
 
+    def parse_all(self, data: bytes, filename: str) -> StatementContents:
+        return parse_all(data, filename)
+
 
 def parse(data: bytes, filename: str = "statement.xml") -> list[StatementTransaction]:
     """Every booked incoming payment of the file, or a StatementError naming the element (nothing partial)."""
+    return parse_all(data, filename).incoming
+
+
+def parse_all(data: bytes, filename: str = "statement.xml") -> StatementContents:
+    """Booked payments in and booked debits out (reversals, refunds …), or a StatementError (nothing partial)."""
     refuse_dtd(data, filename)
     # A big statement is millions of tree objects without cycles; the cyclic collector would walk them over
     # and over while they are built (half the time of a 100 000-transaction file), so it waits until the end.
@@ -94,7 +114,7 @@ def parse(data: bytes, filename: str = "statement.xml") -> list[StatementTransac
             gc.enable()
 
 
-def _parse(data: bytes, filename: str) -> list[StatementTransaction]:
+def _parse(data: bytes, filename: str) -> StatementContents:
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
@@ -109,13 +129,18 @@ def _parse(data: bytes, filename: str) -> list[StatementTransaction]:
     group = root.find(p("BkToCstmrStmt"))
     if group is None:
         raise StatementError(filename, "Document", "no BkToCstmrStmt: not a bank-to-customer statement")
-    return _Reader(filename, p).statements(group)
+    reader = _Reader(filename, p)
+    incoming = reader.statements(group)
+    return StatementContents(incoming, reader.outgoing)
 
 
 class _Reader:
     def __init__(self, filename: str, p: _Paths):
         self.filename, self.p = filename, p
         self.keys = KeyMaker(filename)
+        # Debits get their own keys: a reversal may carry the very reference of the credit it takes back.
+        self.out_keys = KeyMaker(filename)
+        self.outgoing: list[StatementTransaction] = []
         self.tag_stmt, self.tag_ntry, self.tag_ntry_dtls, self.tag_tx = p("Stmt"), p("Ntry"), p("NtryDtls"), p("TxDtls")
         self.tag_amt, self.tag_ustrd, self.tag_strd = p("Amt"), p("Ustrd"), p("Strd")
 
@@ -139,16 +164,16 @@ class _Reader:
         direction = self.text(entry, "CdtDbtInd")
         if direction not in ("CRDT", "DBIT"):
             raise self.error(f"{where}/CdtDbtInd", f"expected CRDT or DBIT, got {direction!r}")
-        if direction == "DBIT":
-            return []
         status = entry.find(self.p("Sts"))
         if status is None:
             raise self.error(f"{where}/Sts", "the entry has no status (BOOK, PDNG, INFO …)")
         code = self.text(status, "Cd") or self.text(status, "Prtry") or (status.text or "").strip()
         if code != "BOOK":
             return []  # pending or information only: it comes again once booked
-        if self.text(entry, "RvslInd").lower() in ("true", "1"):
-            return []
+        reversal = self.text(entry, "RvslInd").lower() in ("true", "1")
+        if direction == "CRDT" and reversal:
+            return []  # a debit of ours coming back (a refund that bounced): not a resident's payment
+        flow = IN if direction == "CRDT" else REVERSAL if reversal else OUT
         amount, currency = self.amount(entry.find(self.tag_amt), f"{where}/Amt")
         booked = self.date(entry, "BookgDt", where)
         value_date = self.date(entry, "ValDt", where)
@@ -159,12 +184,12 @@ class _Reader:
         details = [(f"{where}/NtryDtls[{d}]/TxDtls[{t}]", tx)
                    for d, block in enumerate(entry.findall(self.tag_ntry_dtls), start=1)
                    for t, tx in enumerate(block.findall(self.tag_tx), start=1)]
-        common = (entry, booked, value_date, currency, statement_iban)
+        common = (entry, booked, value_date, currency, statement_iban, flow)
         entry_ref = self.text(entry, "AcctSvcrRef")
         if len(details) <= 1:
             tx_where, tx = details[0] if details else (where, None)
             reference = (self.text(tx, "Refs/AcctSvcrRef") if tx is not None else "") or entry_ref
-            return [self.transaction(common, tx, amount, reference, 1, tx_where)]
+            return self.sorted(flow, [self.transaction(common, tx, amount, reference, 1, tx_where)])
         found, total = [], Decimal(0)
         for position, (tx_where, tx) in enumerate(details, start=1):
             node = tx.find(self.tag_amt)
@@ -180,17 +205,22 @@ class _Reader:
         if total != amount:
             raise self.error(f"{where}/Amt", f"the entry says {amount} {currency} but its {len(details)} "
                                              f"transactions add up to {total}")
-        return found
+        return self.sorted(flow, found)
+
+    def sorted(self, flow: str, found: list[StatementTransaction]) -> list[StatementTransaction]:
+        """Payments in are returned; debits go to ``outgoing``."""
+        if flow == IN:
+            return found
+        self.outgoing.extend(found)
+        return []
 
     def transaction(self, common, tx, amount: Decimal, reference: str, position: int, where: str):
-        entry, booked, value_date, currency, statement_iban = common
+        entry, booked, value_date, currency, statement_iban, flow = common
         if tx is None:
             payer = iban = end_to_end = structured = ""
             purpose = self.text(entry, "AddtlNtryInf")
         else:
-            payer = (self.text(tx, "RltdPties/UltmtDbtr/Nm") or self.text(tx, "RltdPties/UltmtDbtr/Pty/Nm")
-                     or self.text(tx, "RltdPties/Dbtr/Nm") or self.text(tx, "RltdPties/Dbtr/Pty/Nm"))
-            iban = normalise_iban(self.text(tx, "RltdPties/DbtrAcct/Id/IBAN"))
+            payer, iban = self.counterpart(tx, flow, statement_iban)
             end_to_end = self.text(tx, "Refs/EndToEndId")
             end_to_end = "" if end_to_end.upper() == NOT_PROVIDED else end_to_end
             remittance = tx.find(self.p("RmtInf"))
@@ -200,10 +230,30 @@ class _Reader:
                 structured = " ".join(self.text(s, "CdtrRefInf/Ref") for s in remittance.findall(self.tag_strd)).strip()
             purpose = purpose or self.text(tx, "AddtlTxInf") or self.text(entry, "AddtlNtryInf")
         decisive = (statement_iban, booked, amount, currency, iban, payer, purpose, structured, end_to_end, position)
+        key = self.keys.key(reference, decisive, where) if flow == IN else \
+            f"{flow}:{self.out_keys.key(reference, decisive, where)}"
         return StatementTransaction(
-            key=self.keys.key(reference, decisive, where), booked=booked, value_date=value_date, amount=amount,
+            key=key, booked=booked, value_date=value_date, amount=amount,
             currency=currency, payer=payer, payer_iban=iban, purpose=purpose, structured_reference=structured,
-            bank_reference=reference, end_to_end_id=end_to_end, statement_iban=statement_iban, source=where)
+            bank_reference=reference, end_to_end_id=end_to_end, statement_iban=statement_iban, source=where,
+            direction=flow)
+
+    def counterpart(self, tx, flow: str, statement_iban: str) -> tuple[str, str]:
+        """The payer of a credit; for a debit whoever got the money (the creditor — or, in a reversal that
+        copies the original parties, the debtor when that is not us)."""
+        debtor = (self.text(tx, "RltdPties/UltmtDbtr/Nm") or self.text(tx, "RltdPties/UltmtDbtr/Pty/Nm")
+                  or self.text(tx, "RltdPties/Dbtr/Nm") or self.text(tx, "RltdPties/Dbtr/Pty/Nm"))
+        debtor_iban = normalise_iban(self.text(tx, "RltdPties/DbtrAcct/Id/IBAN"))
+        if flow == IN:
+            return debtor, debtor_iban
+        creditor = (self.text(tx, "RltdPties/UltmtCdtr/Nm") or self.text(tx, "RltdPties/UltmtCdtr/Pty/Nm")
+                    or self.text(tx, "RltdPties/Cdtr/Nm") or self.text(tx, "RltdPties/Cdtr/Pty/Nm"))
+        creditor_iban = normalise_iban(self.text(tx, "RltdPties/CdtrAcct/Id/IBAN"))
+        if creditor_iban and creditor_iban != statement_iban:
+            return creditor, creditor_iban
+        if debtor_iban and debtor_iban != statement_iban:
+            return debtor, debtor_iban
+        return creditor or debtor, ""
 
     def amount(self, node, where: str) -> tuple[Decimal, str]:
         text = (node.text or "").strip() if node is not None else ""

@@ -9,9 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
-from cloud.models import Account, CardOrder, LedgerEntry, Organisation, Payment
+from cloud.models import Account, CardOrder, Organisation, Payment
 from cloud.payments.importer import book_payment
 from cloud.payments.liqpay import FAILED, PAID, REVERSED, Callback, CallbackError, verify_callback
+from cloud.payments.reversals import reverse_payment
 
 
 def start_order(db: Session, org: Organisation, account: Account, invoice_id: int | None, amount) -> CardOrder:
@@ -55,14 +56,13 @@ def apply_callback(db: Session, data: str, signature: str) -> str:
               {"amount": f"{callback.amount:.2f}", "status": callback.status})
         return "paid"
     if callback.status in REVERSED:
-        if paid is None or order.status == "reversed":
-            return "nothing to reverse" if paid is None else "duplicate"
-        db.add(LedgerEntry(org_id=org.id, account_id=account.id, kind="payment", amount=paid.amount,
-                           period=date.today().strftime("%Y-%m"), memo=f"Повернення LiqPay {order.order_id}"))
+        if paid is None:
+            return "nothing to reverse"
+        # Idempotent by the order: LiqPay's retries of «reversed» find the reversal already there.
+        done = reverse_payment(db, paid, "card", f"liqpay-reversed:{order.order_id}", date.today(), "liqpay",
+                               purpose=f"LiqPay {callback.payment_id} order {order.order_id} reversed")
         order.status = "reversed"
-        audit(db, org.id, "liqpay", "payment.reversed", f"order:{order.order_id}", None,
-              {"amount": f"{paid.amount:.2f}"})
-        return "reversed"
+        return "reversed" if done is not None else "duplicate"
     if callback.status in FAILED:
         order.status = callback.status
         return "failed"

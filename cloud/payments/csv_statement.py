@@ -1,6 +1,7 @@
 """Bank statements as CSV exports, read through a saved column mapping (mappings/*.toml, docs/payments.md).
 
-Only incoming rows become payments: a credit column that is filled, or a signed amount that is positive.
+Incoming rows become payments: a credit column that is filled, or a signed amount that is positive. Debit rows
+(a filled debit column, a negative amount) are kept apart as ``outgoing``: a refund to a payer undoes their payment.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 
-from cloud.payments.statement import KeyMaker, StatementError, StatementTransaction, normalise_iban
+from cloud.payments.statement import (
+    IN,
+    OUT,
+    KeyMaker,
+    StatementContents,
+    StatementError,
+    StatementTransaction,
+    normalise_iban,
+)
 
 FIELDS = ("date", "value_date", "credit", "debit", "amount", "currency", "payer", "payer_iban", "payer_code",
           "purpose", "reference", "document_number")
@@ -84,6 +93,9 @@ class CsvImporter:
     def parse(self, data: bytes, filename: str) -> list[StatementTransaction]:
         return parse(data, filename, self.mapping)
 
+    def parse_all(self, data: bytes, filename: str) -> StatementContents:
+        return parse_all(data, filename, self.mapping)
+
 
 def parse_amount(text: str, decimal_comma: bool) -> Decimal:
     """«1 250,40», «1.250,40», «-99.00», «1,250.40» → Decimal; raises InvalidOperation."""
@@ -100,6 +112,11 @@ def parse_amount(text: str, decimal_comma: bool) -> Decimal:
 
 def parse(data: bytes, filename: str, mapping: CsvMapping) -> list[StatementTransaction]:
     """Every incoming row of the export, or a StatementError naming the line and column (nothing partial)."""
+    return parse_all(data, filename, mapping).incoming
+
+
+def parse_all(data: bytes, filename: str, mapping: CsvMapping) -> StatementContents:
+    """Incoming rows and debit rows of the export, or a StatementError naming the line and column."""
     try:
         text = data.decode(mapping.encoding)
     except UnicodeDecodeError as exc:
@@ -115,6 +132,7 @@ class _Table:
     def __init__(self, filename: str, mapping: CsvMapping, rows):
         self.filename, self.mapping, self.rows = filename, mapping, rows
         self.keys = KeyMaker(filename)
+        self.out_keys = KeyMaker(filename)
         self.line = 0
 
     def error(self, reason: str, column: str | None = None) -> StatementError:
@@ -153,10 +171,10 @@ class _Table:
                                                       f"first {HEADER_SEARCH_ROWS} rows (mapping {self.mapping.name})"
                                                       + hint)
 
-    def transactions(self, data: bytes) -> list[StatementTransaction]:
+    def transactions(self, data: bytes) -> StatementContents:
         index = self.header(data)
         width = max(index.values()) + 1
-        found = []
+        found, outgoing = [], []
         while (row := self.next_row()) is not None:
             if not any(cell.strip() for cell in row):
                 continue
@@ -168,7 +186,24 @@ class _Table:
             amount = self.amount(cell)
             if amount is not None:
                 found.append(self.transaction(cell, amount))
-        return found
+            elif (debit := self.debit(cell)) is not None:
+                outgoing.append(self.transaction(cell, debit, OUT))
+        return StatementContents(found, outgoing)
+
+    def debit(self, cell: dict[str, str]) -> Decimal | None:
+        """The amount of a debit row (money out), positive; None when the row is not one."""
+        if "credit" in cell:
+            raw, column = cell.get("debit", ""), self.mapping.columns.get("debit", "")
+        else:
+            raw, column = cell["amount"], self.mapping.columns["amount"]
+        if not raw:
+            return None
+        try:
+            value = parse_amount(raw, self.mapping.decimal_comma)
+        except InvalidOperation:
+            raise self.error(f"not an amount: {raw!r}", column) from None
+        value = abs(value) if "credit" in cell else -value
+        return value if value > 0 else None
 
     def amount(self, cell: dict[str, str]) -> Decimal | None:
         columns = self.mapping.columns
@@ -200,7 +235,7 @@ class _Table:
         raise self.error(f"not a date: {text!r} (expected {' or '.join(self.mapping.date_formats)})",
                          self.mapping.columns[column])
 
-    def transaction(self, cell: dict[str, str], amount: Decimal) -> StatementTransaction:
+    def transaction(self, cell: dict[str, str], amount: Decimal, direction: str = IN) -> StatementTransaction:
         booked = self.date(cell["date"], "date")
         value_date = self.date(cell["value_date"], "value_date") if cell.get("value_date") else None
         currency = (cell.get("currency") or self.mapping.currency).upper()
@@ -211,6 +246,8 @@ class _Table:
         decisive = (cell["date"], amount, currency, iban, cell.get("payer_code", ""), payer, purpose,
                     cell.get("document_number", ""))
         where = f"line {self.line}"
+        key = self.keys.key(reference, decisive, where) if direction == IN else \
+            f"{direction}:{self.out_keys.key(reference, decisive, where)}"
         return StatementTransaction(
-            key=self.keys.key(reference, decisive, where), booked=booked, value_date=value_date, amount=amount,
-            currency=currency, payer=payer, payer_iban=iban, purpose=purpose, bank_reference=reference, source=where)
+            key=key, booked=booked, value_date=value_date, amount=amount, currency=currency, payer=payer,
+            payer_iban=iban, purpose=purpose, bank_reference=reference, source=where, direction=direction)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from cloud.payments.camt053 import Camt053Importer
 from cloud.payments.csv_statement import CsvImporter, CsvMapping, MappingError, shipped_mappings
-from cloud.payments.statement import StatementError, StatementImporter, StatementTransaction
+from cloud.payments.statement import (
+    StatementContents,
+    StatementError,
+    StatementImporter,
+    StatementTransaction,
+)
 
 
 def importer_for(fmt: str) -> StatementImporter:
@@ -24,3 +29,12 @@ def parse_statement(data: bytes, filename: str, fmt: str) -> list[StatementTrans
     except MappingError as exc:
         raise StatementError(filename, "format", str(exc)) from exc
     return importer.parse(data, filename)
+
+
+def parse_statement_all(data: bytes, filename: str, fmt: str) -> StatementContents:
+    """Payments in and debits out (reversals, refunds) of a whole statement file, or a StatementError (atomic)."""
+    try:
+        importer = importer_for(fmt)
+    except MappingError as exc:
+        raise StatementError(filename, "format", str(exc)) from exc
+    return importer.parse_all(data, filename)

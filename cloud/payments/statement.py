@@ -20,9 +20,17 @@ class StatementError(ValueError):
         self.filename, self.where, self.reason = filename, where, reason
 
 
+IN, OUT, REVERSAL = "in", "out", "reversal"
+
+
 @dataclass(frozen=True, slots=True)
 class StatementTransaction:
-    """One incoming (credit) payment. ``key`` is stable across re-imports of the same transaction."""
+    """One booked movement; an incoming (credit) payment unless ``direction`` says otherwise.
+
+    ``key`` is stable across re-imports of the same transaction. For a debit (``out``: a refund or the
+    organisation's own payment; ``reversal``: the bank took a credit back) the payer fields name the
+    counterpart — whoever got the money.
+    """
 
     key: str  # dedupe identity: "ref:<bank reference>" or "sha:<hash of the decisive fields>"
     booked: date  # booking date (BookgDt / the CSV date column)
@@ -37,6 +45,7 @@ class StatementTransaction:
     end_to_end_id: str = ""  # the payer's own id; NOTPROVIDED is dropped
     statement_iban: str = ""  # our account that received the money (Stmt/Acct/Id/IBAN)
     source: str = ""  # where in the file: "line 12" or "Stmt[1]/Ntry[3]/NtryDtls[1]/TxDtls[2]"
+    direction: str = IN  # in | out | reversal
 
     @property
     def reference(self) -> str:
@@ -51,12 +60,22 @@ class StatementTransaction:
         return self.purpose
 
 
+@dataclass(frozen=True)
+class StatementContents:
+    """A whole statement: payments in, and the debits that may undo some of them (reversals, refunds)."""
+
+    incoming: list[StatementTransaction]
+    outgoing: list[StatementTransaction]
+
+
 class StatementImporter(Protocol):
     """Reads a whole statement file: every incoming payment, or a StatementError and nothing (atomic)."""
 
     name: str
 
     def parse(self, data: bytes, filename: str) -> list[StatementTransaction]: ...
+
+    def parse_all(self, data: bytes, filename: str) -> StatementContents: ...
 
 
 class KeyMaker:

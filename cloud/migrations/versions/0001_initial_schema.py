@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 5fcbe6921ffc
+Revision ID: 0659861d284c
 Revises: 
-Create Date: 2026-11-22 18:55:37.730638
+Create Date: 2026-11-22 21:53:24.761406
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '5fcbe6921ffc'
+revision = '0659861d284c'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -279,6 +279,7 @@ def upgrade() -> None:
     sa.Column('org_id', sa.Integer(), nullable=False),
     sa.Column('iban', sa.String(length=34), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('conflict', sa.Boolean(), server_default='0', nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -301,6 +302,7 @@ def upgrade() -> None:
     sa.Column('matched_by', sa.String(length=20), nullable=False),
     sa.Column('statement_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('end_to_end_id', sa.String(length=35), server_default='', nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
     sa.ForeignKeyConstraint(['statement_id'], ['statement_imports.id'], ),
@@ -387,6 +389,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_ledger_entries_account_id'), ['account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entries_org_id'), ['org_id'], unique=False)
 
+    op.create_table('payment_reversals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=120), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('payment_id', sa.Integer(), nullable=True),
+    sa.Column('booked', sa.Date(), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('counterpart', sa.String(length=200), nullable=False),
+    sa.Column('counterpart_iban', sa.String(length=34), nullable=False),
+    sa.Column('purpose', sa.String(length=500), nullable=False),
+    sa.Column('statement_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], ),
+    sa.ForeignKeyConstraint(['statement_id'], ['statement_imports.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('org_id', 'key'),
+    sa.UniqueConstraint('payment_id')
+    )
+    with op.batch_alter_table('payment_reversals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_reversals_org_id'), ['org_id'], unique=False)
+
     op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -445,6 +470,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_events_org_id'))
 
     op.drop_table('events')
+    with op.batch_alter_table('payment_reversals', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payment_reversals_org_id'))
+
+    op.drop_table('payment_reversals')
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ledger_entries_org_id'))
         batch_op.drop_index(batch_op.f('ix_ledger_entries_account_id'))

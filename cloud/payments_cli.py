@@ -1,0 +1,191 @@
+"""``balans cloud cash | unmatched | assign-payment | reverse-payment | link-reversal``: the accountant's payment
+work from the command line, thin over cloud/payments (the same functions the pages call)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from cloud.db import session_scope
+
+
+def _org(db, ref: str):
+    from cloud.cli import _org as find_org
+
+    return find_org(db, ref)
+
+
+def _payment(db, org_id: int, payment_id: int):
+    from cloud.models import Payment
+
+    payment = db.scalar(select(Payment).where(Payment.org_id == org_id, Payment.id == payment_id))
+    if payment is None:
+        raise click.ClickException(f"payment {payment_id} does not exist in this organisation")
+    return payment
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text) if text else date.today()
+    except ValueError:
+        raise click.ClickException(f"--date {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+@click.command("cash")
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.option("--account", required=True, help="account number (особовий рахунок); «1001» finds «01001»")
+@click.option("--amount", required=True, help="UAH, e.g. 1250.40 or «1 250,40»")
+@click.option("--date", "day", default="", help="the day it was paid, YYYY-MM-DD (default: today)")
+@click.option("--receipt", default="", help="receipt number (квитанція): the same receipt twice books once; "
+              "without it Balans numbers the receipt")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def cash_cmd(org_ref, account, amount, day, receipt, as_json):
+    """Cash taken at the office, onto an account; audited.
+
+    Example: balans cloud cash --org 1 --account 01001 --amount 1250.40 --date 2026-11-10 --receipt КВ-17
+    """
+    from decimal import InvalidOperation
+
+    from cloud.payments.csv_statement import parse_amount
+    from cloud.payments.importer import PaymentEntryError, cash_payment
+    from cloud.payments.queue import find_account
+
+    try:
+        value = parse_amount(amount, decimal_comma=True)
+    except InvalidOperation:
+        raise click.ClickException(f"--amount {amount!r} is not an amount (e.g. 1250.40)") from None
+    with session_scope(current_app._get_current_object()) as db:
+        org = _org(db, org_ref)
+        try:
+            payment, created = cash_payment(db, org, find_account(db, org.id, account), value, _date(day), "cli",
+                                            receipt, today=date.today())
+        except PaymentEntryError as exc:
+            raise click.ClickException(str(exc)) from exc
+        result = {"payment": payment.id, "account": account, "amount_uah": f"{payment.amount:.2f}",
+                  "date": payment.booked.isoformat(), "receipt": payment.key.removeprefix("cash:"),
+                  "status": "booked" if created else "already booked"}
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{result['status']}: {result['amount_uah']} UAH on {account}, {result['date']}, "
+                   f"receipt {result['receipt']} (payment {result['payment']})")
+
+
+@click.command("unmatched")
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def unmatched_cmd(org_ref, as_json):
+    """The unmatched queue: payments waiting for an account, untrusted payer IBANs, reversals to link.
+
+    Example: balans cloud unmatched --org 1 --json
+    """
+    from cloud.payments.queue import conflicting_ibans, unmatched_payments
+    from cloud.payments.reversals import candidates_for, unlinked_reversals
+
+    with session_scope(current_app._get_current_object()) as db:
+        org = _org(db, org_ref)
+        conflicts = conflicting_ibans(db, org.id)
+        queue = [{"payment": p.id, "booked": p.booked.isoformat(), "amount_uah": f"{p.amount:.2f}", "payer": p.payer,
+                  "payer_iban": p.payer_iban, "purpose": p.purpose, "why": p.matched_by,
+                  "iban_conflict": list(conflicts[p.payer_iban].accounts) if p.payer_iban in conflicts else None}
+                 for p in unmatched_payments(db, org.id, limit=100_000)]
+        reversals = [{"reversal": r.id, "booked": r.booked.isoformat(), "amount_uah": f"{r.amount:.2f}",
+                      "counterpart": r.counterpart, "counterpart_iban": r.counterpart_iban, "purpose": r.purpose,
+                      "candidates": [c.id for c in candidates_for(db, r)]} for r in unlinked_reversals(db, org.id)]
+        ibans = {iban: list(c.accounts) for iban, c in conflicts.items()}
+    if as_json:
+        click.echo(json.dumps({"payments": queue, "conflicting_ibans": ibans, "unlinked_reversals": reversals},
+                              ensure_ascii=False, indent=2))
+        return
+    for p in queue:
+        warning = f"  ! IBAN paid for {', '.join(p['iban_conflict'])}" if p["iban_conflict"] else ""
+        click.echo(f"{p['payment']:>8}  {p['booked']}  {p['amount_uah']:>12}  {p['payer_iban'] or '-':<29}  "
+                   f"{p['payer']} | {p['purpose']}{warning}")
+    for r in reversals:
+        click.echo(f"reversal {r['reversal']}: -{r['amount_uah']} {r['booked']} {r['counterpart_iban']} — candidate "
+                   f"payments {r['candidates'] or 'none'}")
+    click.echo(f"{len(queue)} unmatched, {len(reversals)} reversals to link, {len(ibans)} conflicting IBANs")
+
+
+@click.command("assign-payment")
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.option("--payment", "payment_id", required=True, type=int, help="the payment's id (balans cloud unmatched)")
+@click.option("--account", required=True, help="account number")
+@with_appcontext
+def assign_payment_cmd(org_ref, payment_id, account):
+    """Assign a queued payment to an account; the payer IBAN is remembered (or marked conflicting).
+
+    Example: balans cloud assign-payment --org 1 --payment 42 --account 04001
+    """
+    from cloud.payments.importer import PaymentEntryError, resolve_unmatched
+    from cloud.payments.queue import find_account
+
+    with session_scope(current_app._get_current_object()) as db:
+        org = _org(db, org_ref)
+        payment = _payment(db, org.id, payment_id)
+        try:
+            target = find_account(db, org.id, account)
+            iban = resolve_unmatched(db, payment, target, "cli")
+        except PaymentEntryError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"payment {payment.id} ({payment.amount:.2f} UAH) on account {target.number}; payer IBAN: {iban}")
+
+
+@click.command("reverse-payment")
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.option("--payment", "payment_id", required=True, type=int)
+@click.option("--date", "day", default="", help="YYYY-MM-DD (default: today)")
+@click.option("--reason", required=True, help="kept with the reversal and in the audit log")
+@with_appcontext
+def reverse_payment_cmd(org_ref, payment_id, day, reason):
+    """Reverse a whole payment (a cash entry made in error, a refund paid outside the bank statement).
+
+    Example: balans cloud reverse-payment --org 1 --payment 42 --reason "внесено двічі"
+    """
+    from cloud.payments.reversals import ReversalError, reverse_payment
+
+    with session_scope(current_app._get_current_object()) as db:
+        org = _org(db, org_ref)
+        payment = _payment(db, org.id, payment_id)
+        try:
+            done = reverse_payment(db, payment, "hand", f"hand:{payment.id}", _date(day), "cli", purpose=reason)
+        except ReversalError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"payment {payment.id} ({payment.amount:.2f} UAH) {'reversed' if done else 'was already reversed'}")
+
+
+@click.command("link-reversal")
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.option("--reversal", "reversal_id", required=True, type=int, help="(balans cloud unmatched)")
+@click.option("--payment", "payment_id", required=True, type=int)
+@with_appcontext
+def link_reversal_cmd(org_ref, reversal_id, payment_id):
+    """Link a bank reversal Balans could not place to the payment it undoes.
+
+    Example: balans cloud link-reversal --org 1 --reversal 3 --payment 42
+    """
+    from cloud.models import PaymentReversal
+    from cloud.payments.reversals import ReversalError, apply_reversal
+
+    with session_scope(current_app._get_current_object()) as db:
+        org = _org(db, org_ref)
+        reversal = db.scalar(select(PaymentReversal).where(PaymentReversal.org_id == org.id,
+                                                           PaymentReversal.id == reversal_id,
+                                                           PaymentReversal.payment_id.is_(None)))
+        if reversal is None:
+            raise click.ClickException(f"reversal {reversal_id} is not waiting to be linked in this organisation")
+        try:
+            apply_reversal(db, reversal, _payment(db, org.id, payment_id), "cli")
+        except ReversalError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"payment {payment_id} reversed by reversal {reversal_id}")
+
+
+PAYMENT_COMMANDS = [cash_cmd, unmatched_cmd, assign_payment_cmd, reverse_payment_cmd, link_reversal_cmd]

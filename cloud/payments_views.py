@@ -1,0 +1,220 @@
+"""The accountant's payment pages: cash taken at the office, and the unmatched queue (assign a payment to an
+account, see payer IBANs that are no longer trusted, link a bank reversal to its payment).
+
+Only an accountant or the organisation's admin, only their own organisation; every form carries a CSRF token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from decimal import InvalidOperation
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from cloud import db
+from cloud.auth import current_user, login_required
+from cloud.i18n import MESSAGES, translate
+from cloud.models import Account, Organisation, Payment, PaymentReversal, utcnow
+from cloud.payments.csv_statement import parse_amount
+from cloud.payments.importer import PaymentEntryError, cash_payment, resolve_unmatched
+from cloud.payments.queue import conflicting_ibans, find_account, unmatched_payment, unmatched_payments
+from cloud.payments.reversals import ReversalError, apply_reversal, candidates_for, unlinked_reversals
+
+bp = Blueprint("payments", __name__, url_prefix="/payments")
+ROLES = ("accountant", "org_admin")
+
+WORDS: dict[str, dict[str, str]] = {
+    "payments": {"uk": "Оплати", "en": "Payments"},
+    "cash_entry": {"uk": "Оплата в касі", "en": "Cash payment"},
+    "cash_hint": {"uk": "Готівка, прийнята в офісі, — на особовий рахунок", "en": "Cash taken at the office, onto an account"},
+    "amount_uah": {"uk": "Сума, грн", "en": "Amount, UAH"},
+    "pay_date": {"uk": "Дата оплати", "en": "Date paid"},
+    "receipt": {"uk": "№ квитанції (необов'язково)", "en": "Receipt no. (optional)"},
+    "book_cash": {"uk": "Провести оплату", "en": "Book the payment"},
+    "cash_booked": {"uk": "Оплату {amount} грн на о/р {account} проведено, квитанція {receipt}",
+                    "en": "{amount} UAH booked on account {account}, receipt {receipt}"},
+    "cash_again": {"uk": "Квитанцію {receipt} вже проведено раніше — вдруге не зараховано",
+                   "en": "Receipt {receipt} was booked before — not counted twice"},
+    "recent_cash": {"uk": "Останні оплати в касі", "en": "Recent cash payments"},
+    "unmatched": {"uk": "Нерозпізнані оплати", "en": "Unmatched payments"},
+    "unmatched_hint": {"uk": "Оплати, для яких не знайдено особовий рахунок. Вкажіть рахунок — IBAN платника "
+                             "запам'ятається для наступних виписок.",
+                       "en": "Payments no account was found for. Give the account — the payer's IBAN is remembered "
+                             "for the next statements."},
+    "queue_empty": {"uk": "Черга порожня: кожна оплата на своєму рахунку", "en": "The queue is empty: every payment is on its account"},
+    "payer": {"uk": "Платник", "en": "Payer"},
+    "purpose": {"uk": "Призначення", "en": "Purpose"},
+    "assign": {"uk": "Зарахувати", "en": "Assign"},
+    "why_unmatched_none": {"uk": "рахунок не знайдено", "en": "no account found"},
+    "why_unmatched_ambiguous": {"uk": "кілька можливих рахунків", "en": "several possible accounts"},
+    "assigned": {"uk": "Оплату {amount} грн зараховано на о/р {account}", "en": "{amount} UAH assigned to account {account}"},
+    "iban_remembered": {"uk": "IBAN {iban} запам'ятано для о/р {account}", "en": "IBAN {iban} remembered for account {account}"},
+    "iban_now_conflicting": {"uk": "IBAN {iban} уже платив за інший рахунок: тепер він не використовується для "
+                                   "автоматичного зіставлення", "en": "IBAN {iban} paid for another account before: it is "
+                                   "no longer used for automatic matching"},
+    "conflicting_ibans": {"uk": "IBAN, що платили за кілька рахунків", "en": "IBANs that paid for several accounts"},
+    "conflicting_hint": {"uk": "Такі IBAN (платіжний агент, батьки за дві квартири) не використовуються для "
+                               "автоматичного зіставлення — оплати з них потрапляють сюди, якщо в призначенні немає "
+                               "рахунку.", "en": "These IBANs (a paying agent, a parent paying for two flats) are not "
+                               "used for automatic matching — their payments come here when the purpose names no account."},
+    "iban_conflict_badge": {"uk": "IBAN платив за кілька рахунків ({accounts}): автоматично не зіставляється",
+                            "en": "IBAN paid for several accounts ({accounts}): not matched automatically"},
+    "unlinked_reversals": {"uk": "Сторно і повернення без оплати", "en": "Reversals and refunds without their payment"},
+    "unlinked_hint": {"uk": "Банк повернув гроші, але не зрозуміло, яку саме оплату. Оберіть оплату — її буде "
+                            "сторновано, а рахунки знову покажуть борг.",
+                      "en": "The bank sent money back but which payment it undoes is unclear. Pick the payment — it is "
+                            "reversed and its invoices owe again."},
+    "link_reversal": {"uk": "Сторнувати цю оплату", "en": "Reverse this payment"},
+    "no_candidates": {"uk": "Немає оплати на таку суму", "en": "No payment of that amount"},
+    "reversal_linked": {"uk": "Оплату {payment} сторновано", "en": "Payment {payment} reversed"},
+    "err_already_assigned": {"uk": "Оплату {payment} вже зараховано", "en": "Payment {payment} is already assigned"},
+    "err_reversed": {"uk": "Оплату {payment} сторновано банком", "en": "Payment {payment} was reversed by the bank"},
+    "err_amount_kopecks": {"uk": "Сума {amount}: не більше двох знаків після коми", "en": "Amount {amount}: at most two decimals"},
+    "err_amount_positive": {"uk": "Сума має бути більшою за нуль", "en": "The amount must be more than zero"},
+    "err_amount_too_large": {"uk": "Сума {amount} більша за ліміт однієї квитанції ({limit})",
+                             "en": "{amount} is more than one receipt may carry ({limit})"},
+    "err_amount_format": {"uk": "Сума «{amount}» — не гривні з копійками; наприклад 1250,40",
+                          "en": "«{amount}» is not an amount in hryvnias and kopecks; e.g. 1250.40"},
+    "err_date_format": {"uk": "Дата «{date}» — не дата", "en": "«{date}» is not a date"},
+    "err_future": {"uk": "Дата {date} ще не настала", "en": "{date} is in the future"},
+    "err_receipt_taken": {"uk": "Квитанцію {receipt} вже проведено: {amount} грн від {date}. Нова квитанція — новий номер.",
+                          "en": "Receipt {receipt} is already booked: {amount} UAH on {date}. A new receipt needs a new number."},
+    "err_no_payment": {"uk": "Оплату {payment} не знайдено", "en": "Payment {payment} not found"},
+    "err_no_account_number": {"uk": "Вкажіть особовий рахунок", "en": "Give the account number"},
+    "err_account_ambiguous": {"uk": "Рахунок {account} може бути {candidates}: введіть точно",
+                              "en": "Account {account} could be {candidates}: type it exactly"},
+    "err_account_unknown": {"uk": "Рахунку {account} немає в реєстрі", "en": "Account {account} is not in the register"},
+    "err_reversal_amount": {"uk": "Оплата {payment} на {amount} грн, а сторно на {reversal} грн",
+                            "en": "Payment {payment} is {amount} UAH, the reversal {reversal} UAH"},
+}
+MESSAGES.update({key: value for key, value in WORDS.items() if key not in MESSAGES})
+
+
+def say(key: str, **params) -> str:
+    return translate(key).format(**params)
+
+
+def problem(exc: PaymentEntryError | ReversalError) -> str:
+    """The error in the person's language when there are words for it, else as the service said it."""
+    key = f"err_{exc.code}"
+    return say(key, **exc.params) if exc.code and key in MESSAGES else str(exc)
+
+
+def own_org() -> Organisation:
+    user = current_user()
+    org = db.session().get(Organisation, user.org_id) if user.org_id else None
+    if org is None:
+        abort(404)
+    return org
+
+
+def today() -> date:
+    return utcnow().date()
+
+
+@bp.route("/cash", methods=["GET", "POST"])
+@login_required(*ROLES)
+def cash():
+    """Cash taken at the office: account, amount, date, receipt — booked once even if the form is sent twice."""
+    org = own_org()
+    session = db.session()
+    form = {"account": request.args.get("account", ""), "amount": "", "date": today().isoformat(), "receipt": "",
+            "entry": f"B-{today():%Y%m%d}-{secrets.token_hex(3).upper()}"}
+    error = None
+    if request.method == "POST":
+        form = {k: request.form.get(k, "").strip() for k in form}
+        try:
+            account = find_account(session, org.id, form["account"])
+            try:
+                amount = parse_amount(form["amount"], decimal_comma=True)
+            except InvalidOperation:
+                raise PaymentEntryError("not an amount", "amount_format", amount=form["amount"]) from None
+            try:
+                booked = date.fromisoformat(form["date"])
+            except ValueError:
+                raise PaymentEntryError("not a date", "date_format", date=form["date"]) from None
+            # The hidden entry number stands in for a receipt number: a form sent twice is one payment.
+            with db.write_lock():
+                payment, created = cash_payment(session, org, account, amount, booked, current_user().email,
+                                                form["receipt"] or form["entry"], today=today())
+                session.commit()
+        except PaymentEntryError as exc:
+            session.rollback()
+            error = problem(exc)
+        else:
+            receipt = payment.key.removeprefix("cash:")
+            flash(say("cash_booked", amount=f"{payment.amount:.2f}", account=account.number, receipt=receipt)
+                  if created else say("cash_again", receipt=receipt), "ok" if created else "problem")
+            return redirect(url_for("payments.cash"))
+    recent = session.execute(
+        select(Payment.booked, Payment.amount, Payment.key, Account.number, Account.holder)
+        .join(Account, Account.id == Payment.account_id)
+        .where(Payment.org_id == org.id, Payment.channel == "cash")
+        .order_by(Payment.id.desc()).limit(20)).all()
+    return render_template("payments/cash.html", form=form, error=error, recent=recent), 200 if error is None else 422
+
+
+@bp.get("/unmatched")
+@login_required(*ROLES)
+def unmatched():
+    org = own_org()
+    session = db.session()
+    conflicts = conflicting_ibans(session, org.id)
+    reversals = [(r, candidates_for(session, r)) for r in unlinked_reversals(session, org.id)]
+    return render_template("payments/unmatched.html", payments=unmatched_payments(session, org.id),
+                           conflicts=conflicts, reversals=reversals)
+
+
+@bp.post("/unmatched/<int:payment_id>")
+@login_required(*ROLES)
+def assign(payment_id: int):
+    org = own_org()
+    session = db.session()
+    try:
+        with db.write_lock():
+            payment = unmatched_payment(session, org.id, payment_id)
+            account = find_account(session, org.id, request.form.get("account", ""))
+            iban = resolve_unmatched(session, payment, account, current_user().email)
+            session.commit()
+    except PaymentEntryError as exc:
+        session.rollback()
+        flash(problem(exc), "problem")
+        return redirect(url_for("payments.unmatched"))
+    flash(say("assigned", amount=f"{payment.amount:.2f}", account=account.number), "ok")
+    if iban == "remembered":
+        flash(say("iban_remembered", iban=payment.payer_iban, account=account.number), "ok")
+    elif iban == "conflict":
+        flash(say("iban_now_conflicting", iban=payment.payer_iban), "problem")
+    return redirect(url_for("payments.unmatched"))
+
+
+@bp.post("/reversals/<int:reversal_id>")
+@login_required(*ROLES)
+def link(reversal_id: int):
+    """Link an unlinked bank reversal to the payment it undoes (one of the candidates shown)."""
+    org = own_org()
+    session = db.session()
+    reversal = session.scalar(select(PaymentReversal).where(PaymentReversal.org_id == org.id,
+                                                            PaymentReversal.id == reversal_id,
+                                                            PaymentReversal.payment_id.is_(None)))
+    if reversal is None:
+        abort(404)
+    try:
+        payment_id = int(request.form.get("payment", ""))
+    except ValueError:
+        abort(400)
+    payment = session.scalar(select(Payment).where(Payment.org_id == org.id, Payment.id == payment_id))
+    try:
+        if payment is None:
+            raise PaymentEntryError("no such payment", "no_payment", payment=payment_id)
+        with db.write_lock():
+            apply_reversal(session, reversal, payment, current_user().email)
+            session.commit()
+    except (PaymentEntryError, ReversalError) as exc:
+        session.rollback()
+        flash(problem(exc), "problem")
+    else:
+        flash(say("reversal_linked", payment=payment.id), "ok")
+    return redirect(url_for("payments.unmatched"))
