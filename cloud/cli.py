@@ -173,10 +173,42 @@ def bill(site_code, period, issue, as_json):
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
     else:
-        click.echo(f"{result.status}: {result.invoices} invoices, {result.summary['distributed_uah']} UAH, "
-                   f"cost recovery {result.summary['cost_recovery_pct']} %")
+        recovery = result.summary.get("cost_recovery_pct")
+        click.echo(f"{result.status}: {result.invoices} invoices, {result.summary['distributed_uah']} UAH"
+                   + (f", cost recovery {recovery} %" if recovery else "")
+                   + (f", {result.summary['estimated']} estimated" if result.summary.get("estimated") else ""))
         for problem in result.problems:
             click.echo(f"  ! {problem}", err=True)
+
+
+@click.command("correct")
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.option("--invoice", "invoice_number", required=True, help="number of the issued invoice to correct")
+@click.option("--amount", required=True, help="UAH, kopecks at most: positive charges more, negative credits")
+@click.option("--kwh", default="0", help="kWh added (+) or taken off (−), printed on the line")
+@click.option("--reason", required=True, help="why — printed on the next invoice")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def correct(org_ref, invoice_number, amount, kwh, reason, as_json):
+    """Record a correction (перерахунок) of an issued invoice. The invoice never changes: the correction is a
+    line on the account's next invoice, and a ledger entry referring to the original when that one is issued.
+
+    Example: balans cloud correct --org 1 --invoice 000042 --amount=-120.50 --kwh=-25 --reason "лічильник повірено"
+    """
+    from cloud.billing.corrections import CorrectionError, record_correction
+    from shared.money import MoneyError, uah
+
+    with session_scope(_app()) as db:
+        try:
+            correction = record_correction(db, _org(db, org_ref), invoice_number, uah(amount), reason, "cli",
+                                           uah(kwh))
+        except (CorrectionError, MoneyError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        result = {"correction": correction.id, "invoice": invoice_number, "amount": f"{correction.amount:.2f}",
+                  "status": "pending: on the account's next invoice"}
+    click.echo(json.dumps(result, ensure_ascii=False) if as_json else
+               f"correction {result['correction']} of invoice №{invoice_number}: {result['amount']} UAH, "
+               "goes onto the account's next invoice")
 
 
 @click.command("verify")
@@ -439,7 +471,8 @@ def serve(host, port, threads):
     waitress_serve(_app(), host=host, port=port, threads=threads, ident="balans")
 
 
-COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, verify,
+COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, correct,
+            verify,
             evidence, revoke_gateway, backup_cmd, restore_cmd, invoices_cmd, email_invoices, send_mail,
             import_statement_cmd, remind, report_cmd, serve]
 

@@ -79,6 +79,8 @@ class Site(Base):
     # Loss % at which a line is flagged elevated / suspected theft (shared/balance.py).
     elevated_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(3))
     theft_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(10))
+    # Heat: the part of the building meter's heat that is common use (МЗК, in-building systems), 0–1.
+    heat_common_share: Mapped[Decimal] = mapped_column(Numeric(5, 4), default=Decimal(0), server_default="0")
     lines: Mapped[list[Line]] = relationship(back_populates="site", order_by="Line.number")
 
 
@@ -110,7 +112,9 @@ class Account(Base):
     benefit_norm_kwh: Mapped[Decimal] = mapped_column(Numeric(10, 3), default=Decimal(0))
     subsidy_uah: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # субсидія per month
     reminders_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
-    category: Mapped[str] = mapped_column(String(30), default="household")
+    category: Mapped[str] = mapped_column(String(30), default="household")  # the supplier's customer segment
+    heated_area_m2: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))  # heat: опалювана площа
+    common_coefficient: Mapped[Decimal] = mapped_column(Numeric(4, 2), default=Decimal(1), server_default="1")
 
 
 class Meter(Base):
@@ -228,6 +232,20 @@ class Tariff(Base):
     coefficient: Mapped[Decimal] = mapped_column(Numeric(8, 4), default=Decimal(1))
     valid_from: Mapped[date] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
+    segment: Mapped[str] = mapped_column(String(30), default="", server_default="")  # supplier: customer segment
+    zones: Mapped[dict | None] = mapped_column(JSON)  # time-of-use zone → coefficient on the price
+    monthly_fee: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default="0")  # per account
+    fee_name: Mapped[str] = mapped_column(String(120), default="", server_default="")
+
+
+class HeatingSeason(Base):
+    """Опалювальний період as the local council set it: heat is billed only inside it."""
+
+    __tablename__ = "heating_seasons"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    starts: Mapped[date] = mapped_column(Date)
+    ends: Mapped[date | None] = mapped_column(Date)  # inclusive; None: not yet ended
 
 
 class BillingRun(Base):
@@ -263,6 +281,8 @@ class Invoice(Base):
     total: Mapped[Decimal] = mapped_column(MONEY)
     opening_balance: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     lines: Mapped[list] = mapped_column(JSON)
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False)  # no reading for the period: an estimate
+    meters: Mapped[list | None] = mapped_column(JSON)  # each meter's segment: code, from, to, readings, quantity
 
 
 class LedgerEntry(Base):
@@ -279,8 +299,26 @@ class LedgerEntry(Base):
     amount: Mapped[Decimal] = mapped_column(MONEY)
     period: Mapped[str | None] = mapped_column(String(7))
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    corrects_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))  # the invoice it corrects
     memo: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Correction(Base):
+    """Перерахунок the accountant recorded against an issued invoice: it goes onto the account's next invoice
+    as its own line (and ledger entry) referring to the original — the original never changes."""
+
+    __tablename__ = "corrections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))  # the corrected (issued) invoice
+    quantity: Mapped[Decimal] = mapped_column(ENERGY, default=Decimal(0))  # kWh (or Gcal) added (+) or taken (−)
+    amount: Mapped[Decimal] = mapped_column(MONEY)  # + charges more, − credits
+    reason: Mapped[str] = mapped_column(String(300))
+    actor: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    applied_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))  # set when issued
 
 
 class AuditLog(Base):

@@ -33,6 +33,8 @@ class TariffPeriod:
     price: Decimal  # UAH/kWh before the coefficient (purchase tariff for a cooperative, sale price otherwise)
     coefficient: Decimal = Decimal(1)
     zones: dict[str, Decimal] = field(default_factory=dict)  # zone → coefficient on the price, e.g. night 0.5
+    monthly_fee: Decimal = Decimal(0)  # a fixed monthly fee per account (абонентська плата), a tariff component
+    fee_name: str = ""
 
     @property
     def unit_price(self) -> Decimal:
@@ -73,33 +75,39 @@ def check_validity(tariffs: Sequence[TariffPeriod], start: date, end: date) -> l
     return covering
 
 
-def split_by_days(kwh: Decimal, tariffs: list[TariffPeriod], start: date, end: date) -> list[tuple[TariffPeriod, Decimal]]:
-    """Whole kWh per tariff in proportion to its days in the period (largest remainder: the sum is exact)."""
+def split_by_days(kwh: Decimal, tariffs: list[TariffPeriod], start: date, end: date,
+                  step: Decimal = KWH) -> list[tuple[TariffPeriod, Decimal]]:
+    """Whole kWh (or ``step``s: 0.0001 Gcal) per tariff in proportion to its days in the period (largest
+    remainder: the sum is exact)."""
+    if len(tariffs) == 1:
+        return [(tariffs[0], kwh.quantize(step, ROUND_HALF_UP))]
     days_total = (end - start).days + 1
     shares = []
     for tariff in tariffs:
         first = max(start, tariff.valid_from)
         last = min(end, tariff.valid_to or end)
         shares.append((tariff, Decimal((last - first).days + 1) / days_total))
-    whole = kwh.quantize(KWH, ROUND_HALF_UP)
+    whole = kwh.quantize(step, ROUND_HALF_UP)
     raw = [whole * share for _, share in shares]
-    parts = [r.to_integral_value(rounding="ROUND_FLOOR") for r in raw]
-    for index in sorted(range(len(raw)), key=lambda i: raw[i] - parts[i], reverse=True)[: int(whole - sum(parts))]:
-        parts[index] += 1
+    parts = [(r / step).to_integral_value(rounding="ROUND_FLOOR") * step for r in raw]
+    leftover = int((whole - sum(parts)) / step)
+    for index in sorted(range(len(raw)), key=lambda i: raw[i] - parts[i], reverse=True)[:leftover]:
+        parts[index] += step
     return [(tariff, part) for (tariff, _), part in zip(shares, parts, strict=True)]
 
 
 def energy_lines(kwh_by_zone: dict[str, Decimal], tariffs: Sequence[TariffPeriod], start: date, end: date,
-                 cooperative: bool) -> list[Line]:
+                 cooperative: bool, wording: str | None = None, unit: str = "кВт·год",
+                 step: Decimal = KWH) -> list[Line]:
     """Charge lines for the period's consumption (by zone when the tariff has zones; "all" otherwise)."""
     for zone, value in kwh_by_zone.items():
         if value < 0:
             raise RatingError(f"consumption in zone {zone} is negative ({value})")
     covering = check_validity(tariffs, start, end)
-    wording = COOPERATIVE_WORDING if cooperative else "електрична енергія"
+    wording = wording or (COOPERATIVE_WORDING if cooperative else "електрична енергія")
     lines = []
     for zone, kwh in kwh_by_zone.items():
-        for tariff, quantity in split_by_days(kwh, covering, start, end):
+        for tariff, quantity in split_by_days(kwh, covering, start, end, step):
             if quantity == 0:
                 continue
             factor = tariff.zones.get(zone, Decimal(1)) if zone != "all" else Decimal(1)
@@ -107,7 +115,29 @@ def energy_lines(kwh_by_zone: dict[str, Decimal], tariffs: Sequence[TariffPeriod
             label = wording if zone == "all" else f"{wording}, зона «{ZONE_NAMES.get(zone, zone)}»"
             if len(covering) > 1:
                 label += f" (тариф {tariff.ref})"
-            lines.append(Line("energy", label, quantity, "кВт·год", price, line_amount(quantity, price)))
+            lines.append(Line("energy", label, quantity, unit, price, line_amount(quantity, price)))
+    return lines
+
+
+def fee_lines(tariffs: Sequence[TariffPeriod], start: date, end: date) -> list[Line]:
+    """The tariffs' fixed monthly fees: a whole month as 1 міс. × fee; a tariff valid for part of the period
+    by its days (days × fee / days of the period, the day price kept to 0.00001 UAH)."""
+    if not any(tariff.monthly_fee > 0 for tariff in tariffs):
+        return []
+    days_total = (end - start).days + 1
+    lines = []
+    for tariff in check_validity(tariffs, start, end):
+        if tariff.monthly_fee <= 0:
+            continue
+        first, last = max(start, tariff.valid_from), min(end, tariff.valid_to or end)
+        days = (last - first).days + 1
+        name = tariff.fee_name or "абонентська плата"
+        if days == days_total:
+            lines.append(Line("fee", name, Decimal(1), "міс.", tariff.monthly_fee, line_amount(1, tariff.monthly_fee)))
+        else:
+            price = (tariff.monthly_fee / days_total).quantize(Decimal("0.00001"), ROUND_HALF_UP)
+            lines.append(Line("fee", f"{name} ({first:%d.%m}–{last:%d.%m})", Decimal(days), "дн.", price,
+                              line_amount(days, price)))
     return lines
 
 

@@ -52,6 +52,14 @@ class InvoiceDocument:
     paid_in_period: Decimal
     total: Decimal
     history: tuple[tuple[str, Decimal], ...] = field(default=())  # (YYYY-MM, kWh), oldest first
+    unit: str = "кВт·год"  # Гкал for heat
+    estimated: bool = False  # no reading for the period: the consumption is an estimate
+    meters: tuple[dict, ...] = ()  # each meter's segment when there was more than one (a replacement)
+    heat: bool = False
+
+    @property
+    def resource(self) -> str:
+        return "теплову енергію" if self.heat else "електроенергію"
 
     @property
     def to_pay(self) -> Decimal:
@@ -65,7 +73,7 @@ class InvoiceDocument:
 
     @property
     def purpose(self) -> str:
-        what = "Внесок за електроенергію" if self.cooperative else "Оплата за електроенергію"
+        what = "Внесок за електроенергію" if self.cooperative else f"Оплата за {self.resource}"
         return f"{what}, о/р {self.account}, {self.period_words}, рах. {self.number}"
 
     def payment_request(self) -> PaymentRequest:
@@ -80,6 +88,7 @@ class InvoiceDocument:
 def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
     account = db.get(Account, invoice.account_id)
     org = db.get(Organisation, invoice.org_id)
+    heat = org.kind == "heat"
     meter = db.scalar(select(Meter.code).where(Meter.account_id == account.id).limit(1)) or ""
     paid = -Decimal(db.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
         LedgerEntry.account_id == account.id, LedgerEntry.kind == "payment",
@@ -102,4 +111,6 @@ def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
                                Decimal(line["amount"])) for line in invoice.lines),
         opening_balance=invoice.opening_balance, paid_in_period=paid, total=invoice.total,
         history=tuple((period, Decimal(kwh)) for period, kwh in reversed(history)),
+        unit="Гкал" if heat else "кВт·год", estimated=bool(invoice.estimated), meters=tuple(invoice.meters or ()),
+        heat=heat,
     )

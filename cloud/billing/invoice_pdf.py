@@ -98,15 +98,37 @@ def draw_invoice(pdf: InvoicePdf, doc: InvoiceDocument) -> None:
         pdf.text_at(x, y, text, 8, color=MUTED, width=w)
         x += w
     y += 5
-    values = (doc.meter or "—", kwh(doc.start_reading, 3), kwh(doc.end_reading, 3), f"{kwh(doc.consumption_kwh)} кВт·год")
+    quantity = f"{doc.consumption_kwh:f}" if doc.heat else kwh(doc.consumption_kwh)
+    end_reading = "оцінка" if doc.estimated else kwh(doc.end_reading, 3)
+    values = (doc.meter or "—", kwh(doc.start_reading, 3), end_reading, f"{quantity} {doc.unit}")
     x = left
     for (_, w), text in zip(headers, values, strict=True):
         pdf.text_at(x, y, text, 10, "B" if text == values[-1] else "", width=w)
         x += w
     y += 8
+    for meter in doc.meters if len(doc.meters) > 1 or doc.heat else ():  # a replacement, or the building's meter
+        if meter.get("role") == "building":
+            note = (f"Будинковий лічильник {meter['meter']}: {meter['quantity']} Гкал за {meter['heating_days']} "
+                    "дн. опалювального періоду, розподілено за методикою Мінрегіону")
+        elif "from" in meter:
+            note = (f"{meter['meter']}: {meter.get('start') or '—'} → {meter.get('end') or '—'} "
+                    f"({meter['from'][:10]} – {meter['to'][:10]}), {meter['quantity']} {doc.unit}")
+        else:
+            note = f"{meter['meter']}: {meter.get('quantity') or '—'} {doc.unit}"
+        pdf.text_at(left, y - 2, note, 8, color=MUTED, width=width)
+        y += 4.5
+    if doc.estimated:
+        pdf.text_at(left, y - 2, "Показник не надійшов: нараховано за оцінкою (середнє за останні місяці), "
+                    "буде уточнено за першим фактичним показником.", 8, color=MUTED, width=width)
+        y += 4.5
     pdf.line(left, y, left + width, y)
-    # Charge lines: quantity × price = amount
-    y += 4
+    # Charge lines: quantity × price = amount (a cooperative's is a share of costs, never a price)
+    y += 3
+    pdf.text_at(left, y, "Нарахування", 8, color=MUTED, width=92)
+    pdf.text_at(left + 95, y, "кількість × частка витрат" if doc.cooperative else "кількість × ціна", 8,
+                color=MUTED, width=50)
+    pdf.text_at(left + 145, y, "сума, грн", 8, color=MUTED, width=35, align="R")
+    y += 6
     for line in doc.lines:
         pdf.set_xy(left, y)
         pdf.set_font("DejaVu", "", 9.5)

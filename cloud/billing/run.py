@@ -7,7 +7,7 @@ assigned only at issue.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -16,6 +16,23 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
+from cloud.billing.consumption import (
+    Consumption,
+    MeterRow,
+    ReadingError,
+    account_consumption,
+    bound_readings,
+    check_readings_rise,
+    estimate,
+    segments,
+    zone_consumption,
+)
+from cloud.billing.corrections import (
+    correction_line,
+    estimated_invoices,
+    pending_corrections,
+    trueup_line,
+)
 from cloud.db import insert_rows
 from cloud.models import (
     Account,
@@ -24,7 +41,6 @@ from cloud.models import (
     LedgerEntry,
     Meter,
     Organisation,
-    Reading,
     Site,
     Tariff,
     utcnow,
@@ -38,6 +54,7 @@ from shared.tariffs import (
     benefit_line,
     check_validity,
     energy_lines,
+    fee_lines,
     net_billing,
     subsidy_line,
 )
@@ -64,47 +81,47 @@ class RunResult:
                 **self.summary, "problems": self.problems}
 
 
+SEGMENT_NAMES = {"household": "побутових споживачів", "business": "непобутових споживачів"}
+
+
+class Tariffs:
+    """The organisation's tariffs read once per run, checked for the period per kind and customer segment."""
+
+    def __init__(self, db: Session, org_id: int, start: datetime, end: datetime):
+        self.org_id, self.first_day, self.last_day = org_id, start.date(), (end - timedelta(days=1)).date()
+        self.rows = db.scalars(select(Tariff).where(Tariff.org_id == org_id).order_by(Tariff.valid_from)).all()
+        self._checked: dict[tuple, list[TariffPeriod]] = {}
+
+    def for_period(self, heat: bool, segment: str = "", first_day: date | None = None,
+                   last_day: date | None = None) -> list[TariffPeriod]:
+        """The tariffs covering the period (a change inside it is split by days): the segment's own grid
+        when it has one, else the organisation's general one; a gap or an overlap is a BillingError."""
+        first_day, last_day = first_day or self.first_day, last_day or self.last_day
+        key = (heat, segment, first_day, last_day)
+        if key not in self._checked:
+            rows = [t for t in self.rows if (t.kind == "heat") == heat]
+            own = [t for t in rows if t.segment == segment and segment]
+            chosen = own or [t for t in rows if not t.segment]
+            periods = [TariffPeriod(f"#{t.id} від {t.valid_from:%d.%m.%Y}" + (f" ({t.segment})" if t.segment else ""),
+                                    t.valid_from, t.valid_to, t.purchase_price, t.coefficient,
+                                    {zone: Decimal(str(k)) for zone, k in (t.zones or {}).items()},
+                                    Decimal(t.monthly_fee or 0), t.fee_name or "")
+                       for t in chosen]
+            try:
+                self._checked[key] = check_validity(periods, first_day, last_day)
+            except RatingError as exc:
+                what = f", segment {segment}" if own else ""
+                raise BillingError(f"organisation {self.org_id}{what}: {exc}") from exc
+        return self._checked[key]
+
+
 def tariffs_for(db: Session, org_id: int, period_start: datetime, period_end: datetime) -> list[TariffPeriod]:
-    """The organisation's tariffs covering the period (a change inside it is split by days)."""
-    tariffs = [TariffPeriod(f"#{t.id} від {t.valid_from:%d.%m.%Y}", t.valid_from, t.valid_to, t.purchase_price,
-                            t.coefficient)
-               for t in db.scalars(select(Tariff).where(Tariff.org_id == org_id).order_by(Tariff.valid_from))]
-    try:
-        return check_validity(tariffs, period_start.date(), (period_end - timedelta(days=1)).date())
-    except RatingError as exc:
-        raise BillingError(f"organisation {org_id}: {exc}") from exc
-
-
-def counter_at(db: Session, meter_id: int, at: datetime) -> Decimal | None:
-    """The import counter at ``at``: the reading there, or interpolated between its neighbours."""
-    before = db.execute(select(Reading.ts, Reading.values).where(Reading.meter_id == meter_id, Reading.ts <= at)
-                        .order_by(Reading.ts.desc()).limit(1)).first()
-    if before is None:
-        return None
-    if before.ts == at:
-        return Decimal(before.values["import_kwh"])
-    after = db.execute(select(Reading.ts, Reading.values).where(Reading.meter_id == meter_id, Reading.ts > at)
-                       .order_by(Reading.ts).limit(1)).first()
-    if after is None:
-        return None
-    v0, v1 = Decimal(before.values["import_kwh"]), Decimal(after.values["import_kwh"])
-    share = Decimal((at - before.ts).total_seconds()) / Decimal((after.ts - before.ts).total_seconds())
-    return (v0 + (v1 - v0) * share).quantize(Decimal("0.001"), ROUND_HALF_UP)
-
-
-@dataclass(frozen=True)
-class Consumption:
-    """One meter's period: kWh in (and out, for a solar house), the counter at the bounds, the source."""
-
-    kwh: Decimal
-    start_reading: Decimal | None
-    end_reading: Decimal | None
-    source: str  # intervals | readings
-    export_kwh: Decimal = Decimal(0)
+    """The organisation's (general, electricity) tariffs covering the period."""
+    return Tariffs(db, org_id, period_start, period_end).for_period(False)
 
 
 LEDGER_KIND = {"energy": "charge", "fee": "charge", "benefit": "benefit", "subsidy": "subsidy",
-               "export_credit": "adjustment"}
+               "export_credit": "adjustment", "correction": "correction", "trueup": "trueup"}
 
 
 def carried_export(db: Session, org_id: int, period: str) -> dict[int, Decimal]:
@@ -122,14 +139,29 @@ def carried_export(db: Session, org_id: int, period: str) -> dict[int, Decimal]:
     return found
 
 
+def energy_wording(org: Organisation, account: Account, cooperative: bool) -> str | None:
+    """A cooperative's share of costs (never a price); a supplier's price for the customer's segment."""
+    if cooperative:
+        return None
+    if org.kind == "supplier":
+        return f"електрична енергія за ціною для {SEGMENT_NAMES.get(account.category, account.category)}"
+    return None
+
+
 def rate(used: Consumption, org: Organisation, account: Account, tariffs: list[TariffPeriod], first_day: date,
          last_day: date, cooperative: bool, carried: Decimal | None) -> list[Line]:
-    """The invoice's lines for one account: energy (net of solar export), benefit, subsidy, carry-forward."""
+    """The invoice's lines for one account: energy (net of solar export, by zone when the tariff has zones),
+    the fixed monthly fees, benefit, subsidy, carry-forward."""
     kwh, carry, credit = used.kwh, Decimal(0), Decimal(0)
     if used.export_kwh > 0 or carried:
         kwh, carry, credit = net_billing(used.kwh, used.export_kwh, carried or Decimal(0), org.net_billing,
                                          org.export_price)
-    lines = energy_lines({"all": kwh}, tariffs, first_day, last_day, cooperative)
+    by_zone = used.by_zone if used.by_zone is not None and not used.export_kwh and not carried else {"all": kwh}
+    lines = energy_lines(by_zone, tariffs, first_day, last_day, cooperative, energy_wording(org, account, cooperative))
+    if used.source == "estimate":
+        lines = [Line(line.kind, f"{line.description} — оцінка: середнє споживання за {used.estimate_months} міс.",
+                      line.quantity, line.unit, line.price, line.amount) for line in lines]
+    lines += fee_lines(tariffs, first_day, last_day)
     if credit:
         lines.append(Line("export_credit", f"відпущено в мережу з СЕС, {used.export_kwh:f} кВт·год",
                           used.export_kwh, "кВт·год", org.export_price, -credit))
@@ -148,54 +180,127 @@ def rate(used: Consumption, org: Organisation, account: Account, tariffs: list[T
 
 
 INVOICE_COLUMNS = ("org_id", "run_id", "account_id", "period", "status", "due_date", "quantity_kwh",
-                   "start_reading", "end_reading", "total", "opening_balance", "lines")
+                   "start_reading", "end_reading", "total", "opening_balance", "lines", "estimated", "meters")
 
 
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def bound_readings(db: Session, site: Site, start: datetime, end: datetime) -> dict[int, dict[datetime, Decimal]]:
-    """The import counter of every meter of the site exactly at the period's bounds (one query)."""
-    rows = db.execute(
-        select(Reading.meter_id, Reading.ts, Reading.values["import_kwh"].as_string())
-        .join(Meter, Meter.id == Reading.meter_id)
-        .where(Meter.site_id == site.id, Reading.ts.in_([start, end]))
-    )
-    found: dict[int, dict[datetime, Decimal]] = {}
-    for meter_id, ts, value in rows:
-        if value is not None:
-            found.setdefault(meter_id, {})[ts] = Decimal(value)
-    return found
+@dataclass
+class Drafted:
+    """What a kind of run (electricity or heat) produced: one invoice per account, before the run row exists."""
+
+    invoices: list[dict] = field(default_factory=list)  # account_id, quantity, readings, lines (payload), meters
+    problems: list[str] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
 
 
-def consumption(db: Session, meter_id: int, code: str, energies, bounds, start: datetime,
-                end: datetime) -> Consumption | None:
-    """Σ interval energy when every interval is there, else end − start readings (entered, submitted or
-    interpolated); None when the period cannot be known — then the account is not billed, never guessed."""
-    at = bounds.get(meter_id, {})
-    first = at.get(start)
-    if first is None:
-        first = counter_at(db, meter_id, start)
-    energy = energies.get(code)
-    if energy is not None and energy.complete:
-        return Consumption(energy.import_kwh, first, None if first is None else first + energy.import_kwh,
-                           "intervals", energy.export_kwh.quantize(KWH, ROUND_HALF_UP))
-    last = at.get(end)
-    if last is None:
-        last = counter_at(db, meter_id, end)
-    if first is None or last is None:
-        return None
-    if last < first:
-        raise BillingError(f"meter {code}: the reading at {end:%Y-%m-%d} ({last}) is lower than at "
-                           f"{start:%Y-%m-%d} ({first}); check for a replaced meter or a typing error")
-    return Consumption(last - first, first, last, "readings")
+def payload(lines: list[Line], **extra) -> list[dict]:
+    return [{**line.as_json(), **extra} for line in lines]
+
+
+def electricity_invoices(db: Session, site: Site, org: Organisation, period: str, start: datetime,
+                         end: datetime) -> Drafted:
+    """A cooperative's or a supplier's invoices: consumption per account (meter segments, estimates), rated by
+    the account's segment grid and zones, with the fixed fees, benefits and subsidies."""
+    tariffs = Tariffs(db, org.id, start, end)
+    kinds = {t.kind for t in tariffs.rows}
+    cooperative = kinds == {"cooperative"} or org.kind in ("cooperative", "osbb", "cottage_town")
+    first_day, last_day = start.date(), (end - timedelta(days=1)).date()
+    energies = meter_energy(db, site, start, end)
+    bounds = bound_readings(db, site, start, end)
+    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.org_id == org.id))}
+    carried = carried_export(db, org.id, period)
+    meters: dict[int, list[MeterRow]] = {}
+    for row in db.execute(
+        select(Meter.id, Meter.code, Meter.account_id, Meter.installed_at, Meter.removed_at).where(
+            Meter.site_id == site.id, Meter.role == "subscriber", Meter.account_id.is_not(None))
+        .order_by(Meter.code)
+    ):
+        meters.setdefault(row.account_id, []).append(MeterRow(*row))
+    drafted = Drafted()
+    distributed_kwh = distributed_uah = Decimal(0)
+    for account_id, account_meters in meters.items():
+        account = accounts[account_id]
+        codes = ", ".join(m.code for m in account_meters)
+        account_segments = segments(account_meters, start, end)
+        grid = tariffs.for_period(False, account.category)
+        try:
+            used = account_consumption(db, account_segments, energies, bounds)
+            if used is None:
+                used = estimate(db, account_id, period, account_segments)
+            elif grid[0].zones and len(account_segments) == 1 and account_segments[0].whole:
+                by_zone = zone_consumption(db, account_segments[0].meter.id, start, end, grid[0].zones)
+                if by_zone is None:
+                    drafted.problems.append(f"account {account.number}: meter {codes} has a time-of-use tariff but "
+                                            f"not every 15-minute interval of {period}; not billed")
+                    continue
+                used = replace(used, by_zone=by_zone)
+        except ReadingError as exc:
+            raise BillingError(f"account {account.number}, {exc}") from exc
+        if used is None:
+            drafted.problems.append(f"account {account.number}: meter {codes} has incomplete data for {period} and "
+                                    "no billed month to estimate from; not billed")
+            continue
+        try:
+            lines = rate(used, org, account, grid, first_day, last_day, cooperative, carried.get(account_id))
+        except RatingError as exc:
+            raise BillingError(f"account {account.number}, meter {codes}: {exc}") from exc
+        energy = [line for line in lines if line.kind == "energy"]
+        quantity = sum((line.quantity for line in energy), Decimal(0))
+        drafted.invoices.append({
+            "account_id": account_id, "quantity": quantity, "start": used.start_reading, "end": used.end_reading,
+            "lines": payload(lines, meter=codes, source=used.source, **({"estimate": True}
+                                                                      if used.source == "estimate" else {})),
+            "estimated": used.source == "estimate", "meters": list(used.meters)})
+        distributed_kwh += quantity
+        distributed_uah += sum((line.amount for line in energy), Decimal(0))
+    if meters:
+        trueups(db, org, site, period, drafted, tariffs, cooperative, accounts)
+    balance = site_balance(db, site, period)
+    purchase_kwh = balance.input_kwh if balance.input_kwh is not None else Decimal(0)
+    general = tariffs.for_period(False)
+    recovery = cost_recovery(purchase_kwh.quantize(KWH, ROUND_HALF_UP), general[-1].price,
+                             distributed_kwh, distributed_uah)
+    drafted.summary = {**recovery.as_json(), "purchase_kwh": f"{purchase_kwh:f}"}
+    drafted.summary["share_price" if cooperative else "price"] = f"{general[-1].unit_price:f}"
+    return drafted
+
+
+def trueups(db: Session, org: Organisation, site: Site, period: str, drafted: Drafted, tariffs: Tariffs,
+            cooperative: bool, accounts: dict[int, Account]) -> None:
+    """True up every estimated invoice whose month real readings now cover: a line on this period's invoice
+    (measured, not estimated) that refers to it."""
+    measured = {row["account_id"]: row for row in drafted.invoices if not row["estimated"]}
+    if not measured:
+        return
+    pending = estimated_invoices(db, org.id, set(measured), period)
+    for account_id, invoices in pending.items():
+        account = accounts[account_id]
+        meters = [MeterRow(*row) for row in db.execute(
+            select(Meter.id, Meter.code, Meter.account_id, Meter.installed_at, Meter.removed_at).where(
+                Meter.site_id == site.id, Meter.account_id == account_id, Meter.role == "subscriber"))]
+        for invoice in invoices:
+            e_start, e_end = period_bounds(invoice.period)
+            try:
+                actual = account_consumption(db, segments(meters, e_start, e_end), {}, {})
+            except ReadingError as exc:
+                raise BillingError(f"account {account.number}, {exc}") from exc
+            if actual is None:
+                continue  # readings still do not reach that month: it stays an estimate for now
+            first, last = e_start.date(), (e_end - timedelta(days=1)).date()
+            grid = tariffs.for_period(False, account.category, first, last)
+            rerated = rate(replace(actual, export_kwh=Decimal(0)), org, account, grid, first, last, cooperative, None)
+            line, refers = trueup_line(invoice, actual.kwh.quantize(KWH, ROUND_HALF_UP), rerated)
+            measured[account_id]["lines"] += payload([line], **refers)
 
 
 def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, actor: str = "system") -> RunResult:
     """Make (or replace) the draft run of ``site`` for ``period``; with ``issue``, issue it.
 
-    Set-based: a handful of queries for the whole site, whatever its size, and bulk inserts.
+    Set-based: a handful of queries for the whole site, whatever its size, and bulk inserts. Everything is
+    checked before anything is written: a bad reading or tariff raises BillingError and nothing is billed.
     """
     start, end = period_bounds(period)
     org = db.get(Organisation, site.org_id)
@@ -203,62 +308,38 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
     if run is not None and run.status == "issued":
         raise BillingError(f"the run of site {site.code} for {period} is issued and cannot change; "
                            "corrections go into a later period")
-    tariffs = tariffs_for(db, org.id, start, end)
-    kinds = set(db.scalars(select(Tariff.kind).where(Tariff.org_id == org.id)))
-    cooperative = kinds == {"cooperative"} or org.kind in ("cooperative", "osbb", "cottage_town")
-    first_day, last_day = start.date(), (end - timedelta(days=1)).date()
+    try:
+        check_readings_rise(db, site, start, end)
+    except ReadingError as exc:
+        raise BillingError(f"site {site.code}, {period}: {exc}") from exc
+    if org.kind == "heat":
+        from cloud.billing.heat_run import heat_invoices
+
+        drafted = heat_invoices(db, site, org, period, start, end)
+    else:
+        drafted = electricity_invoices(db, site, org, period, start, end)
+    add_corrections(db, org, drafted)
     if run is None:
         run = BillingRun(org_id=org.id, site_id=site.id, period=period, status="draft")
         db.add(run)
         db.flush()
     else:
         db.execute(delete(Invoice).where(Invoice.run_id == run.id))
-    energies = meter_energy(db, site, start, end)
-    bounds = bound_readings(db, site, start, end)
-    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.org_id == org.id))}
-    numbers = {account_id: account.number for account_id, account in accounts.items()}
-    carried = carried_export(db, org.id, period)
     opening = dict(db.execute(select(LedgerEntry.account_id, func.sum(LedgerEntry.amount))
                               .where(LedgerEntry.org_id == org.id).group_by(LedgerEntry.account_id)).all())
-    meters = db.execute(
-        select(Meter.id, Meter.code, Meter.account_id).where(
-            Meter.site_id == site.id, Meter.role == "subscriber", Meter.account_id.is_not(None))
-        .order_by(Meter.code)
-    ).all()
-    problems: list[str] = []
-    distributed_kwh = Decimal(0)
-    distributed_uah = Decimal(0)
+    due = (utcnow() + timedelta(days=DUE_DAYS)).date().isoformat()
     rows = []
-    due = (utcnow() + timedelta(days=DUE_DAYS)).date()
-    for meter_id, code, account_id in meters:
-        used = consumption(db, meter_id, code, energies, bounds, start, end)
-        if used is None:
-            problems.append(f"account {numbers[account_id]}: meter {code} has incomplete data for {period}; "
-                            "not billed")
-            continue
-        account = accounts[account_id]
-        try:
-            lines = rate(used, org, account, tariffs, first_day, last_day, cooperative, carried.get(account_id))
-        except RatingError as exc:
-            raise BillingError(f"account {account.number}, meter {code}: {exc}") from exc
-        energy = [line for line in lines if line.kind == "energy"]
-        quantity = sum((line.quantity for line in energy), Decimal(0))
-        amount = sum((line.amount for line in lines if line.kind != "carry"), Decimal(0))
-        payload = [{**line.as_json(), "meter": code, "source": used.source} for line in lines]
-        rows.append((org.id, run.id, account_id, period, "draft", due.isoformat(), str(quantity),
-                     _text(used.start_reading), _text(used.end_reading), str(amount),
-                     str(Decimal(opening.get(account_id) or 0)), orjson.dumps(payload).decode()))
-        distributed_kwh += quantity
-        distributed_uah += sum((line.amount for line in energy), Decimal(0))
+    for invoice in drafted.invoices:
+        total = sum((Decimal(line["amount"]) for line in invoice["lines"] if line["kind"] != "carry"), Decimal(0))
+        rows.append((org.id, run.id, invoice["account_id"], period, "draft", due, str(invoice["quantity"]),
+                     _text(invoice["start"]), _text(invoice["end"]), str(total),
+                     str(Decimal(opening.get(invoice["account_id"]) or 0)), orjson.dumps(invoice["lines"]).decode(),
+                     invoice["estimated"], orjson.dumps(invoice["meters"]).decode() if invoice["meters"] else None))
     insert_rows(db, "invoices", INVOICE_COLUMNS, rows)
-    balance = site_balance(db, site, period)
-    purchase_kwh = balance.input_kwh if balance.input_kwh is not None else Decimal(0)
-    recovery = cost_recovery(purchase_kwh.quantize(KWH, ROUND_HALF_UP), tariffs[-1].price,
-                             distributed_kwh, distributed_uah)
-    run.summary = {**recovery.as_json(), "share_price": f"{tariffs[-1].unit_price:f}",
-                   "purchase_kwh": f"{purchase_kwh:f}"}
+    run.summary = {**drafted.summary, "estimated": sum(1 for i in drafted.invoices if i["estimated"])}
     run.created_at = utcnow()
     if issue:
+        problems = drafted.problems
         if problems:
             more = f"; … and {len(problems) - 5} more" if len(problems) > 5 else ""
             raise BillingError(f"cannot issue {period} for site {site.code}: " + "; ".join(problems[:5]) + more)
@@ -266,7 +347,16 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
     audit(db, org.id, actor, "billing_run.issue" if issue else "billing_run.draft", f"site:{site.code}:{period}",
           None, {"invoices": len(rows), **run.summary})
     db.flush()
-    return RunResult(site.code, period, run.status, len(rows), dict(run.summary), problems)
+    return RunResult(site.code, period, run.status, len(rows), dict(run.summary), drafted.problems)
+
+
+def add_corrections(db: Session, org: Organisation, drafted: Drafted) -> None:
+    """The accountant's pending corrections go onto each account's invoice of this run, as their own lines."""
+    by_account = {row["account_id"]: row for row in drafted.invoices}
+    for account_id, corrections in pending_corrections(db, org.id, set(by_account)).items():
+        for correction, refers in corrections:
+            line, extra = correction_line(correction, refers)
+            by_account[account_id]["lines"] += payload([line], **extra)
 
 
 def issue_run(db: Session, run: BillingRun, org: Organisation, actor: str) -> None:
@@ -282,27 +372,35 @@ def issue_run(db: Session, run: BillingRun, org: Organisation, actor: str) -> No
     first = org.last_invoice_number + 1
     stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
     updates, charges = [], []
+    applied = []
     for offset, (invoice_id, account_id, lines) in enumerate(invoices):
         number = f"{first + offset:06d}"
         updates.append((number, stamp, due.isoformat(), invoice_id))
-        # One ledger entry per kind of line: the charge, and benefits, subsidies, export credits apart,
-        # so the оборотно-сальдова відомість shows each in its column.
-        by_kind: dict[str, Decimal] = {}
+        # One ledger entry per kind of line: the charge, and benefits, subsidies, export credits apart, so
+        # the оборотно-сальдова відомість shows each in its column; a correction or a true-up apart per
+        # invoice it refers to.
+        by_kind: dict[tuple[str, int | None], Decimal] = {}
         for line in lines:
             kind = LEDGER_KIND.get(line["kind"])
             if kind:
-                by_kind[kind] = by_kind.get(kind, Decimal(0)) + Decimal(line["amount"])
-        for kind, amount in by_kind.items():
-            charges.append((org.id, account_id, kind, str(amount), run.period, invoice_id,
-                            f"Рахунок №{number} за {run.period}", stamp))
+                key = (kind, line.get("refers_to"))
+                by_kind[key] = by_kind.get(key, Decimal(0)) + Decimal(line["amount"])
+            if line.get("correction_id"):
+                applied.append((invoice_id, line["correction_id"]))
+        for (kind, refers_to), amount in by_kind.items():
+            memo = f"Рахунок №{number} за {run.period}" + (" (перерахунок)" if refers_to else "")
+            charges.append((org.id, account_id, kind, str(amount), run.period, invoice_id, refers_to, memo, stamp))
     if updates:
         postgres = db.connection().dialect.name == "postgresql"
         mark = "%s" if postgres else "?"
         db.connection().exec_driver_sql(
             f"UPDATE invoices SET number = {mark}, status = 'issued', issued_at = {mark}, due_date = {mark} "
             f"WHERE id = {mark}", updates)
-        insert_rows(db, "ledger_entries", ("org_id", "account_id", "kind", "amount", "period", "invoice_id", "memo",
-                                           "created_at"), charges)
+        insert_rows(db, "ledger_entries", ("org_id", "account_id", "kind", "amount", "period", "invoice_id",
+                                           "corrects_invoice_id", "memo", "created_at"), charges)
+        if applied:
+            db.connection().exec_driver_sql(
+                f"UPDATE corrections SET applied_invoice_id = {mark} WHERE id = {mark}", applied)
     org.last_invoice_number = first - 1 + len(invoices)
     run.status = "issued"
     run.issued_at = now

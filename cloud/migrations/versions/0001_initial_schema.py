@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 0659861d284c
+Revision ID: eb83092b5f6a
 Revises: 
-Create Date: 2026-11-22 21:53:24.761406
+Create Date: 2026-11-22 21:48:24.401841
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0659861d284c'
+revision = 'eb83092b5f6a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -45,6 +45,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_log_org_id'), ['org_id'], unique=False)
+
+    op.create_table('heating_seasons',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('starts', sa.Date(), nullable=False),
+    sa.Column('ends', sa.Date(), nullable=True),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('heating_seasons', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_heating_seasons_org_id'), ['org_id'], unique=False)
 
     op.create_table('outbox_messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -90,6 +101,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('elevated_pct', sa.Numeric(precision=5, scale=2), nullable=False),
     sa.Column('theft_pct', sa.Numeric(precision=5, scale=2), nullable=False),
+    sa.Column('heat_common_share', sa.Numeric(precision=5, scale=4), server_default='0', nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('org_id', 'code')
@@ -119,6 +131,10 @@ def upgrade() -> None:
     sa.Column('coefficient', sa.Numeric(precision=8, scale=4), nullable=False),
     sa.Column('valid_from', sa.Date(), nullable=False),
     sa.Column('valid_to', sa.Date(), nullable=True),
+    sa.Column('segment', sa.String(length=30), server_default='', nullable=False),
+    sa.Column('zones', sa.JSON(), nullable=True),
+    sa.Column('monthly_fee', sa.Numeric(precision=14, scale=2), server_default='0', nullable=False),
+    sa.Column('fee_name', sa.String(length=120), server_default='', nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -139,6 +155,8 @@ def upgrade() -> None:
     sa.Column('subsidy_uah', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('reminders_opt_out', sa.Boolean(), nullable=False),
     sa.Column('category', sa.String(length=30), nullable=False),
+    sa.Column('heated_area_m2', sa.Numeric(precision=10, scale=2), nullable=True),
+    sa.Column('common_coefficient', sa.Numeric(precision=4, scale=2), server_default='1', nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -242,6 +260,8 @@ def upgrade() -> None:
     sa.Column('total', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('opening_balance', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('lines', sa.JSON(), nullable=False),
+    sa.Column('estimated', sa.Boolean(), nullable=False),
+    sa.Column('meters', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
     sa.ForeignKeyConstraint(['run_id'], ['billing_runs.id'], ),
@@ -370,6 +390,27 @@ def upgrade() -> None:
     with op.batch_alter_table('card_orders', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_card_orders_org_id'), ['org_id'], unique=False)
 
+    op.create_table('corrections',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('quantity', sa.Numeric(precision=14, scale=3), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.Column('reason', sa.String(length=300), nullable=False),
+    sa.Column('actor', sa.String(length=120), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('applied_invoice_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['applied_invoice_id'], ['invoices.id'], ),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('corrections', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_corrections_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_corrections_org_id'), ['org_id'], unique=False)
+
     op.create_table('ledger_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -378,9 +419,11 @@ def upgrade() -> None:
     sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('period', sa.String(length=7), nullable=True),
     sa.Column('invoice_id', sa.Integer(), nullable=True),
+    sa.Column('corrects_invoice_id', sa.Integer(), nullable=True),
     sa.Column('memo', sa.String(length=300), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['corrects_invoice_id'], ['invoices.id'], ),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -479,6 +522,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ledger_entries_account_id'))
 
     op.drop_table('ledger_entries')
+    with op.batch_alter_table('corrections', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_corrections_org_id'))
+        batch_op.drop_index(batch_op.f('ix_corrections_account_id'))
+
+    op.drop_table('corrections')
     with op.batch_alter_table('card_orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_card_orders_org_id'))
 
@@ -553,6 +601,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_outbox_messages_org_id'))
 
     op.drop_table('outbox_messages')
+    with op.batch_alter_table('heating_seasons', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_heating_seasons_org_id'))
+
+    op.drop_table('heating_seasons')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_log_org_id'))
 

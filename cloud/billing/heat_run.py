@@ -1,0 +1,141 @@
+"""A heat network's billing run for one building (a site): the building's heat meter over the heating season
+distributed over its units (shared/heat.py, the Мінрегіон methodology), then a two-part tariff — the price
+per Gcal and the monthly fee.
+
+The building meter is the site's meter with role ``heat_building``; a unit is an account of the site with its
+heated area; a unit with its own heat meter (a subscriber meter of the account) pays by it plus its share of
+common use. Counters are readings with the register ``heat_gcal``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.billing.consumption import counter_at
+from cloud.billing.run import BillingError, Drafted, Tariffs, payload
+from cloud.models import Account, HeatingSeason, Meter, Organisation, Site
+from shared.heat import HeatError, Unit, distribute
+from shared.money import line_amount
+from shared.tariffs import RatingError, energy_lines, fee_lines, subsidy_line
+
+GCAL = Decimal("0.0001")
+REGISTER = "heat_gcal"
+HEATING = "теплова енергія на опалення приміщення"
+COMMON = "теплова енергія на місця загального користування та роботу внутрішньобудинкових систем"
+
+
+def heating_windows(db: Session, org_id: int, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The parts of [start, end) inside the organisation's heating seasons (опалювальний період)."""
+    windows = []
+    for season in db.scalars(select(HeatingSeason).where(HeatingSeason.org_id == org_id)
+                             .order_by(HeatingSeason.starts)):
+        first = max(start, datetime.combine(season.starts, datetime.min.time()))
+        last = end if season.ends is None else min(end, datetime.combine(season.ends + timedelta(days=1),
+                                                                         datetime.min.time()))
+        if first < last:
+            windows.append((first, last))
+    return windows
+
+
+def metered_gcal(db: Session, meter_id: int, windows: list[tuple[datetime, datetime]]) -> Decimal | None:
+    """Σ of the counter's growth over the windows; None when a bound cannot be read or interpolated."""
+    total = Decimal(0)
+    for first, last in windows:
+        a, b = counter_at(db, meter_id, first, REGISTER), counter_at(db, meter_id, last, REGISTER)
+        if a is None or b is None:
+            return None
+        total += b - a
+    return total
+
+
+def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start: datetime, end: datetime) -> Drafted:
+    """Every unit's invoice for the period: heating and common use in Gcal × the price, the monthly fee,
+    the subsidy. Outside the heating season only the fee is billed."""
+    tariffs = Tariffs(db, org.id, start, end).for_period(True)
+    first_day, last_day = start.date(), (end - timedelta(days=1)).date()
+    building = db.scalar(select(Meter).where(Meter.site_id == site.id, Meter.role == "heat_building"))
+    if building is None:
+        raise BillingError(f"site {site.code}: no building heat meter (a meter with role heat_building)")
+    accounts = db.scalars(select(Account).where(Account.org_id == org.id, Account.site_id == site.id)
+                          .order_by(Account.number)).all()
+    own = {m.account_id: m for m in db.scalars(select(Meter).where(
+        Meter.site_id == site.id, Meter.role == "subscriber", Meter.account_id.is_not(None)))}
+    windows = heating_windows(db, org.id, start, end)
+    days = sum(((b - a).days for a, b in windows), 0)
+    drafted = Drafted()
+    building_gcal = metered_gcal(db, building.id, windows)
+    if building_gcal is None:
+        drafted.problems.append(f"building meter {building.code} has no reading at the bounds of the heating days of "
+                                f"{period}; nothing billed")
+        drafted.summary = {"distributed_kwh": "0", "distributed_uah": "0.00", "unit": "Гкал"}
+        return drafted
+    units, unit_meter = [], {}
+    for account in accounts:
+        if account.heated_area_m2 is None:
+            raise BillingError(f"account {account.number}: no heated area; enter it before billing heat")
+        gcal = None
+        meter = own.get(account.id)
+        if meter is not None and windows:
+            gcal = metered_gcal(db, meter.id, windows)
+            if gcal is None:
+                drafted.problems.append(f"account {account.number}: heat meter {meter.code} has no reading for "
+                                        f"{period}; drafted by area, cannot be issued")
+            elif gcal < 0:
+                raise BillingError(f"account {account.number}: heat meter {meter.code} went down by {-gcal} Gcal")
+            unit_meter[account.number] = (meter, gcal)
+        units.append(Unit(account.number, Decimal(account.heated_area_m2), gcal,
+                          common_coefficient=Decimal(account.common_coefficient or 1)))
+    try:
+        shares = {share.ref: share for share in distribute(building_gcal, units, Decimal(site.heat_common_share),
+                                                           days)} if units else {}
+    except HeatError as exc:
+        raise BillingError(f"site {site.code}, {period}: {exc}") from exc
+    distributed = Decimal(0)
+    for account in accounts:
+        share = shares[account.number]
+        meter, gcal = unit_meter.get(account.number, (None, None))
+        how = (f" (за лічильником {meter.code})" if gcal is not None else
+               f" (за опалюваною площею {Decimal(account.heated_area_m2).normalize():f} м²)")
+        try:
+            lines = []
+            if share.heating_gcal:
+                lines += energy_lines({"all": share.heating_gcal}, tariffs, first_day, last_day, False,
+                                      HEATING + how, "Гкал", GCAL)
+            if share.common_gcal:
+                lines += energy_lines({"all": share.common_gcal}, tariffs, first_day, last_day, False, COMMON,
+                                      "Гкал", GCAL)
+            lines += fee_lines(tariffs, first_day, last_day)
+        except RatingError as exc:
+            raise BillingError(f"account {account.number}: {exc}") from exc
+        subsidy = subsidy_line(Decimal(account.subsidy_uah or 0))
+        if subsidy is not None:
+            lines.append(subsidy)
+        meters = [{"meter": building.code, "role": "building", "quantity": f"{building_gcal:f}", "unit": "Гкал",
+                   "heating_days": days}]
+        if meter is not None:
+            meters.append({"meter": meter.code, "quantity": None if gcal is None else f"{gcal:f}", "unit": "Гкал"})
+        drafted.invoices.append({
+            "account_id": account.id, "quantity": share.total_gcal, "start": None, "end": None,
+            "lines": payload(lines, meter=meter.code if meter else building.code, source="heat"),
+            "estimated": False, "meters": meters})
+        distributed += sum((line.amount for line in lines if line.kind == "energy"), Decimal(0))
+    drafted.summary = {"unit": "Гкал", "building_gcal": f"{building_gcal:f}", "heating_days": days,
+                       "distributed_kwh": f"{sum((s.total_gcal for s in shares.values()), Decimal(0)):f}",
+                       "distributed_uah": f"{distributed:.2f}", "price": f"{tariffs[-1].unit_price:f}",
+                       "purchase_uah": f"{line_amount(building_gcal, tariffs[-1].unit_price):.2f}"}
+    return drafted
+
+
+def set_heating_season(db: Session, org: Organisation, starts: date, ends: date | None = None) -> HeatingSeason:
+    """Record the heating season the local council declared (ends inclusive; None while it goes on)."""
+    if ends is not None and ends < starts:
+        raise BillingError(f"heating season ends {ends} before it starts {starts}")
+    season = HeatingSeason(org_id=org.id, starts=starts, ends=ends)
+    db.add(season)
+    db.flush()
+    return season
+

@@ -1,0 +1,157 @@
+"""Estimates, true-ups, corrections and a meter replaced mid-month: an issued invoice never changes; what was
+estimated or wrong is put right by a line on a later invoice that names the original."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from cloud.billing.corrections import CorrectionError, record_correction
+from cloud.billing.run import BillingError, account_balance
+from cloud.models import Account, Correction, Invoice, LedgerEntry, Organisation
+from tests.cloud.office import account_with_meter, bill, invoice_of, month, office, read
+
+
+@pytest.fixture
+def three_months(db):
+    """Account 01001 read by the office on the 1st of July…October: 300, 350, 400 kWh; July–September issued."""
+    with db() as session:
+        org, site = office(session)
+        _, meter = account_with_meter(session, org, site, "01001")
+        for period, value in (("2026-07", "1000"), ("2026-08", "1300"), ("2026-09", "1650"), ("2026-10", "2050")):
+            read(session, meter, month(period), value, source="resident" if period == "2026-09" else "office")
+    for period in ("2026-07", "2026-08", "2026-09"):
+        bill(db, "TP-7", period, issue=True)
+    return meter.id
+
+
+def test_no_reading_is_billed_as_the_three_month_average_and_flagged(db, three_months):
+    result = bill(db, "TP-7", "2026-10", issue=True)
+    assert result.summary["estimated"] == 1 and not result.problems
+    with db() as session:
+        october = invoice_of(session, "01001", "2026-10")
+        assert october.estimated and october.quantity_kwh == Decimal(350)  # (300 + 350 + 400) / 3
+        [energy] = october.lines
+        assert energy["estimate"] is True and "оцінка: середнє споживання за 3 міс." in energy["description"]
+        assert energy["amount"] == "1690.50" and october.end_reading is None
+        assert october.start_reading == Decimal("2050.000")
+
+
+def test_a_real_reading_trues_up_the_estimate_on_the_next_invoice(db, three_months):
+    bill(db, "TP-7", "2026-10", issue=True)
+    with db() as session:
+        october = invoice_of(session, "01001", "2026-10")
+        frozen = (october.total, october.lines, october.number)
+        read(session, session.get(__import__("cloud.models").models.Meter, three_months), datetime(2026, 12, 1),
+             "2850", source="resident")
+    bill(db, "TP-7", "2026-11")
+    bill(db, "TP-7", "2026-11")  # a re-run draft does not true up twice
+    bill(db, "TP-7", "2026-11", issue=True)
+    with db() as session:
+        october = invoice_of(session, "01001", "2026-10")
+        november = invoice_of(session, "01001", "2026-11")
+        assert (october.total, october.lines, october.number) == frozen  # issued: never changes
+        # 800 kWh from 1 Oct to 1 Dec over 61 days: the counter on 1 Nov is 2050 + 800 × 31/61 = 2456.557.
+        assert november.quantity_kwh == Decimal(393) and not november.estimated
+        [energy, trueup] = november.lines
+        assert energy["amount"] == "1898.19"  # 393 × 4.83
+        assert trueup["kind"] == "trueup" and trueup["refers_to"] == october.id
+        assert f"№{october.number} за 2026-10" in trueup["description"] and trueup["quantity"] == "57"
+        assert trueup["amount"] == "275.31"  # 407 real − 350 estimated = 57 kWh × 4.83
+        entry = session.scalar(select(LedgerEntry).where(LedgerEntry.kind == "trueup"))
+        assert (entry.corrects_invoice_id, entry.amount, entry.invoice_id) == (october.id, Decimal("275.31"),
+                                                                                november.id)
+        account = session.scalar(select(Account).where(Account.number == "01001"))
+        # Everything billed since July equals the real 1850 kWh × 4.83: nothing created, nothing lost.
+        assert account_balance(session, account.id) == Decimal("8935.50")
+    bill(db, "TP-7", "2026-12")
+    with db() as session:
+        december = invoice_of(session, "01001", "2026-12")
+        assert not any(line["kind"] == "trueup" for line in december.lines)
+
+
+def test_without_any_billed_month_nothing_is_guessed(db):
+    with db() as session:
+        org, site = office(session)
+        account_with_meter(session, org, site, "02002")
+    result = bill(db, "TP-7", "2026-10")
+    assert result.invoices == 0 and "no billed month to estimate from" in result.problems[0]
+    with pytest.raises(BillingError, match="cannot issue 2026-10 for site TP-7: account 02002"):
+        bill(db, "TP-7", "2026-10", issue=True)
+
+
+def test_the_accountants_correction_goes_onto_the_next_invoice_and_refers_to_the_original(app, db, three_months):
+    with db() as session:
+        org = session.scalar(select(Organisation))
+        august = invoice_of(session, "01001", "2026-08")
+        frozen = (august.total, august.lines)
+        with pytest.raises(CorrectionError, match="not an issued invoice"):
+            record_correction(session, org, "999999", Decimal("-1"), "typo", "buh")
+        with pytest.raises(CorrectionError, match="more than two decimals"):
+            record_correction(session, org, august.number, Decimal("-1.005"), "typo", "buh")
+        with pytest.raises(CorrectionError, match="say why"):
+            record_correction(session, org, august.number, Decimal("-1"), " ", "buh")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["correct", "--org", str(org.id), "--invoice", august.number, "--amount=-120.75",
+                                 "--kwh=-25", "--reason", "лічильник повірено: завищував покази", "--json"])
+    assert result.exit_code == 0, result.output
+    bill(db, "TP-7", "2026-10")
+    bill(db, "TP-7", "2026-10")  # the draft replaced: the correction is still there once
+    with db() as session:
+        [line] = [x for x in invoice_of(session, "01001", "2026-10").lines if x["kind"] == "correction"]
+        assert line["amount"] == "-120.75" and line["refers_to"] == august.id
+        assert f"перерахунок за рахунком №{august.number} за 2026-08: лічильник повірено" in line["description"]
+        assert session.scalar(select(func.count()).select_from(LedgerEntry).where(
+            LedgerEntry.kind == "correction")) == 0  # a draft charges nothing
+    bill(db, "TP-7", "2026-10", issue=True)
+    with db() as session:
+        october = invoice_of(session, "01001", "2026-10")
+        entry = session.scalar(select(LedgerEntry).where(LedgerEntry.kind == "correction"))
+        assert (entry.amount, entry.corrects_invoice_id, entry.invoice_id) == (Decimal("-120.75"), august.id,
+                                                                               october.id)
+        assert session.scalar(select(Correction.applied_invoice_id)) == october.id
+        august = invoice_of(session, "01001", "2026-08")
+        assert (august.total, august.lines) == frozen
+        # The correction moved the account's balance by exactly its amount.
+        assert october.total == Decimal("1690.50") - Decimal("120.75")
+
+
+def test_a_meter_replaced_mid_month_adds_both_segments(db):
+    with db() as session:
+        org, site = office(session)
+        _, old = account_with_meter(session, org, site, "03003", "OLD-1")
+        old.removed_at = datetime(2026, 10, 15, 12)
+        _, new = account_with_meter(session, org, site, "03003", "NEW-1", installed_at=datetime(2026, 10, 15, 12))
+        read(session, old, datetime(2026, 10, 1), "5000")
+        read(session, old, datetime(2026, 10, 15, 12), "5200")  # the removal reading
+        read(session, new, datetime(2026, 10, 15, 12), "0")  # the new meter starts at zero
+        read(session, new, datetime(2026, 11, 1), "180")
+        read(session, new, datetime(2026, 12, 1), "400")
+    bill(db, "TP-7", "2026-10", issue=True)
+    bill(db, "TP-7", "2026-11")
+    with db() as session:
+        october = invoice_of(session, "03003", "2026-10")
+        assert october.quantity_kwh == Decimal(380) and october.total == Decimal("1835.40")  # 380 × 4.83
+        assert [(m["meter"], m["start"], m["end"], m["quantity"]) for m in october.meters] == [
+            ("OLD-1", "5000", "5200", "200"), ("NEW-1", "0", "180", "180")]
+        assert invoice_of(session, "03003", "2026-11").quantity_kwh == Decimal(220)  # the new meter alone
+
+
+def test_a_reading_lower_than_the_one_before_is_named_and_nothing_is_billed(db):
+    with db() as session:
+        org, site = office(session)
+        _, meter = account_with_meter(session, org, site, "04004", "M-44")
+        read(session, meter, datetime(2026, 10, 1), "7000")
+        read(session, meter, datetime(2026, 10, 20), "6900", source="resident")
+        read(session, meter, datetime(2026, 11, 1), "7300")
+        _, fine = account_with_meter(session, org, site, "04005", "M-45")
+        read(session, fine, datetime(2026, 10, 1), "100")
+        read(session, fine, datetime(2026, 11, 1), "200")
+    with pytest.raises(BillingError, match=r"meter M-44: the reading of 2026-10-20 00:00 \(6900.000, submitted by "
+                                           r"the resident\) is lower than the one before it \(7000.000"):
+        bill(db, "TP-7", "2026-10")
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 0  # not even the good account

@@ -1,0 +1,220 @@
+"""A licensed supplier's price grids by customer segment and time-of-use zone, fixed monthly fees, and a heat
+network's building meter distributed over its flats — each billed by a run and printed as an invoice."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from cloud.billing.heat_run import set_heating_season
+from cloud.billing.run import BillingError
+from cloud.models import Account, Invoice, Meter, Organisation, Site, Tariff
+from tests.cloud.office import account_with_meter, bill, intervals, invoice_of, office, read
+
+OCT, NOV = datetime(2026, 10, 1), datetime(2026, 11, 1)
+
+
+def kyiv_zone(ts: datetime, three: bool) -> str:
+    hour = ts.replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Kyiv")).hour
+    if hour >= 23 or hour < 7:
+        return "night"
+    if not three:
+        return "day"
+    return "peak" if 8 <= hour < 11 or 20 <= hour < 22 else "half_peak"
+
+
+@pytest.fixture
+def supplier(db):
+    """ТОВ «Енергозбут»: households on a two-zone grid, businesses on a three-zone grid with a monthly fee."""
+    with db() as session:
+        org, site = office(session, kind="supplier", name="ТОВ «Енергозбут»", code="PS-3", price="")
+        session.add_all([
+            Tariff(org_id=org.id, kind="supplier", segment="household", purchase_price=Decimal("4.32"),
+                   coefficient=Decimal(1), zones={"day": "1", "night": "0.5"}, valid_from=date(2026, 1, 1)),
+            Tariff(org_id=org.id, kind="supplier", segment="business", purchase_price=Decimal("6.50"),
+                   coefficient=Decimal(1), zones={"night": "0.4", "half_peak": "1", "peak": "1.5"},
+                   monthly_fee=Decimal("50.00"), fee_name="абонентська плата", valid_from=date(2026, 1, 1)),
+            Tariff(org_id=org.id, kind="supplier", purchase_price=Decimal("4.32"), coefficient=Decimal(1),
+                   valid_from=date(2026, 1, 1)),
+        ])
+        _, house = account_with_meter(session, org, site, "H-001", category="household")
+        intervals(session, org, site, house, OCT, NOV, lambda ts: 200 if kyiv_zone(ts, False) == "night" else 100)
+        _, shop = account_with_meter(session, org, site, "B-001", category="business")
+        intervals(session, org, site, shop, OCT, NOV, lambda ts: 300)
+        _, paper = account_with_meter(session, org, site, "H-002", category="household")
+        read(session, paper, OCT, "100")
+        read(session, paper, NOV, "300")
+    return org.id
+
+
+def zone_kwh(three: bool, wh_at) -> dict[str, Decimal]:
+    totals: dict[str, int] = {}
+    ts = OCT
+    while ts < NOV:
+        zone = kyiv_zone(ts, three)
+        totals[zone] = totals.get(zone, 0) + wh_at(ts)
+        ts += timedelta(minutes=15)
+    return {zone: (Decimal(wh) / 1000).quantize(Decimal(1), ROUND_HALF_UP) for zone, wh in totals.items()}
+
+
+def test_the_supplier_bills_each_segment_by_its_grid_and_zones_at_a_price(db, supplier):
+    result = bill(db, "PS-3", "2026-10")
+    # The paper-read household has no intervals, so its two-zone split cannot be known: listed, not billed.
+    assert result.invoices == 2 and "H-002: meter MH-002 has a time-of-use tariff" in result.problems[0]
+    with db() as session:
+        house = invoice_of(session, "H-001", "2026-10")
+        zones = zone_kwh(False, lambda ts: 200 if kyiv_zone(ts, False) == "night" else 100)
+        lines = {line["description"]: (line["quantity"], line["price"], line["amount"]) for line in house.lines}
+        word = "електрична енергія за ціною для побутових споживачів"
+        assert lines == {
+            f"{word}, зона «день»": (str(zones["day"]), "4.32", f"{zones['day'] * Decimal('4.32'):.2f}"),
+            f"{word}, зона «ніч»": (str(zones["night"]), "2.16", f"{zones['night'] * Decimal('2.16'):.2f}")}
+        shop = invoice_of(session, "B-001", "2026-10")
+        zones = zone_kwh(True, lambda ts: 300)
+        prices = {"peak": Decimal("9.75"), "half_peak": Decimal("6.5"), "night": Decimal("2.6")}
+        energy = [line for line in shop.lines if line["kind"] == "energy"]
+        assert sum(Decimal(line["quantity"]) for line in energy) == sum(zones.values())
+        for zone, name in (("peak", "пік"), ("half_peak", "напівпік"), ("night", "ніч")):
+            [line] = [x for x in energy if x["description"].endswith(f"«{name}»")]
+            assert Decimal(line["price"]) == prices[zone]
+            assert Decimal(line["amount"]) == (zones[zone] * prices[zone]).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        [fee] = [line for line in shop.lines if line["kind"] == "fee"]
+        assert (fee["description"], fee["quantity"], fee["unit"], fee["amount"]) == (
+            "абонентська плата", "1", "міс.", "50.00")
+        assert shop.total == sum(Decimal(line["amount"]) for line in shop.lines)
+        assert not any("частка витрат" in line["description"] for i in (house, shop) for line in i.lines)
+
+
+def test_the_suppliers_invoice_speaks_of_the_price(db, supplier):
+    from pypdf import PdfReader
+
+    from cloud.billing.delivery import run_pdf
+
+    with db() as session:  # the paper-read household gets its intervals: now everyone can be billed
+        paper = session.scalar(select(Meter).where(Meter.code == "MH-002"))
+        intervals(session, session.get(Organisation, supplier), session.get(Site, paper.site_id), paper, OCT, NOV,
+                  lambda ts: 50)
+    bill(db, "PS-3", "2026-10", issue=True)
+    with db() as session:
+        pdf = run_pdf(session, session.scalar(select(Site).where(Site.code == "PS-3")), "2026-10")
+    text = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "кількість × ціна" in text and "за ціною для непобутових споживачів" in text
+    assert "частка витрат" not in text and "Рахунок-повідомлення" not in text and "Рахунок №" in text
+
+
+def test_fixed_monthly_fees_follow_the_tariff_and_split_by_days_when_it_changes(db):
+    with db() as session:
+        org, site = office(session, price="")
+        session.add_all([
+            Tariff(org_id=org.id, kind="cooperative", purchase_price=Decimal("4.20"), coefficient=Decimal("1.15"),
+                   monthly_fee=Decimal("30.00"), fee_name="внесок на обслуговування мережі",
+                   valid_from=date(2026, 1, 1), valid_to=date(2026, 10, 15)),
+            Tariff(org_id=org.id, kind="cooperative", purchase_price=Decimal("4.20"), coefficient=Decimal("1.15"),
+                   monthly_fee=Decimal("40.00"), fee_name="внесок на обслуговування мережі",
+                   valid_from=date(2026, 10, 16))])
+        _, meter = account_with_meter(session, org, site, "05005")
+        for when, value in ((datetime(2026, 9, 1), "0"), (OCT, "100"), (NOV, "200"), (datetime(2026, 12, 1), "310")):
+            read(session, meter, when, value)
+    bill(db, "TP-7", "2026-09")
+    bill(db, "TP-7", "2026-10")
+    bill(db, "TP-7", "2026-11")
+    with db() as session:
+        def fees(period):
+            return [(x["description"], x["quantity"], x["unit"], x["price"], x["amount"])
+                    for x in invoice_of(session, "05005", period).lines if x["kind"] == "fee"]
+
+        assert fees("2026-09") == [("внесок на обслуговування мережі", "1", "міс.", "30.00", "30.00")]
+        # 15 days at 30/31 and 16 days at 40/31 a day (the day price kept to 0.00001 UAH).
+        assert fees("2026-10") == [("внесок на обслуговування мережі (01.10–15.10)", "15", "дн.", "0.96774", "14.52"),
+                                   ("внесок на обслуговування мережі (16.10–31.10)", "16", "дн.", "1.29032", "20.65")]
+        assert fees("2026-11") == [("внесок на обслуговування мережі", "1", "міс.", "40.00", "40.00")]
+        november = invoice_of(session, "05005", "2026-11")
+        assert november.total == Decimal("40.00") + Decimal("531.30")  # 110 kWh × 4.83
+
+
+@pytest.fixture
+def building(db):
+    """Будинок 12: a building heat meter, three flats (50, 70, 80 m²), flat 2 with its own heat meter, 20 %
+    common use; the heating season starts on 15 October; 1 654.18 UAH/Gcal plus a 30 UAH monthly fee."""
+    with db() as session:
+        org, site = office(session, kind="heat", name="КП «Теплоенерго»", code="B-12", price="1654.18",
+                           coefficient="1")
+        tariff = session.scalar(select(Tariff).where(Tariff.org_id == org.id))
+        tariff.monthly_fee, tariff.fee_name = Decimal("30.00"), "абонентська плата"
+        site.heat_common_share = Decimal("0.2")
+        meter = Meter(org_id=org.id, site_id=site.id, code="TB-12", role="heat_building")
+        session.add(meter)
+        session.flush()
+        read(session, meter, datetime(2026, 9, 1), "99.0000", register="heat_gcal")
+        read(session, meter, datetime(2026, 10, 15), "100.0000", register="heat_gcal")
+        read(session, meter, NOV, "112.5000", register="heat_gcal")
+        for number, area in (("1", "50"), ("2", "70"), ("3", "80")):
+            account, own = account_with_meter(session, org, site, number, f"HM-{number}")
+            account.heated_area_m2 = Decimal(area)
+            if number == "2":
+                read(session, own, datetime(2026, 10, 15), "10.000", register="heat_gcal")
+                read(session, own, NOV, "12.000", register="heat_gcal")
+            else:
+                session.delete(own)
+        set_heating_season(session, org, date(2026, 10, 15), date(2027, 4, 15))
+    return org.id
+
+
+def test_the_building_meter_is_distributed_by_area_and_billed_in_two_parts(db, building):
+    result = bill(db, "B-12", "2026-10", issue=True)
+    assert result.summary["building_gcal"] == "12.5000" and result.summary["heating_days"] == 17
+    price = Decimal("1654.18")
+    with db() as session:
+        got = {}
+        for number in ("1", "2", "3"):
+            invoice = invoice_of(session, number, "2026-10")
+            got[number] = [(line["description"], line["quantity"], line["amount"]) for line in invoice.lines]
+            assert invoice.total == sum(Decimal(line["amount"]) for line in invoice.lines)
+
+        def money(gcal):
+            return f"{(Decimal(gcal) * price).quantize(Decimal('0.01'), ROUND_HALF_UP):.2f}"
+
+        common = "теплова енергія на місця загального користування та роботу внутрішньобудинкових систем"
+        # 20 % of 12.5 Gcal is common (by area 50:70:80); flat 2 heats by its meter (2 Gcal); the other 8 Gcal
+        # go to flats 1 and 3 by area 50:80, to the last 0.0001 Gcal.
+        assert got["1"] == [("теплова енергія на опалення приміщення (за опалюваною площею 50 м²)", "3.0769",
+                             money("3.0769")), (common, "0.625", money("0.625")),
+                            ("абонентська плата", "1", "30.00")]
+        assert got["2"][0] == ("теплова енергія на опалення приміщення (за лічильником HM-2)", "2", money("2"))
+        assert got["3"][0][1:] == ("4.9231", money("4.9231"))
+        quantities = session.scalars(select(Invoice.quantity_kwh).join(Account).where(Invoice.period == "2026-10"))
+        assert sum(quantities) == Decimal("12.5")  # the flats add up to the building meter
+
+
+def test_outside_the_heating_season_only_the_fee_is_billed(db, building):
+    bill(db, "B-12", "2026-09")
+    with db() as session:
+        invoice = invoice_of(session, "1", "2026-09")
+        assert [(x["kind"], x["amount"]) for x in invoice.lines] == [("fee", "30.00")]
+
+
+def test_the_heat_invoice_prints_gcal(db, building):
+    from pypdf import PdfReader
+
+    from cloud.billing.delivery import run_pdf
+
+    bill(db, "B-12", "2026-10", issue=True)
+    with db() as session:
+        pdf = run_pdf(session, session.scalar(select(Site).where(Site.code == "B-12")), "2026-10")
+    text = " ".join(" ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split()).split())
+    assert "Гкал" in text and "абонентська плата" in text.lower()
+
+
+def test_a_negative_heated_area_is_named_and_nothing_is_billed(db, building):
+    with db() as session:
+        session.scalar(select(Account).where(Account.number == "3")).heated_area_m2 = Decimal("-80")
+    with pytest.raises(BillingError, match=r"site B-12, 2026-10: unit 3: heated area must be positive, got -80"):
+        bill(db, "B-12", "2026-10")
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 0
+        assert session.scalar(select(Organisation.kind)) == "heat"
