@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cloud.models import Invoice, LedgerEntry, Organisation, Payment
 from cloud.report_export import Column, Report, money, totals_row
-from cloud.reports import KNOWN_KINDS, word
+from cloud.reports import KNOWN_KINDS, in_unit, word
 from cloud.reports import (
     regulator_summary as regulator_summary,  # built from the turnover sheet; kept here too
 )
@@ -160,10 +160,12 @@ CONSUMPTION_COLUMNS = (
 
 def consumption_report(db: Session, org: Organisation, period: str, today: date, lang: str) -> Report:
     rows = consumption_dynamics(db, org.id, until=period)
-    totals = list(totals_row(CONSUMPTION_COLUMNS, rows, word("total", lang), ("kwh", "accounts")))
+    columns = tuple(in_unit(c, org) for c in CONSUMPTION_COLUMNS)
+    totals = list(totals_row(columns, rows, word("total", lang), ("kwh", "accounts")))
     totals[3] = (totals[1] / totals[2]).quantize(TENTH, ROUND_HALF_UP) if rows and totals[2] else None
-    return Report("consumption", word("consumption_dynamics", lang), _subtitle(org, period, lang),
-                  CONSUMPTION_COLUMNS, rows, tuple(totals), lang, chart=("period", "kwh"))
+    title = in_unit(Column("", word("consumption_dynamics", "uk"), word("consumption_dynamics", "en")), org)
+    return Report("consumption", title.title(lang), _subtitle(org, period, lang), columns, rows, tuple(totals),
+                  lang, chart=("period", "kwh"))
 
 
 def revenue_structure(db: Session, org_id: int, period: str) -> dict[str, Decimal]:

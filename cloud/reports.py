@@ -7,7 +7,7 @@ balances: Σ closing of the sheet = Σ ledger, debtors = Σ closing debit, regul
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -136,8 +136,10 @@ def debtors(db: Session, org_id: int, today: date, period: str | None = None) ->
     credits: dict[int, Decimal] = dict.fromkeys(owing, ZERO)
     for account_id, invoice_id, issued, due, amount in db.execute(
             select(entry.account_id, entry.invoice_id, Invoice.issued_at, Invoice.due_date, func.sum(entry.amount))
-            .join(Invoice, Invoice.id == entry.invoice_id).where(*scope, entry.account_id.in_(owing))
+            .join(Invoice, Invoice.id == entry.invoice_id).where(*scope)
             .group_by(entry.account_id, entry.invoice_id, Invoice.issued_at, Invoice.due_date)):
+        if account_id not in dues:
+            continue
         amount = _cents(amount)
         if amount > 0:
             day = issued.date() if issued else due or date.min
@@ -146,13 +148,15 @@ def debtors(db: Session, org_id: int, today: date, period: str | None = None) ->
             credits[account_id] -= amount
     for entry_id, account_id, created, amount in db.execute(
             select(entry.id, entry.account_id, entry.created_at, entry.amount)
-            .where(*scope, entry.account_id.in_(owing), entry.invoice_id.is_(None))):
+            .where(*scope, entry.invoice_id.is_(None))):
+        if account_id not in dues:
+            continue
         amount = _cents(amount)
         if amount > 0:
             dues[account_id].append(InvoiceDue(-entry_id, created.date(), created.date(), amount))
         else:
             credits[account_id] -= amount
-    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.id.in_(owing)))}
+    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.org_id == org_id))}
     found = []
     for account_id in owing:
         ordered = sorted(dues[account_id], key=lambda d: (d.issued, d.due, d.invoice_id))
@@ -186,6 +190,17 @@ def regulator_summary(db: Session, org_id: int, period: str) -> list[dict]:
 
 
 # ---- the catalogue: every report as a Report (title, columns, rows, totals) ----------------------------------
+
+def volume_unit(org: Organisation) -> tuple[str, str]:
+    """(uk, en) unit of the volumes on invoices: Gcal for a heat network, kWh otherwise."""
+    return ("Гкал", "Gcal") if org.kind == "heat" else ("кВт·год", "kWh")
+
+
+def in_unit(column: Column, org: Organisation) -> Column:
+    """The column with its kWh headers in the organisation's unit."""
+    uk, en = volume_unit(org)
+    return replace(column, uk=column.uk.replace("кВт·год", uk), en=column.en.replace("kWh", en))
+
 
 def _subtitle(org_name: str, period: str, lang: str, extra: str = "") -> str:
     return f"{org_name} · {'period' if lang == 'en' else 'період'} {period}" + (f" · {extra}" if extra else "")
@@ -240,10 +255,9 @@ def regulator_report(db: Session, org: Organisation, period: str, today: date, l
     rows = [(word(f"category_{g['category']}", lang), g["accounts"], g["volume_kwh"], g["accrued_uah"],
              g["recalculations_uah"], g["benefits_uah"], g["subsidies_uah"], g["paid_uah"], g["debt_uah"],
              g["prepaid_uah"]) for g in regulator_summary(db, org.id, period)]
-    return Report("regulator", word("regulator_summary", lang), _subtitle(org.name, period, lang),
-                  REGULATOR_COLUMNS, rows,
-                  totals_row(REGULATOR_COLUMNS, rows, word("total", lang), [c.key for c in REGULATOR_COLUMNS[1:]]),
-                  lang)
+    columns = tuple(in_unit(c, org) for c in REGULATOR_COLUMNS)
+    return Report("regulator", word("regulator_summary", lang), _subtitle(org.name, period, lang), columns, rows,
+                  totals_row(columns, rows, word("total", lang), [c.key for c in columns[1:]]), lang)
 
 
 Builder = Callable[[Session, Organisation, str, date, str], Report]

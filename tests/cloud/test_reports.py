@@ -317,3 +317,15 @@ def test_a_report_reads_on_a_phone(app, client, db, books, database_url, tmp_pat
             browser.close()
     finally:
         server.shutdown()
+
+
+def test_a_heat_network_reports_its_volumes_in_gcal(db):
+    from cloud.organisations import create_organisation
+
+    with db() as session:
+        org = create_organisation(session, "КП «Теплоенерго»", "heat", "12345678", "")
+        consumption = build_report(session, org, "consumption", "2026-11", TODAY)
+        regulator = build_report(session, org, "regulator", "2026-11", TODAY, "en")
+    assert "Спожито, Гкал" in consumption.headers() and "Гкал" in consumption.title
+    assert "Volume, Gcal" in regulator.headers()
+    assert consumption.rows == [] and consumption.total("average_kwh") is None
