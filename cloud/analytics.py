@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cloud.models import Invoice, LedgerEntry, Organisation, Payment
+from cloud.models import Invoice, LedgerEntry, Organisation, Payment, PaymentReversal
 from cloud.report_export import Column, Report, money, totals_row
 from cloud.reports import KNOWN_KINDS, in_unit, word
 from cloud.reports import (
@@ -49,28 +49,37 @@ def payments_by_channel_and_day(db: Session, org_id: int, period: str) -> list[t
 
 
 def payments_report(db: Session, org: Organisation, period: str, today: date, lang: str) -> Report:
-    """One row per day: the amount by channel, the day's total and count, and how much of it is unmatched."""
+    """One row per day: the amount by channel, the day's total and count, how much of it is unmatched, and the
+    money that went back that day from payments on accounts (reversals, refunds) — so that
+    Σ total − Σ unmatched − Σ reversed = the turnover sheet's «paid»."""
     by_day = payments_by_channel_and_day(db, org.id, period)
     start, end = period_bounds(period)
     unmatched = {d.isoformat(): _cents(a) for d, a in db.execute(
         select(Payment.booked, func.sum(Payment.amount)).where(
             Payment.org_id == org.id, Payment.booked >= start.date(), Payment.booked < end.date(),
             Payment.account_id.is_(None)).group_by(Payment.booked))}
+    reversed_ = {d.isoformat(): _cents(a) for d, a in db.execute(
+        select(PaymentReversal.booked, func.sum(PaymentReversal.amount))
+        .join(Payment, Payment.id == PaymentReversal.payment_id)
+        .where(PaymentReversal.org_id == org.id, PaymentReversal.booked >= start.date(),
+               PaymentReversal.booked < end.date(), Payment.account_id.is_not(None))
+        .group_by(PaymentReversal.booked))}
     channels = [*CHANNELS, *sorted({c for _, c, _, _ in by_day} - set(CHANNELS))]
     columns = (Column("day", "Дата", "Date", kind="date", width=12),
                *(money(f"channel_{c}", word(f"channel_{c}", "uk").capitalize(),
                        word(f"channel_{c}", "en").capitalize()) for c in channels),
                money("total", "Разом за день", "Day total"),
                Column("count", "Кількість оплат", "Payments", places=0, width=10),
-               money("unmatched", "З них не розпізнано", "Of which unmatched"))
-    days: dict[str, dict] = {}
+               money("unmatched", "З них не розпізнано", "Of which unmatched"),
+               money("reversed", "Повернено (сторно)", "Reversed or refunded"))
+    days: dict[str, dict] = {day: {"count": 0} for day in reversed_}
     for day, channel, amount, count in by_day:
         row = days.setdefault(day, {"count": 0})
         row[channel] = amount
         row["count"] += count
     rows = [(date.fromisoformat(day), *(v.get(c, ZERO) for c in channels), sum((v.get(c, ZERO) for c in channels),
                                                                                ZERO),
-             v["count"], unmatched.get(day, ZERO)) for day, v in sorted(days.items())]
+             v["count"], unmatched.get(day, ZERO), reversed_.get(day, ZERO)) for day, v in sorted(days.items())]
     summed = [c.key for c in columns[1:]]
     return Report("payments", word("payments_by_day", lang), _subtitle(org, period, lang), columns, rows,
                   totals_row(columns, rows, word("total", lang), summed), lang, chart=("day", "total"))

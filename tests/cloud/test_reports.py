@@ -120,6 +120,26 @@ def test_payments_by_day_and_channel_reconcile_with_the_sheet(db, books):
     assert [label for label, _, _ in payments.bars()] == ["05.11", "06.11", "07.11", "10.11"]
 
 
+def test_a_reversed_payment_leaves_paid_and_the_payments_report_in_step(db, books):
+    from cloud.models import Payment
+    from cloud.payments.reversals import reverse_payment
+
+    with db() as session:  # the bank takes 01002's 2 100.00 back; a queued payment is refunded to its payer
+        overpaid = session.scalar(select(Payment).where(Payment.amount == Decimal("2100.00")))
+        reverse_payment(session, overpaid, "reversal", "R-1", date(2026, 11, 21), "bank")
+        queued = session.scalar(select(Payment).where(Payment.account_id.is_(None)))
+        reverse_payment(session, queued, "refund", "R-2", date(2026, 11, 22), "accountant")
+    payments, november = report(db, books, "payments", "2026-11"), report(db, books, "turnover", "2026-11")
+    assert november.total("paid") == Decimal("3128.60")
+    assert payments.total("reversed") == Decimal("2100.00")  # the queued one was never on an account
+    assert payments.total("total") - payments.total("unmatched") - payments.total("reversed") == november.total(
+        "paid")
+    assert [r[0] for r in payments.rows][-1] == date(2026, 11, 21)  # a day with only a reversal has its row
+    [owes_again, debtor] = report(db, books, "debtors", "2026-11").rows  # largest debt first
+    assert (owes_again[0], owes_again[2]) == ("01002", Decimal("1608.39"))
+    assert debtor[2] + owes_again[2] == november.total("closing_debit")
+
+
 def test_consumption_revenue_and_regulator_agree_with_the_sheet(db, books):
     october = report(db, books, "turnover", "2026-10")
     consumption = report(db, books, "consumption", "2026-10")
