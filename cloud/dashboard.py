@@ -98,6 +98,7 @@ def billing(code: str):
             flash(str(exc), "problem")
         return redirect(url_for("dashboard.billing", code=code, period=period))
     run = db.session().scalar(select(BillingRun).where(BillingRun.site_id == found.id, BillingRun.period == period))
+    licence = licence_offer(found, period, run)
     invoices = []
     if run is not None:
         from cloud.models import Account, Invoice
@@ -106,4 +107,32 @@ def billing(code: str):
             select(Invoice.number, Account.number, Account.holder, Invoice.quantity_kwh, Invoice.total, Invoice.id)
             .join(Account, Account.id == Invoice.account_id).where(Invoice.run_id == run.id)
             .order_by(Account.number).limit(500)).all()
-    return render_template("billing.html", site=found, period=period, run=run, invoices=invoices)
+    return render_template("billing.html", site=found, period=period, run=run, invoices=invoices, licence=licence)
+
+
+def licence_offer(site: Site, period: str | None, run: BillingRun | None) -> dict | None:
+    """Balans's own licence for this organisation (item 8 of the seed's price list) beside what a loss
+    reduction of 1 and 2 percentage points of this month's input would save in a year."""
+    from cloud.models import Account, Tariff
+    from shared.licence import loss_reduction_return, monthly_price, roi, yearly_price
+
+    session = db.session()
+    subscribers = session.scalar(select(func.count()).select_from(Account).where(Account.org_id == site.org_id))
+    tariff = session.scalar(select(Tariff.purchase_price).where(Tariff.org_id == site.org_id)
+                            .order_by(Tariff.valid_from.desc()).limit(1))
+    monthly_input = None
+    if run is not None:
+        monthly_input = run.summary.get("purchase_kwh") or run.summary.get("building_gcal")
+    elif period:
+        try:
+            monthly_input = site_balance(session, site, period).input_kwh
+        except ValueError:
+            monthly_input = None
+    offer = {"subscribers": subscribers, "monthly": monthly_price(subscribers),
+             "year1": yearly_price(subscribers, 1), "year2": yearly_price(subscribers, 2, 12),
+             "full": yearly_price(subscribers, 3), "returns": [], "break_even": None}
+    if monthly_input and tariff and Decimal(monthly_input) > 0:
+        result = roi(subscribers, Decimal(monthly_input), Decimal(tariff))
+        offer["break_even"] = result.break_even_loss_reduction_pct
+        offer["returns"] = [loss_reduction_return(result, Decimal(points)) for points in (1, 2)]
+    return offer
