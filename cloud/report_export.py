@@ -70,6 +70,7 @@ class Report:
     lang: str = "uk"
     chart: tuple[str, str] | None = None  # (label column, value column) for a bar chart on screen
     notes: tuple[str, ...] = ()
+    marks: list[str] = field(default_factory=list)  # per row, a CSS class for the page (e.g. a long-overdue debt)
 
     def column(self, key: str) -> int:
         return next(i for i, c in enumerate(self.columns) if c.key == key)

@@ -233,8 +233,10 @@ def debtors_report(db: Session, org: Organisation, period: str, today: date, lan
             for d in found]
     keys = ("debt", *(f"days_{b}" for b in BUCKETS))
     on = f"{'as of' if lang == 'en' else 'станом на'} {day:%d.%m.%Y}"
+    marks = ["row-suspected_theft" if d.buckets["90+"] > 0 else "row-elevated" if d.buckets["61-90"] > 0 else ""
+             for d in found]
     return Report("debtors", word("debtors", lang), _subtitle(org.name, period, lang, on), DEBTOR_COLUMNS, rows,
-                  totals_row(DEBTOR_COLUMNS, rows, word("total", lang), keys), lang)
+                  totals_row(DEBTOR_COLUMNS, rows, word("total", lang), keys), lang, marks=marks)
 
 
 REGULATOR_COLUMNS = (

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -87,6 +87,10 @@ def test_debtors_are_the_positive_closing_balances_aged(db, books):
     for row in debtors.rows:  # the buckets add up to the debt
         assert sum(row[3:7], Decimal(0)) == row[2]
     assert "30.11.2026" in debtors.subtitle  # a past period is aged on its last day
+    with db() as session:  # half a year on, the same debt is 90+ days old and marked red on the page
+        later = build_report(session, session.get(Organisation, books), "debtors", "2027-12",
+                             date.today() + timedelta(days=200))
+    assert later.rows[0][later.column("days_90+")] == Decimal("1005.96") and later.marks == ["row-suspected_theft"]
     with db() as session:  # reminders read the same debtors, benefits and subsidies not counted twice
         from cloud.reports import debtors as find_debtors
 
