@@ -25,9 +25,16 @@ from cloud.payments.statement import (
     normalise_iban,
 )
 
-FIELDS = ("date", "value_date", "credit", "debit", "amount", "currency", "payer", "payer_iban", "payer_code",
-          "purpose", "reference", "document_number")
+FIELDS = ("date", "value_date", "credit", "debit", "amount", "direction", "currency", "payer", "actual_payer",
+          "payer_iban", "payer_code", "purpose", "reference", "document_number")
 HEADER_SEARCH_ROWS = 40  # bank exports put a title block above the table
+# Banks write the Latin «i» for the Ukrainian «і» (PrivatBank's «Дата операцiї»), and wrap long headers over
+# lines: headers are compared with whitespace collapsed, case folded and the Latin letter read as Ukrainian.
+HEADER_LETTERS = str.maketrans("iI", "іІ")
+
+
+def header_key(text: str) -> str:
+    return " ".join(text.split()).casefold().translate(HEADER_LETTERS)
 
 
 class MappingError(ValueError):
@@ -40,9 +47,13 @@ class CsvMapping:
 
     name: str
     columns: dict[str, str]  # our field → the header in the bank's file
+    optional: tuple[str, ...] = ()  # fields whose column some exports of this bank leave out
     encoding: str = "utf-8"
-    delimiter: str = ";"
+    delimiter: str | tuple[str, ...] = ";"  # several: the first one under which the header is found
     quotechar: str = '"'
+    quoting: str = "minimal"  # minimal: "…" quotes a cell; none: quotes are plain text (PrivatBank)
+    debit_words: tuple[str, ...] = ("дебет", "debit", "d")  # what the direction column says for money out
+    credit_words: tuple[str, ...] = ("кредит", "credit", "c")
     date_formats: tuple[str, ...] = ("%d.%m.%Y",)
     decimal_comma: bool = True
     currency: str = "UAH"  # when the file has no currency column
@@ -60,8 +71,21 @@ class CsvMapping:
         if "date" not in columns or not ({"credit", "amount"} & set(columns)):
             raise MappingError(f"mapping {name}: [columns] needs 'date' and either 'credit' or 'amount'")
         formats = data.get("date_formats", data.get("date_format", "%d.%m.%Y"))
-        return cls(name=data.get("name", name), columns=columns, encoding=data.get("encoding", "utf-8"),
-                   delimiter=data.get("delimiter", ";"), quotechar=data.get("quotechar", '"'),
+        if "direction" in columns and "amount" not in columns:
+            raise MappingError(f"mapping {name}: a 'direction' column goes with one 'amount' column")
+        quoting = data.get("quoting", "minimal")
+        if quoting not in ("minimal", "none"):
+            raise MappingError(f"mapping {name}: quoting must be 'minimal' or 'none', got {quoting!r}")
+        delimiter = data.get("delimiter", ";")
+        words = {key: tuple(w.casefold() for w in data[key]) for key in ("debit_words", "credit_words") if key in data}
+        optional = tuple(data.get("optional", ()))
+        if set(optional) - set(columns) or {"date", "amount", "credit", "direction"} & set(optional):
+            raise MappingError(f"mapping {name}: optional {list(optional)} must name [columns] other than date, "
+                               "amount, credit and direction")
+        return cls(name=data.get("name", name), columns=columns, optional=optional,
+                   encoding=data.get("encoding", "utf-8"),
+                   delimiter=delimiter if isinstance(delimiter, str) else tuple(delimiter),
+                   quotechar=data.get("quotechar", '"'), quoting=quoting, **words,
                    date_formats=(formats,) if isinstance(formats, str) else tuple(formats),
                    decimal_comma=bool(data.get("decimal_comma", True)), currency=data.get("currency", "UAH"),
                    stop_at=tuple(data.get("stop_at", ())), bank=data.get("bank", ""), notes=data.get("notes", ""))
@@ -123,9 +147,23 @@ def parse_all(data: bytes, filename: str, mapping: CsvMapping) -> StatementConte
         line = data[: exc.start].count(b"\n") + 1
         raise StatementError(filename, f"line {line}", f"byte {data[exc.start]:#04x} is not {mapping.encoding} "
                                                        f"text (mapping {mapping.name})") from exc
-    rows = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=mapping.delimiter,
-                      quotechar=mapping.quotechar, strict=True)
-    return _Table(filename, mapping, rows).transactions(data)
+    delimiters = (mapping.delimiter,) if isinstance(mapping.delimiter, str) else mapping.delimiter
+    first_error = None
+    for delimiter in delimiters:
+        if mapping.quoting == "none":
+            rows = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter,
+                              quoting=csv.QUOTE_NONE)
+        else:
+            rows = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter,
+                              quotechar=mapping.quotechar, strict=True)
+        table = _Table(filename, mapping, rows)
+        try:
+            index = table.header(data)
+        except StatementError as exc:
+            first_error = first_error or exc
+            continue
+        return table.transactions(index)
+    raise first_error
 
 
 class _Table:
@@ -152,14 +190,15 @@ class _Table:
         return row
 
     def header(self, data: bytes) -> dict[str, int]:
-        wanted = self.mapping.columns
+        wanted = {name: h for name, h in self.mapping.columns.items() if name not in self.mapping.optional}
         for _ in range(HEADER_SEARCH_ROWS):
             row = self.next_row()
             if row is None:
                 break
-            cells = [c.strip().casefold() for c in row]
-            if all(h.strip().casefold() in cells for h in wanted.values()):
-                return {name: cells.index(h.strip().casefold()) for name, h in wanted.items()}
+            cells = [header_key(c) for c in row]
+            if all(header_key(h) in cells for h in wanted.values()):
+                return {name: cells.index(header_key(h)) for name, h in self.mapping.columns.items()
+                        if header_key(h) in cells}
         hint = ""
         if self.mapping.encoding.lower() in ("cp1251", "windows-1251"):
             try:
@@ -171,8 +210,7 @@ class _Table:
                                                       f"first {HEADER_SEARCH_ROWS} rows (mapping {self.mapping.name})"
                                                       + hint)
 
-    def transactions(self, data: bytes) -> StatementContents:
-        index = self.header(data)
+    def transactions(self, index: dict[str, int]) -> StatementContents:
         width = max(index.values()) + 1
         found, outgoing = [], []
         while (row := self.next_row()) is not None:
@@ -183,12 +221,34 @@ class _Table:
             if len(row) < width:
                 raise self.error(f"{len(row)} cells, but the mapping {self.mapping.name} needs {width}")
             cell = {name: row[i].strip() for name, i in index.items()}
+            if "direction" in cell:
+                self.directed(cell, found, outgoing)
+                continue
             amount = self.amount(cell)
             if amount is not None:
                 found.append(self.transaction(cell, amount))
             elif (debit := self.debit(cell)) is not None:
                 outgoing.append(self.transaction(cell, debit, OUT))
         return StatementContents(found, outgoing)
+
+    def directed(self, cell: dict[str, str], found: list, outgoing: list) -> None:
+        """A row whose direction column says credit or debit; a signed amount must agree with it."""
+        columns = self.mapping.columns
+        said = cell["direction"].casefold()
+        if said not in self.mapping.debit_words + self.mapping.credit_words:
+            raise self.error(f"direction {cell['direction']!r} is neither "
+                             f"{'/'.join(self.mapping.credit_words)} nor {'/'.join(self.mapping.debit_words)}",
+                             columns["direction"])
+        try:
+            value = parse_amount(cell["amount"], self.mapping.decimal_comma)
+        except InvalidOperation:
+            raise self.error(f"not an amount: {cell['amount']!r}", columns["amount"]) from None
+        debit = said in self.mapping.debit_words
+        if (debit and value > 0) or (not debit and value < 0):
+            raise self.error(f"{cell['direction']} with the amount {cell['amount']}: the sign says the other "
+                             "direction", columns["amount"])
+        if value:
+            (outgoing if debit else found).append(self.transaction(cell, abs(value), OUT if debit else IN))
 
     def debit(self, cell: dict[str, str]) -> Decimal | None:
         """The amount of a debit row (money out), positive; None when the row is not one."""
@@ -241,7 +301,9 @@ class _Table:
         currency = (cell.get("currency") or self.mapping.currency).upper()
         if currency == "ГРН":
             currency = "UAH"
-        payer, iban = " ".join(cell.get("payer", "").split()), normalise_iban(cell.get("payer_iban", ""))
+        # The actual payer (фактичний платник) when the bank names one, as camt.053's UltmtDbtr.
+        payer = " ".join((cell.get("actual_payer") or cell.get("payer", "")).split())
+        iban = normalise_iban(cell.get("payer_iban", ""))
         purpose, reference = " ".join(cell.get("purpose", "").split()), cell.get("reference", "")
         decisive = (cell["date"], amount, currency, iban, cell.get("payer_code", ""), payer, purpose,
                     cell.get("document_number", ""))

@@ -167,10 +167,11 @@ def test_a_refund_that_fits_several_payments_is_not_guessed(db, coop):
 
 
 def test_a_privatbank_debit_row_to_the_payer_is_a_refund(db, coop):
-    header = "Дата операції;Номер документа;Дебет;Кредит;Валюта;Кореспондент;ЄДРПОУ кореспондента;" \
-             "Рахунок кореспондента;Призначення платежу\r\n"
-    rows = (f"03.11.2026 10:00;11;;450,00;UAH;Іваненко О.;;{PAYER};о/р 01001\r\n"
-            f"05.11.2026 12:00;12;450,00;;UAH;Іваненко О.;;{PAYER};Повернення коштів\r\n")
+    header = "ЄДРПОУ;МФО;Рахунок;Валюта;Номер документу;Дата операцiї;МФО банку;Назва банку;" \
+             "Рахунок кореспондента;ЄДРПОУ кореспондента;Кореспондент;Сума;Призначення платежу;\n"
+    rows = (f"12345678;305299;{OURS};UAH;11;03.11.2026;322313;УКРСIББАНК;{PAYER};;Iваненко О.;450.00;о/р 01001;\n"
+            f"12345678;305299;{OURS};UAH;12;05.11.2026;322313;УКРСIББАНК;{PAYER};;Iваненко О.;-450.00;"
+            "Повернення коштiв;\n")
     result = run_import(db, coop, (header + rows).encode("cp1251"), "privat.csv", "csv:privatbank-business")
     assert (result.imported, result.reversed) == (1, 1)
     assert book(db, coop)[1] == Decimal("800.00")
@@ -220,3 +221,36 @@ def test_an_accountant_reverses_a_cash_entry_made_in_error(app, db, coop):
     assert "reversed" in runner.invoke(args=args).output
     assert "already reversed" in runner.invoke(args=args).output
     assert book(db, coop)[1] == Decimal("800.00")
+
+
+@pytest.mark.parametrize(("fixture", "fmt", "incoming", "refunded"), [
+    ("monobank_business_november.csv", "csv:monobank-business", {"01001": "-400.00", "05015": "-1300.00"},
+     {"01001": "0.00"}),
+    ("privatbank_business_november.csv", "csv:privatbank-business", {"04001": "-2028.60", "05015": "-300.00"}, {}),
+])
+def test_a_bank_export_in_its_real_layout_imports_from_the_command_line(app, db, coop, fixture, fmt, incoming,
+                                                                         refunded):
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / fixture
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["import-statement", "--org", str(coop["org"]), str(path), "--format", fmt, "--json"])
+    assert first.exit_code == 0, first.output
+    # Each export refunds one payer: monobank Мороз's 400.00; PrivatBank Іваненко's 1 250.40, which named an
+    # account the register does not have («о/р 1234») and so leaves the unmatched queue instead.
+    assert json.loads(first.output)["reversed"] == 1
+    again = json.loads(runner.invoke(args=["import-statement", "--org", str(coop["org"]), str(path), "--format", fmt,
+                                           "--json"]).output)
+    assert (again["imported"], again["reversed"]) == (0, 0)
+    with db() as session:
+        def balance(number):
+            found = session.scalar(select(Account).where(Account.org_id == coop["org"], Account.number == number))
+            paid = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.account_id == found.id, LedgerEntry.kind == "payment"))
+            return f"{Decimal(paid):.2f}"
+
+        assert {n: balance(n) for n in incoming} == {**incoming, **refunded}
+        from cloud.payments.queue import unmatched_payments
+
+        assert unmatched_payments(session, coop["org"]) == []
