@@ -275,7 +275,7 @@ class Invoice(Base):
     status: Mapped[str] = mapped_column(String(12))  # draft | issued
     issued_at: Mapped[datetime | None] = mapped_column(DateTime)
     due_date: Mapped[date | None] = mapped_column(Date)
-    quantity_kwh: Mapped[Decimal] = mapped_column(ENERGY)
+    quantity_kwh: Mapped[Decimal] = mapped_column(Numeric(14, 4))  # kWh, or Gcal to 0.0001 for heat
     start_reading: Mapped[Decimal | None] = mapped_column(ENERGY)
     end_reading: Mapped[Decimal | None] = mapped_column(ENERGY)
     total: Mapped[Decimal] = mapped_column(MONEY)

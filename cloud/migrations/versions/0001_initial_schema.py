@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: eb83092b5f6a
+Revision ID: 42aeb2e1c487
 Revises: 
-Create Date: 2026-11-22 21:48:24.401841
+Create Date: 2026-11-22 22:00:41.491220
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'eb83092b5f6a'
+revision = '42aeb2e1c487'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -254,7 +254,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('issued_at', sa.DateTime(), nullable=True),
     sa.Column('due_date', sa.Date(), nullable=True),
-    sa.Column('quantity_kwh', sa.Numeric(precision=14, scale=3), nullable=False),
+    sa.Column('quantity_kwh', sa.Numeric(precision=14, scale=4), nullable=False),
     sa.Column('start_reading', sa.Numeric(precision=14, scale=3), nullable=True),
     sa.Column('end_reading', sa.Numeric(precision=14, scale=3), nullable=True),
     sa.Column('total', sa.Numeric(precision=14, scale=2), nullable=False),
