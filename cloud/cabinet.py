@@ -103,7 +103,9 @@ def submit_reading():
     from cloud.models import Meter, Reading, utcnow
 
     account = own_account()
-    meter = db.session().scalar(select(Meter).where(Meter.account_id == account.id).limit(1))
+    # The account's meter in service (after a replacement the new one, never the removed one).
+    meter = db.session().scalar(select(Meter).where(Meter.account_id == account.id, Meter.removed_at.is_(None))
+                                .order_by(Meter.id.desc()).limit(1))
     if meter is None:
         abort(404)
     last = db.session().execute(select(Reading.ts, Reading.values).where(Reading.meter_id == meter.id)

@@ -115,19 +115,161 @@ def create_site_cmd(org_ref, code, name):
 
 @click.command("set-tariff")
 @click.option("--org", "org_ref", required=True)
-@click.option("--kind", default="cooperative")
-@click.option("--price", required=True, help="purchase price, UAH/kWh")
+@click.option("--kind", default="cooperative", help="cooperative | supplier | heat")
+@click.option("--price", required=True, help="UAH/kWh (purchase price for a cooperative, sale price for a supplier), "
+              "UAH/Gcal for heat")
 @click.option("--coefficient", default="1", help="approved coefficient for losses and maintenance")
 @click.option("--from", "valid_from", required=True, help="YYYY-MM-DD")
+@click.option("--to", "valid_to", default="", help="YYYY-MM-DD, inclusive (open-ended without)")
+@click.option("--segment", default="", help="supplier: the customer segment (account category) this grid is for")
+@click.option("--zones", default="", help="time of use: day=1,night=0.5 or night=0.4,half_peak=1,peak=1.5")
+@click.option("--fee", default="0", help="fixed monthly fee per account, UAH")
+@click.option("--fee-name", default="", help="as printed, e.g. «абонентська плата»")
 @with_appcontext
-def set_tariff_cmd(org_ref, kind, price, coefficient, valid_from):
-    """Add a tariff.  Example: balans cloud set-tariff --org 1 --price 4.20 --coefficient 1.15 --from 2026-01-01"""
-    from cloud.organisations import set_tariff
+def set_tariff_cmd(org_ref, kind, price, coefficient, valid_from, valid_to, segment, zones, fee, fee_name):
+    """Add a tariff.  Example: balans cloud set-tariff --org 1 --price 4.20 --coefficient 1.15 --from 2026-01-01
+
+    A supplier's two-zone household grid: --kind supplier --segment household --price 4.32 --zones day=1,night=0.5;
+    heat: --kind heat --price 1654.18 --fee 30 --fee-name "абонентська плата".
+    """
+    from cloud.organisations import SetupError, set_tariff
+
+    try:
+        zone_map = {z.split("=")[0].strip(): Decimal(z.split("=")[1]) for z in zones.split(",") if z.strip()}
+    except (IndexError, ArithmeticError) as exc:
+        raise click.ClickException(f"--zones must look like day=1,night=0.5, got {zones!r}") from exc
+    with session_scope(_app()) as db:
+        try:
+            tariff = set_tariff(db, _org(db, org_ref), kind, Decimal(price), Decimal(coefficient),
+                                date.fromisoformat(valid_from), date.fromisoformat(valid_to) if valid_to else None,
+                                segment=segment, zones=zone_map or None, monthly_fee=Decimal(fee), fee_name=fee_name)
+        except SetupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"tariff {tariff.id}")
+
+
+@click.command("heating-season")
+@click.option("--org", "org_ref", required=True)
+@click.option("--from", "starts", required=True, help="YYYY-MM-DD, the first day of heating")
+@click.option("--to", "ends", default="", help="YYYY-MM-DD, the last day (leave out while it goes on)")
+@with_appcontext
+def heating_season(org_ref, starts, ends):
+    """Record the heating season the council declared.  Example: balans cloud heating-season --org 2 --from 2026-10-15"""
+    from cloud.billing.heat_run import set_heating_season
+    from cloud.billing.run import BillingError
 
     with session_scope(_app()) as db:
-        tariff = set_tariff(db, _org(db, org_ref), kind, Decimal(price), Decimal(coefficient),
-                            date.fromisoformat(valid_from))
-        click.echo(f"tariff {tariff.id}")
+        try:
+            season = set_heating_season(db, _org(db, org_ref), date.fromisoformat(starts),
+                                        date.fromisoformat(ends) if ends else None)
+        except BillingError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"heating season from {season.starts}" + (f" to {season.ends}" if season.ends else ""))
+
+
+@click.command("set-account")
+@click.option("--org", "org_ref", required=True)
+@click.option("--number", required=True, help="особовий рахунок")
+@click.option("--category", default=None, help="customer segment: household | business | …")
+@click.option("--area", default=None, help="heated area, m² (heat)")
+@click.option("--common-coefficient", default=None, help="co-owners' coefficient on the common-use share: "
+              "1, 0.2–0.9 or 1.1–2")
+@with_appcontext
+def set_account(org_ref, number, category, area, common_coefficient):
+    """Set an account's billing details.  Example: balans cloud set-account --org 2 --number 12-045 --area 54.3"""
+    from cloud.models import Account
+
+    with session_scope(_app()) as db:
+        org = _org(db, org_ref)
+        account = db.scalar(select(Account).where(Account.org_id == org.id, Account.number == number))
+        if account is None:
+            raise click.ClickException(f"account {number} does not exist in {org.name}")
+        if area is not None:
+            if Decimal(area) <= 0:
+                raise click.ClickException(f"account {number}: heated area must be positive, got {area} m²")
+            account.heated_area_m2 = Decimal(area)
+        if common_coefficient is not None:
+            k = Decimal(common_coefficient)
+            if k != 1 and not (Decimal("0.2") <= k <= Decimal("0.9") or Decimal("1.1") <= k <= 2):
+                raise click.ClickException(f"account {number}: the coefficient {k} must be 1, 0.2–0.9 or 1.1–2")
+            account.common_coefficient = k
+        if category is not None:
+            account.category = category
+        click.echo(f"account {number}: category {account.category}, area {account.heated_area_m2} m², "
+                   f"coefficient {account.common_coefficient}")
+
+
+@click.command("enter-reading")
+@click.option("--site", "site_code", required=True)
+@click.option("--meter", "meter_code", required=True)
+@click.option("--at", "at", required=True, help="YYYY-MM-DD[ HH:MM], UTC")
+@click.option("--value", required=True, help="the counter, kWh (or Gcal with --gcal)")
+@click.option("--gcal", is_flag=True, help="a heat meter's counter")
+@with_appcontext
+def enter_reading_cmd(site_code, meter_code, at, value, gcal):
+    """Enter a meter reading taken by the office.  Example: balans cloud enter-reading --site TP-118 --meter M01001 --at 2026-11-01 --value 15420"""
+    from datetime import datetime
+
+    from cloud.billing.consumption import ReadingError
+    from cloud.billing.readings import enter_reading
+
+    with session_scope(_app()) as db:
+        try:
+            enter_reading(db, _site(db, site_code), meter_code, datetime.fromisoformat(at),
+                          Decimal(value.replace(",", ".")), "cli", "heat_gcal" if gcal else "import_kwh")
+        except (ReadingError, ValueError, ArithmeticError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"meter {meter_code}: {value} at {at}")
+
+
+@click.command("import-readings")
+@click.option("--site", "site_code", required=True)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def import_readings_cmd(site_code, path):
+    """Import the office's readings from a CSV (meter,at,value[,register]); all rows or none.
+
+    Example: balans cloud import-readings --site TP-118 obkhid-2026-11.csv
+    """
+    from pathlib import Path
+
+    from cloud.billing.consumption import ReadingError
+    from cloud.billing.readings import import_readings
+
+    with session_scope(_app()) as db:
+        try:
+            count = import_readings(db, _site(db, site_code), Path(path).read_text(encoding="utf-8-sig"),
+                                    Path(path).name, "cli")
+        except ReadingError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"{count} readings from {path}")
+
+
+@click.command("replace-meter")
+@click.option("--site", "site_code", required=True)
+@click.option("--old", "old_code", required=True)
+@click.option("--new", "new_code", required=True)
+@click.option("--at", "at", required=True, help="YYYY-MM-DD HH:MM, UTC")
+@click.option("--old-reading", required=True, help="the old meter's last counter")
+@click.option("--new-reading", default="0", help="the new meter's first counter")
+@with_appcontext
+def replace_meter_cmd(site_code, old_code, new_code, at, old_reading, new_reading):
+    """Record a meter replaced: the month is billed as the old meter's part plus the new one's.
+
+    Example: balans cloud replace-meter --site TP-118 --old M01001 --new M01001-2 --at "2026-10-15 12:00" --old-reading 15200
+    """
+    from datetime import datetime
+
+    from cloud.billing.consumption import ReadingError
+    from cloud.billing.readings import replace_meter
+
+    with session_scope(_app()) as db:
+        try:
+            replace_meter(db, _site(db, site_code), old_code, new_code, datetime.fromisoformat(at),
+                          Decimal(old_reading), Decimal(new_reading), "cli")
+        except (ReadingError, ValueError, ArithmeticError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"meter {old_code} replaced by {new_code} at {at}")
 
 
 @click.command("enrolment-token")
@@ -471,7 +613,8 @@ def serve(host, port, threads):
     waitress_serve(_app(), host=host, port=port, threads=threads, ident="balans")
 
 
-COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, enrolment_token, balance_cmd, bill, correct,
+COMMANDS = [create_org, create_user_cmd, create_site_cmd, set_tariff_cmd, heating_season, set_account, enter_reading_cmd,
+            import_readings_cmd, replace_meter_cmd, enrolment_token, balance_cmd, bill, correct,
             verify,
             evidence, revoke_gateway, backup_cmd, restore_cmd, invoices_cmd, email_invoices, send_mail,
             import_statement_cmd, remind, report_cmd, serve]

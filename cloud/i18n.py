@@ -124,6 +124,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "net_year": {"uk": "Мінус ліцензія першого року, грн", "en": "Less the first year's licence, UAH"},
     "payback_months": {"uk": "Окупність, міс.", "en": "Payback, months"},
     "pp": {"uk": "п.п.", "en": "pp"},
+    "estimate": {"uk": "оцінка", "en": "estimate"},
+    "estimate_note": {"uk": "Показник не надійшов: нараховано за оцінкою (середнє за останні місяці); буде уточнено "
+                             "за першим фактичним показником.",
+                      "en": "No reading came in: billed as an estimate (the average of the last months), to be trued "
+                            "up by the first real reading."},
     "estimated_invoices": {"uk": "Рахунків за оцінкою (немає показника)", "en": "Estimated invoices (no reading)"},
     "licence_break_even": {"uk": "Ліцензія першого року окупається вже при зниженні втрат на {points} п.п. від "
                                  "надходження на ТП.",

@@ -87,16 +87,34 @@ def upsert_account(db: Session, org: Organisation, number: str, holder: str = ""
     return account
 
 
+ZONE_SETS = ({"day", "night"}, {"night", "half_peak", "peak"})
+
+
 def set_tariff(db: Session, org: Organisation, kind: str, purchase_price: Decimal, coefficient: Decimal,
-               valid_from: date, valid_to: date | None = None, actor: str = "cli") -> Tariff:
+               valid_from: date, valid_to: date | None = None, actor: str = "cli", segment: str = "",
+               zones: dict[str, Decimal] | None = None, monthly_fee: Decimal = Decimal(0),
+               fee_name: str = "") -> Tariff:
+    """A tariff: the price (purchase price × coefficient for a cooperative; sale price for a supplier, per
+    customer ``segment`` and time-of-use ``zones``; UAH/Gcal for heat) and its fixed monthly fee."""
+    if kind not in ("cooperative", "supplier", "heat"):
+        raise SetupError(f"tariff kind must be cooperative, supplier or heat, got {kind!r}")
     if purchase_price <= 0:
         raise SetupError(f"price must be positive, got {purchase_price}")
     if coefficient <= 0:
         raise SetupError(f"coefficient must be positive, got {coefficient}")
+    if zones and (set(zones) not in ZONE_SETS or any(Decimal(k) <= 0 for k in zones.values())):
+        raise SetupError(f"zones must be day/night or night/half_peak/peak with positive coefficients, got {zones}")
+    if monthly_fee < 0:
+        raise SetupError(f"monthly fee must not be negative, got {monthly_fee}")
+    if valid_to is not None and valid_to < valid_from:
+        raise SetupError(f"tariff ends {valid_to} before it starts {valid_from}")
     tariff = Tariff(org_id=org.id, kind=kind, purchase_price=purchase_price, coefficient=coefficient,
-                    valid_from=valid_from, valid_to=valid_to)
+                    valid_from=valid_from, valid_to=valid_to, segment=segment,
+                    zones={z: str(k) for z, k in zones.items()} if zones else None, monthly_fee=monthly_fee,
+                    fee_name=fee_name)
     db.add(tariff)
     db.flush()
     audit(db, org.id, actor, "tariff.create", f"tariff:{tariff.id}", None,
-          {"kind": kind, "price": str(purchase_price), "coefficient": str(coefficient), "from": str(valid_from)})
+          {"kind": kind, "price": str(purchase_price), "coefficient": str(coefficient), "from": str(valid_from),
+           "segment": segment, "zones": tariff.zones, "monthly_fee": str(monthly_fee)})
     return tariff

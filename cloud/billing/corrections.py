@@ -14,7 +14,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
-from cloud.models import Account, Correction, Invoice, LedgerEntry, Organisation
+from cloud.models import Correction, Invoice, LedgerEntry, Organisation
 from shared.money import round_kopecks
 from shared.tariffs import Line
 
@@ -96,9 +96,3 @@ def trueup_line(estimated: Invoice, actual_kwh: Decimal, rerated: list[Line]) ->
                 actual_kwh - estimated_kwh, "кВт·год", price.normalize(), difference)
     return line, {"refers_to": estimated.id}
 
-
-def account_of(db: Session, org: Organisation, number: str) -> Account:
-    account = db.scalar(select(Account).where(Account.org_id == org.id, Account.number == number))
-    if account is None:
-        raise CorrectionError(f"account {number} does not exist in {org.name}")
-    return account
