@@ -390,6 +390,10 @@ class Payment(Base):
     end_to_end_id: Mapped[str] = mapped_column(String(35), default="", server_default="")  # the payer's own id
 
 
+# A refund or reversal finds its payment by the payer's IBAN; the queue finds an IBAN's payments.
+Index("payments_payer_iban", Payment.org_id, Payment.payer_iban)
+
+
 class PaymentReversal(Base):
     """Money that went back: a bank reversal (camt.053 RvslInd), a refund to the payer (a debit to the payer's
     IBAN for the payment's amount) or a LiqPay «reversed». Undoes one whole payment, at most once.

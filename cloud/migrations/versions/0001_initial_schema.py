@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 42aeb2e1c487
+Revision ID: b32fa0b3b6c9
 Revises: 
-Create Date: 2026-11-22 22:00:41.491220
+Create Date: 2026-11-22 22:06:36.285243
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '42aeb2e1c487'
+revision = 'b32fa0b3b6c9'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -332,6 +332,7 @@ def upgrade() -> None:
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payments_account_id'), ['account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_payments_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('payments_payer_iban', ['org_id', 'payer_iban'], unique=False)
 
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -540,6 +541,7 @@ def downgrade() -> None:
 
     op.drop_table('users')
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_index('payments_payer_iban')
         batch_op.drop_index(batch_op.f('ix_payments_org_id'))
         batch_op.drop_index(batch_op.f('ix_payments_account_id'))
 
