@@ -146,16 +146,15 @@ def debtors(db: Session, org_id: int, today: date, period: str | None = None) ->
             dues[account_id].append(InvoiceDue(invoice_id, day, due or day, amount))
         else:
             credits[account_id] -= amount
+    loose = (*scope, entry.invoice_id.is_(None))
+    for account_id, amount in db.execute(select(entry.account_id, func.sum(entry.amount))
+                                         .where(*loose, entry.amount < 0).group_by(entry.account_id)):
+        if account_id in credits:
+            credits[account_id] -= _cents(amount)
     for entry_id, account_id, created, amount in db.execute(
-            select(entry.id, entry.account_id, entry.created_at, entry.amount)
-            .where(*scope, entry.invoice_id.is_(None))):
-        if account_id not in dues:
-            continue
-        amount = _cents(amount)
-        if amount > 0:
-            dues[account_id].append(InvoiceDue(-entry_id, created.date(), created.date(), amount))
-        else:
-            credits[account_id] -= amount
+            select(entry.id, entry.account_id, entry.created_at, entry.amount).where(*loose, entry.amount > 0)):
+        if account_id in dues:
+            dues[account_id].append(InvoiceDue(-entry_id, created.date(), created.date(), _cents(amount)))
     accounts = {a.id: a for a in db.scalars(select(Account).where(Account.org_id == org_id))}
     found = []
     for account_id in owing:
