@@ -1,5 +1,6 @@
-"""The accountant's payment pages: cash taken at the office, and the unmatched queue (assign a payment to an
-account, see payer IBANs that are no longer trusted, link a bank reversal to its payment).
+"""The accountant's payment pages: cash taken at the office, the unmatched queue (assign a payment to an
+account, see payer IBANs that are no longer trusted, link a bank reversal to its payment), and one account's
+invoices with their status and its payments, where a payment entered in error is reversed.
 
 Only an accountant or the organisation's admin, only their own organisation; every form carries a CSRF token.
 """
@@ -16,11 +17,18 @@ from sqlalchemy import select
 from cloud import db
 from cloud.auth import current_user, login_required
 from cloud.i18n import MESSAGES, translate
-from cloud.models import Account, Organisation, Payment, PaymentReversal, utcnow
+from cloud.models import Account, Invoice, Organisation, Payment, PaymentReversal, utcnow
+from cloud.payments.book import account_book
 from cloud.payments.csv_statement import parse_amount
 from cloud.payments.importer import PaymentEntryError, cash_payment, resolve_unmatched
 from cloud.payments.queue import conflicting_ibans, find_account, unmatched_payment, unmatched_payments
-from cloud.payments.reversals import ReversalError, apply_reversal, candidates_for, unlinked_reversals
+from cloud.payments.reversals import (
+    ReversalError,
+    apply_reversal,
+    candidates_for,
+    reverse_payment,
+    unlinked_reversals,
+)
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 ROLES = ("accountant", "org_admin")
@@ -86,6 +94,22 @@ WORDS: dict[str, dict[str, str]] = {
     "err_account_ambiguous": {"uk": "Рахунок {account} може бути {candidates}: введіть точно",
                               "en": "Account {account} could be {candidates}: type it exactly"},
     "err_account_unknown": {"uk": "Рахунку {account} немає в реєстрі", "en": "Account {account} is not in the register"},
+    "account_money": {"uk": "Оплати й рахунки абонента", "en": "An account's payments and invoices"},
+    "find": {"uk": "Знайти", "en": "Find"},
+    "status_paid": {"uk": "оплачено", "en": "paid"},
+    "status_partly_paid": {"uk": "частково оплачено", "en": "partly paid"},
+    "status_overdue": {"uk": "прострочено", "en": "overdue"},
+    "status_open": {"uk": "до сплати", "en": "to pay"},
+    "outstanding": {"uk": "Залишок", "en": "Outstanding"},
+    "credit_left": {"uk": "Переплата", "en": "Credit"},
+    "reversed_on": {"uk": "сторновано {date}", "en": "reversed {date}"},
+    "reverse": {"uk": "Сторнувати", "en": "Reverse"},
+    "reverse_reason": {"uk": "Причина", "en": "Reason"},
+    "reverse_confirm": {"uk": "Сторнувати всю оплату? Рахунки, які вона оплатила, знову покажуть борг.",
+                        "en": "Reverse the whole payment? The invoices it paid will owe again."},
+    "reversed_done": {"uk": "Оплату {amount} грн сторновано", "en": "{amount} UAH reversed"},
+    "err_reason": {"uk": "Вкажіть причину сторно", "en": "Give the reason"},
+    "channel_order": {"uk": "картка", "en": "card"},
     "err_reversal_amount": {"uk": "Оплата {payment} на {amount} грн, а сторно на {reversal} грн",
                             "en": "Payment {payment} is {amount} UAH, the reversal {reversal} UAH"},
 }
@@ -218,3 +242,58 @@ def link(reversal_id: int):
     else:
         flash(say("reversal_linked", payment=payment.id), "ok")
     return redirect(url_for("payments.unmatched"))
+
+
+@bp.get("/account")
+@login_required(*ROLES)
+def account():
+    """One account: its invoices with their status today, its payments (reversed ones marked), its credit."""
+    org = own_org()
+    session = db.session()
+    number = request.args.get("number", "").strip()
+    if not number:
+        return render_template("payments/account.html", found=None, number="", error=None)
+    try:
+        found = find_account(session, org.id, number)
+    except PaymentEntryError as exc:
+        return render_template("payments/account.html", found=None, number=number, error=problem(exc)), 404
+    book = account_book(session, org.id, found.id)
+    invoices = {i.id: i for i in session.scalars(select(Invoice).where(Invoice.org_id == org.id,
+                                                                      Invoice.account_id == found.id))}
+    statuses = [(invoices[a.invoice_id], a) for a in reversed(book.statuses(today()))]
+    reversals = {r.payment_id: r for r in session.scalars(
+        select(PaymentReversal).join(Payment, Payment.id == PaymentReversal.payment_id)
+        .where(PaymentReversal.org_id == org.id, Payment.account_id == found.id))}
+    payments = session.scalars(select(Payment).where(Payment.org_id == org.id, Payment.account_id == found.id)
+                               .order_by(Payment.booked.desc(), Payment.id.desc()).limit(200)).all()
+    return render_template("payments/account.html", found=found, number=found.number, error=None,
+                           statuses=statuses, payments=payments, reversals=reversals, credit=book.credit)
+
+
+@bp.post("/<int:payment_id>/reverse")
+@login_required(*ROLES)
+def reverse(payment_id: int):
+    """An accountant's storno of a whole payment (cash on the wrong account, a payment refunded by hand)."""
+    org = own_org()
+    session = db.session()
+    payment = session.scalar(select(Payment).where(Payment.org_id == org.id, Payment.id == payment_id,
+                                                   Payment.account_id.is_not(None)))
+    if payment is None:
+        abort(404)
+    number = session.get(Account, payment.account_id).number
+    reason = " ".join(request.form.get("reason", "").split())
+    if not reason:
+        flash(say("err_reason"), "problem")
+        return redirect(url_for("payments.account", number=number))
+    try:
+        with db.write_lock():
+            done = reverse_payment(session, payment, "hand", f"hand:{payment.id}", today(), current_user().email,
+                                   purpose=reason)
+            session.commit()
+    except ReversalError as exc:
+        session.rollback()
+        flash(problem(exc), "problem")
+    else:
+        flash(say("reversed_done", amount=f"{payment.amount:.2f}") if done else
+              say("err_reversed", payment=payment.id), "ok" if done else "problem")
+    return redirect(url_for("payments.account", number=number))

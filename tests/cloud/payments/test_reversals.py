@@ -254,3 +254,33 @@ def test_a_bank_export_in_its_real_layout_imports_from_the_command_line(app, db,
         from cloud.payments.queue import unmatched_payments
 
         assert unmatched_payments(session, coop["org"]) == []
+
+
+def test_the_account_page_shows_each_invoice_status_and_a_storno_makes_the_invoice_owe_again(app, client, db, coop):
+    run_import(db, coop, statement(entry("300.00", "о/р 01001", "S-1", day="2026-10-05"),
+                                   entry("200.00", "о/р 01001", "S-2", day="2026-11-04")))
+    with db() as session:
+        org = session.get(Organisation, coop["org"])
+        create_user(session, "buh@coop.ua", "correct horse battery", "accountant", org)
+        create_user(session, "head@coop.ua", "correct horse battery", "manager", org)
+        second = session.scalar(select(Payment).where(Payment.key == "ref:S-2"))
+    client.post("/login", data={"email": "buh@coop.ua", "password": "correct horse battery"})
+    page = client.get("/payments/account?number=1001").get_data(as_text=True)
+    # September is paid; October (due 20.11.2026) has 200.00 of 500.00 and is past due.
+    assert 'status-paid">оплачено' in page and 'status-elevated">прострочено' in page
+    assert "Залишок 300,00" in page
+    assert client.post(f"/payments/{second.id}/reverse", data={"reason": ""}).status_code == 302
+    assert "Вкажіть причину" in client.get("/payments/account?number=01001").get_data(as_text=True)
+    response = client.post(f"/payments/{second.id}/reverse", data={"reason": "внесено не тому абоненту"},
+                           follow_redirects=True)
+    body = response.get_data(as_text=True)
+    assert "Оплату 200.00 грн сторновано" in body and "внесено не тому абоненту" in body
+    assert "Залишок 500,00" in body  # October owes all of it again
+    client.post(f"/payments/{second.id}/reverse", data={"reason": "ще раз"})
+    assert book(db, coop)[1] == Decimal("500.00")
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(PaymentReversal)) == 1
+    assert client.get("/payments/account?number=7777").status_code == 404
+    client.post("/logout")
+    client.post("/login", data={"email": "head@coop.ua", "password": "correct horse battery"})
+    assert client.get("/payments/account?number=01001").status_code == 403
