@@ -98,12 +98,13 @@ def split_by_days(kwh: Decimal, tariffs: list[TariffPeriod], start: date, end: d
 
 def energy_lines(kwh_by_zone: dict[str, Decimal], tariffs: Sequence[TariffPeriod], start: date, end: date,
                  cooperative: bool, wording: str | None = None, unit: str = "кВт·год",
-                 step: Decimal = KWH) -> list[Line]:
-    """Charge lines for the period's consumption (by zone when the tariff has zones; "all" otherwise)."""
+                 step: Decimal = KWH, checked: bool = False) -> list[Line]:
+    """Charge lines for the period's consumption (by zone when the tariff has zones; "all" otherwise).
+    ``checked``: the tariffs are already the covering ones from ``check_validity`` (a run checks once)."""
     for zone, value in kwh_by_zone.items():
         if value < 0:
             raise RatingError(f"consumption in zone {zone} is negative ({value})")
-    covering = check_validity(tariffs, start, end)
+    covering = list(tariffs) if checked else check_validity(tariffs, start, end)
     wording = wording or (COOPERATIVE_WORDING if cooperative else "електрична енергія")
     lines = []
     for zone, kwh in kwh_by_zone.items():

@@ -64,15 +64,18 @@ def check_readings_rise(db: Session, site: Site, start: datetime, end: datetime)
     """Every counter of the site's meters only grows: a reading lower than the one before it (from a month
     before the period to its end) is an error naming the meter, both readings and who entered it."""
     value = func.coalesce(Reading.values["import_kwh"].as_float(), Reading.values["heat_gcal"].as_float())
-    ordered = (
-        select(Meter.code, Reading.ts, Reading.source, value.label("value"),
-               func.lag(value).over(partition_by=Reading.meter_id, order_by=Reading.ts).label("previous"),
-               func.lag(Reading.ts, type_=Reading.ts.type).over(partition_by=Reading.meter_id, order_by=Reading.ts)
-               .label("previous_ts"))
+    counters = (
+        select(Meter.code, Reading.meter_id, Reading.ts, Reading.source, value.label("value"))
         .join(Meter, Meter.id == Reading.meter_id)
         .where(Meter.site_id == site.id, Reading.ts >= start - timedelta(days=31), Reading.ts <= end)
         .subquery()
     )
+    window = {"partition_by": counters.c.meter_id, "order_by": counters.c.ts}
+    ordered = select(
+        counters.c.code, counters.c.ts, counters.c.source, counters.c.value,
+        func.lag(counters.c.value).over(**window).label("previous"),
+        func.lag(counters.c.ts, type_=Reading.ts.type).over(**window).label("previous_ts"),
+    ).subquery()
     wrong = db.execute(select(ordered).where(ordered.c.value < ordered.c.previous)
                        .order_by(ordered.c.code, ordered.c.ts).limit(1)).first()
     if wrong is not None:

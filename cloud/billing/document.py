@@ -89,7 +89,12 @@ def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
     account = db.get(Account, invoice.account_id)
     org = db.get(Organisation, invoice.org_id)
     heat = org.kind == "heat"
-    meter = db.scalar(select(Meter.code).where(Meter.account_id == account.id).limit(1)) or ""
+    segments = [m for m in invoice.meters or () if "from" in m]
+    if len(segments) > 1:  # a meter replaced inside the period: both, in order
+        meter = " → ".join(m["meter"] for m in segments)
+    else:
+        meter = db.scalar(select(Meter.code).where(Meter.account_id == account.id, Meter.removed_at.is_(None))
+                          .order_by(Meter.id.desc()).limit(1)) or ""
     paid = -Decimal(db.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
         LedgerEntry.account_id == account.id, LedgerEntry.kind == "payment",
         LedgerEntry.period == invoice.period)) or 0)

@@ -179,7 +179,7 @@ def draw_invoice(pdf: InvoicePdf, doc: InvoiceDocument) -> None:
 
 
 def draw_sparkline(pdf: InvoicePdf, doc: InvoiceDocument, x: float, y: float, w: float, h: float) -> None:
-    pdf.text_at(x, y - 6, "Споживання за 12 місяців, кВт·год", 8.5, "B")
+    pdf.text_at(x, y - 6, f"Споживання за 12 місяців, {doc.unit}", 8.5, "B")
     history = list(doc.history)[-12:]
     if not history:
         return

@@ -157,7 +157,8 @@ def rate(used: Consumption, org: Organisation, account: Account, tariffs: list[T
         kwh, carry, credit = net_billing(used.kwh, used.export_kwh, carried or Decimal(0), org.net_billing,
                                          org.export_price)
     by_zone = used.by_zone if used.by_zone is not None and not used.export_kwh and not carried else {"all": kwh}
-    lines = energy_lines(by_zone, tariffs, first_day, last_day, cooperative, energy_wording(org, account, cooperative))
+    lines = energy_lines(by_zone, tariffs, first_day, last_day, cooperative, energy_wording(org, account, cooperative),
+                         checked=True)
     if used.source == "estimate":
         lines = [Line(line.kind, f"{line.description} — оцінка: середнє споживання за {used.estimate_months} міс.",
                       line.quantity, line.unit, line.price, line.amount) for line in lines]
@@ -210,7 +211,10 @@ def electricity_invoices(db: Session, site: Site, org: Organisation, period: str
     first_day, last_day = start.date(), (end - timedelta(days=1)).date()
     energies = meter_energy(db, site, start, end)
     bounds = bound_readings(db, site, start, end)
-    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.org_id == org.id))}
+    # Plain rows, not ORM objects: a hundred thousand accounts load in a fraction of the time.
+    accounts = {a.id: a for a in db.execute(
+        select(Account.id, Account.number, Account.category, Account.benefit_pct, Account.benefit_norm_kwh,
+               Account.subsidy_uah).where(Account.org_id == org.id))}
     carried = carried_export(db, org.id, period)
     meters: dict[int, list[MeterRow]] = {}
     for row in db.execute(
@@ -249,8 +253,11 @@ def electricity_invoices(db: Session, site: Site, org: Organisation, period: str
             raise BillingError(f"account {account.number}, meter {codes}: {exc}") from exc
         energy = [line for line in lines if line.kind == "energy"]
         quantity = sum((line.quantity for line in energy), Decimal(0))
+        # With two meters (a replacement) one pair of readings means nothing: each segment is printed instead.
+        single = len(used.meters) < 2
         drafted.invoices.append({
-            "account_id": account_id, "quantity": quantity, "start": used.start_reading, "end": used.end_reading,
+            "account_id": account_id, "quantity": quantity, "start": used.start_reading if single else None,
+            "end": used.end_reading if single else None,
             "lines": payload(lines, meter=codes, source=used.source, **({"estimate": True}
                                                                       if used.source == "estimate" else {})),
             "estimated": used.source == "estimate", "meters": list(used.meters)})
