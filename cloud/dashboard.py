@@ -99,6 +99,7 @@ def billing(code: str):
         return redirect(url_for("dashboard.billing", code=code, period=period))
     run = db.session().scalar(select(BillingRun).where(BillingRun.site_id == found.id, BillingRun.period == period))
     licence = licence_offer(found, period, run)
+    pending = pending_on_site(found)
     invoices = []
     if run is not None:
         from cloud.models import Account, Invoice
@@ -107,7 +108,44 @@ def billing(code: str):
             select(Invoice.number, Account.number, Account.holder, Invoice.quantity_kwh, Invoice.total, Invoice.id)
             .join(Account, Account.id == Invoice.account_id).where(Invoice.run_id == run.id)
             .order_by(Account.number).limit(500)).all()
-    return render_template("billing.html", site=found, period=period, run=run, invoices=invoices, licence=licence)
+    return render_template("billing.html", site=found, period=period, run=run, invoices=invoices, licence=licence,
+                           pending=pending)
+
+
+def pending_on_site(site: Site) -> list:
+    """Corrections recorded for the site's accounts that no issued invoice carries yet."""
+    from cloud.models import Account, Correction, Invoice
+
+    return db.session().execute(
+        select(Invoice.number, Account.number, Correction.amount, Correction.reason)
+        .join(Invoice, Invoice.id == Correction.invoice_id).join(Account, Account.id == Correction.account_id)
+        .where(Correction.org_id == site.org_id, Account.site_id == site.id, Correction.applied_invoice_id.is_(None))
+        .order_by(Correction.id)).all()
+
+
+@bp.post("/<code>/corrections")
+@require("org_admin", "accountant")
+def correction(code: str):
+    """The accountant records a correction (перерахунок) of an issued invoice; the next run carries it."""
+    from flask import flash, redirect, url_for
+
+    from cloud.billing.corrections import CorrectionError, record_correction
+    from cloud.i18n import translate
+    from cloud.models import Organisation
+    from shared.money import MoneyError, uah
+
+    found = org_site(code)
+    user = current_user()
+    try:
+        record_correction(db.session(), db.session().get(Organisation, user.org_id),
+                          request.form.get("invoice", "").strip(), uah(request.form.get("amount", "")),
+                          request.form.get("reason", ""), user.email, uah(request.form.get("kwh") or "0"))
+        db.session().commit()
+        flash(translate("correction_recorded"), "ok")
+    except (CorrectionError, MoneyError) as exc:
+        db.session().rollback()
+        flash(str(exc), "problem")
+    return redirect(url_for("dashboard.billing", code=found.code, period=request.form.get("period") or None))
 
 
 def licence_offer(site: Site, period: str | None, run: BillingRun | None) -> dict | None:

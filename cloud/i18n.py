@@ -124,6 +124,18 @@ MESSAGES: dict[str, dict[str, str]] = {
     "net_year": {"uk": "Мінус ліцензія першого року, грн", "en": "Less the first year's licence, UAH"},
     "payback_months": {"uk": "Окупність, міс.", "en": "Payback, months"},
     "pp": {"uk": "п.п.", "en": "pp"},
+    "correction_title": {"uk": "Перерахунок за виставленим рахунком", "en": "Correct an issued invoice"},
+    "correction_help": {"uk": "Виставлений рахунок не змінюється: перерахунок буде окремим рядком наступного рахунку "
+                              "абонента з посиланням на цей.",
+                        "en": "An issued invoice never changes: the correction is a line on the account's next "
+                              "invoice, referring to it."},
+    "correction_invoice": {"uk": "№ рахунку", "en": "Invoice №"},
+    "correction_amount": {"uk": "Сума, грн (+ донарахувати, − зменшити)", "en": "Amount, UAH (+ charge, − credit)"},
+    "correction_kwh": {"uk": "кВт·год (необов'язково)", "en": "kWh (optional)"},
+    "correction_reason": {"uk": "Підстава", "en": "Reason"},
+    "correction_record": {"uk": "Записати перерахунок", "en": "Record the correction"},
+    "correction_recorded": {"uk": "Перерахунок записано: він буде в наступному рахунку абонента.",
+                            "en": "Correction recorded: it goes onto the account's next invoice."},
     "estimate": {"uk": "оцінка", "en": "estimate"},
     "estimate_note": {"uk": "Показник не надійшов: нараховано за оцінкою (середнє за останні місяці); буде уточнено "
                              "за першим фактичним показником.",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from cloud.billing.consumption import counter_at
 from cloud.billing.run import BillingError, Drafted, Tariffs, payload
-from cloud.models import Account, HeatingSeason, Meter, Organisation, Site
+from cloud.models import Account, HeatingSeason, Invoice, Meter, Organisation, Site
 from shared.heat import HeatError, Unit, distribute
 from shared.money import line_amount
 from shared.tariffs import RatingError, energy_lines, fee_lines, subsidy_line
@@ -77,17 +77,21 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
     for account in accounts:
         if account.heated_area_m2 is None:
             raise BillingError(f"account {account.number}: no heated area; enter it before billing heat")
-        gcal = None
+        gcal, daily = None, None
         meter = own.get(account.id)
         if meter is not None and windows:
             gcal = metered_gcal(db, meter.id, windows)
             if gcal is None:
-                drafted.problems.append(f"account {account.number}: heat meter {meter.code} has no reading for "
-                                        f"{period}; drafted by area, cannot be issued")
+                # Away for verification (or not read): the previous period's average daily consumption.
+                daily = previous_daily(db, account.id, meter.code, period)
+                if daily is None:
+                    drafted.problems.append(f"account {account.number}: heat meter {meter.code} has no reading for "
+                                            f"{period} and no earlier daily average; drafted by area, cannot be "
+                                            "issued")
             elif gcal < 0:
                 raise BillingError(f"account {account.number}: heat meter {meter.code} went down by {-gcal} Gcal")
-            unit_meter[account.number] = (meter, gcal)
-        units.append(Unit(account.number, Decimal(account.heated_area_m2), gcal,
+            unit_meter[account.number] = (meter, gcal, daily)
+        units.append(Unit(account.number, Decimal(account.heated_area_m2), gcal, daily,
                           common_coefficient=Decimal(account.common_coefficient or 1)))
     try:
         shares = {share.ref: share for share in distribute(building_gcal, units, Decimal(site.heat_common_share),
@@ -97,9 +101,13 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
     distributed = Decimal(0)
     for account in accounts:
         share = shares[account.number]
-        meter, gcal = unit_meter.get(account.number, (None, None))
-        how = (f" (за лічильником {meter.code})" if gcal is not None else
-               f" (за опалюваною площею {Decimal(account.heated_area_m2).normalize():f} м²)")
+        meter, gcal, daily = unit_meter.get(account.number, (None, None, None))
+        if gcal is not None:
+            how = f" (за лічильником {meter.code})"
+        elif daily is not None:
+            how = f" (лічильник {meter.code} не знято: середньодобове попереднього періоду {daily:f} Гкал × {days} дн.)"
+        else:
+            how = f" (за опалюваною площею {Decimal(account.heated_area_m2).normalize():f} м²)"
         try:
             lines = []
             if share.heating_gcal:
@@ -117,7 +125,9 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
         meters = [{"meter": building.code, "role": "building", "quantity": f"{building_gcal:f}", "unit": "Гкал",
                    "heating_days": days}]
         if meter is not None:
-            meters.append({"meter": meter.code, "quantity": None if gcal is None else f"{gcal:f}", "unit": "Гкал"})
+            meters.append({"meter": meter.code, "quantity": None if gcal is None else f"{gcal:f}", "unit": "Гкал",
+                           "daily": f"{(gcal / days).quantize(Decimal('0.000001')):f}" if gcal is not None and days
+                           else None})
         drafted.invoices.append({
             "account_id": account.id, "quantity": share.total_gcal, "start": None, "end": None,
             "lines": payload(lines, meter=meter.code if meter else building.code, source="heat"),
@@ -128,6 +138,16 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
                        "distributed_uah": f"{distributed:.2f}", "price": f"{tariffs[-1].unit_price:f}",
                        "purchase_uah": f"{line_amount(building_gcal, tariffs[-1].unit_price):.2f}"}
     return drafted
+
+
+def previous_daily(db: Session, account_id: int, meter_code: str, period: str) -> Decimal | None:
+    """The unit meter's average daily Gcal in the account's last issued heat invoice that had it read."""
+    for meters in db.scalars(select(Invoice.meters).where(Invoice.account_id == account_id, Invoice.status == "issued",
+                                                          Invoice.period < period).order_by(Invoice.period.desc())):
+        for meter in meters or ():
+            if meter.get("meter") == meter_code and meter.get("daily"):
+                return Decimal(meter["daily"])
+    return None
 
 
 def set_heating_season(db: Session, org: Organisation, starts: date, ends: date | None = None) -> HeatingSeason:

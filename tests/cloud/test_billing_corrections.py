@@ -155,3 +155,30 @@ def test_a_reading_lower_than_the_one_before_is_named_and_nothing_is_billed(db):
         bill(db, "TP-7", "2026-10")
     with db() as session:
         assert session.scalar(select(func.count()).select_from(Invoice)) == 0  # not even the good account
+
+
+def test_the_accountant_records_a_correction_from_the_billing_page(client, db, three_months):
+    from cloud.organisations import create_user
+
+    with db() as session:
+        org = session.scalar(select(Organisation))
+        create_user(session, "buh@coop.ua", "correct horse battery", "accountant", org)
+        create_user(session, "board@coop.ua", "correct horse battery", "manager", org)
+        august = invoice_of(session, "01001", "2026-08").number
+    client.post("/login", data={"email": "board@coop.ua", "password": "correct horse battery"})
+    assert "Перерахунок за виставленим рахунком" not in client.get("/sites/TP-7/billing").get_data(as_text=True)
+    assert client.post("/sites/TP-7/corrections", data={"invoice": august, "amount": "-10",
+                                                         "reason": "x"}).status_code == 403
+    client.get("/logout")
+    client.post("/login", data={"email": "buh@coop.ua", "password": "correct horse battery"})
+    wrong = client.post("/sites/TP-7/corrections", data={"invoice": "777", "amount": "-10", "reason": "x"},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "invoice №777 is not an issued invoice" in wrong
+    page = client.post("/sites/TP-7/corrections", data={"invoice": august, "amount": "-45,20", "kwh": "-10",
+                                                        "reason": "помилка в показнику", "period": "2026-10"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Перерахунок записано" in page and "помилка в показнику" in page and "−45,20" in page.replace("-", "−")
+    bill(db, "TP-7", "2026-10")
+    with db() as session:
+        [line] = [x for x in invoice_of(session, "01001", "2026-10").lines if x["kind"] == "correction"]
+        assert line["amount"] == "-45.20" and line["quantity"] == "-10" and line["price"] == "4.52"

@@ -219,3 +219,20 @@ def test_a_negative_heated_area_is_named_and_nothing_is_billed(db, building):
     with db() as session:
         assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.status == "draft")) == 3
         assert session.scalar(select(Organisation.kind)) == "heat"
+
+
+def test_a_flat_meter_away_for_verification_heats_by_last_periods_daily_average(db, building):
+    bill(db, "B-12", "2026-10", issue=True)  # flat 2 measured 2 Gcal in 17 heating days
+    with db() as session:
+        read(session, session.scalar(select(Meter).where(Meter.code == "TB-12")), datetime(2026, 12, 1), "130.0000",
+             register="heat_gcal")
+    result = bill(db, "B-12", "2026-11")  # flat 2's meter is away: no reading on 1 December
+    assert result.problems == [] and result.summary["heating_days"] == 30
+    with db() as session:
+        flat = invoice_of(session, "2", "2026-11")
+        heating = flat.lines[0]
+        assert "лічильник HM-2 не знято: середньодобове попереднього періоду 0.117647 Гкал × 30 дн." in \
+            heating["description"]
+        assert heating["quantity"].startswith("3.529")  # 0.117647 × 30 = 3.52941
+        quantities = session.scalars(select(Invoice.quantity_kwh).where(Invoice.period == "2026-11"))
+        assert sum(quantities) == Decimal("17.5")
