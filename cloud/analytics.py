@@ -133,6 +133,7 @@ def collection_report(db: Session, org: Organisation, period: str, today: date, 
                       last: int = 12) -> Report:
     """The collection rate of the last ``last`` periods up to ``period``: paid / to pay, each period and overall."""
     by_period = _ledger_by_period(db, org.id, period)
+    by_period.setdefault(period, {})  # the chosen month has its row, even before anything happened in it
     rows = []
     for p in sorted(by_period)[-last:]:
         sums = by_period[p]

@@ -9,12 +9,15 @@ import csv
 import io
 import json
 import re
+import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from cloud.billing.run import account_balance
@@ -353,3 +356,54 @@ def test_a_heat_network_reports_its_volumes_in_gcal(db):
     assert "Спожито, Гкал" in consumption.headers() and "Гкал" in consumption.title
     assert "Volume, Gcal" in regulator.headers()
     assert consumption.rows == [] and consumption.total("average_kwh") is None
+
+
+MONEY_IN = st.lists(st.tuples(
+    st.sampled_from(["01001", "01002", "04001", "09999"]),  # 09999 is no one's: the payment waits in the queue
+    st.decimals(min_value=Decimal("0.01"), max_value=Decimal("4000.00"), places=2),
+    st.sampled_from([date(2026, 11, 3), date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 24)]),
+    st.sampled_from(["bank", "cash"]),
+    st.booleans()), min_size=1, max_size=6)  # True: the payment is reversed by the accountant afterwards
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(money_in=MONEY_IN)
+def test_the_reports_agree_after_any_money_in_and_back(db, books, money_in):
+    """Whatever comes in (by bank or cashier, matched or not) and goes back, every month's sheet closes on the
+    ledger, the debtors are its positive balances, and the payments report reconciles with its «paid»."""
+    from cloud.models import Payment
+    from cloud.payments.importer import cash_payment, import_statement
+    from cloud.payments.reversals import reverse_payment
+
+    with db() as session:
+        org = session.get(Organisation, books)
+        for account, amount, day, channel, reverse in money_in:
+            ref = f"H-{uuid.uuid4().hex[:12]}"
+            if channel == "cash" and account != "09999":
+                payment, _ = cash_payment(session, org, session.scalar(select(Account).where(
+                    Account.org_id == books, Account.number == account)), amount, day, "cashier", ref)
+            else:
+                import_statement(session, org, camt053(entry(f"{amount:.2f}", f"о/р {account}", ref,
+                                                             day=day.isoformat())), f"{ref}.xml", "camt053")
+                payment = session.scalar(select(Payment).where(Payment.key.like(f"%{ref}%")))
+            if reverse:
+                reverse_payment(session, payment, "hand", f"storno-{ref}", day, "accountant")
+    with db() as session:
+        balances = {a.number: account_balance(session, a.id) for a in session.scalars(
+            select(Account).where(Account.org_id == books))}
+    opening = None
+    for period in ("2026-10", "2026-11", "2026-12"):
+        sheet = report(db, books, "turnover", period)
+        if opening is not None:
+            assert sheet.total("opening_debit") - sheet.total("opening_credit") == opening
+        opening = sheet.total("closing_debit") - sheet.total("closing_credit")
+        debtors, payments = report(db, books, "debtors", period), report(db, books, "payments", period)
+        assert debtors.total("debt") == sheet.total("closing_debit")
+        assert all(sum(r[3:7], Decimal(0)) == r[2] for r in debtors.rows)
+        if payments.rows:
+            assert payments.total("total") - payments.total("unmatched") - payments.total("reversed") == \
+                sheet.total("paid")
+        [month] = [r for r in report(db, books, "collection", period).rows if r[0] == period]
+        assert month[6] == sheet.total("paid")
+    closing = {r[0]: r[sheet.column("closing_debit")] - r[sheet.column("closing_credit")] for r in sheet.rows}
+    assert closing == balances  # December is the last month with entries: its sheet is the ledger
