@@ -1,0 +1,188 @@
+"""``balans cloud correct | heating-season | set-account | enter-reading | import-readings | replace-meter``: the
+office's billing work from the command line, thin over cloud/billing (the same functions the pages call)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from cloud.db import session_scope
+
+
+def _app():
+    return current_app._get_current_object()
+
+
+def _org(db, ref: str):
+    from cloud.cli import _org as find_org
+
+    return find_org(db, ref)
+
+
+def _site(db, code: str):
+    from cloud.cli import _site as find_site
+
+    return find_site(db, code)
+
+
+@click.command("correct")
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.option("--invoice", "invoice_number", required=True, help="number of the issued invoice to correct")
+@click.option("--amount", required=True, help="UAH, kopecks at most: positive charges more, negative credits")
+@click.option("--kwh", default="0", help="kWh added (+) or taken off (−), printed on the line")
+@click.option("--reason", required=True, help="why — printed on the next invoice")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def correct(org_ref, invoice_number, amount, kwh, reason, as_json):
+    """Record a correction (перерахунок) of an issued invoice. The invoice never changes: the correction is a
+    line on the account's next invoice, and a ledger entry referring to the original when that one is issued.
+
+    Example: balans cloud correct --org 1 --invoice 000042 --amount=-120.50 --kwh=-25 --reason "лічильник повірено"
+    """
+    from cloud.billing.corrections import CorrectionError, record_correction
+    from shared.money import MoneyError, uah
+
+    with session_scope(_app()) as db:
+        try:
+            correction = record_correction(db, _org(db, org_ref), invoice_number, uah(amount), reason, "cli",
+                                           uah(kwh))
+        except (CorrectionError, MoneyError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        result = {"correction": correction.id, "invoice": invoice_number, "amount": f"{correction.amount:.2f}",
+                  "status": "pending: on the account's next invoice"}
+    click.echo(json.dumps(result, ensure_ascii=False) if as_json else
+               f"correction {result['correction']} of invoice №{invoice_number}: {result['amount']} UAH, "
+               "goes onto the account's next invoice")
+
+
+@click.command("heating-season")
+@click.option("--org", "org_ref", required=True)
+@click.option("--from", "starts", required=True, help="YYYY-MM-DD, the first day of heating")
+@click.option("--to", "ends", default="", help="YYYY-MM-DD, the last day (leave out while it goes on)")
+@with_appcontext
+def heating_season(org_ref, starts, ends):
+    """Record the heating season the council declared.  Example: balans cloud heating-season --org 2 --from 2026-10-15"""
+    from cloud.billing.heat_run import set_heating_season
+    from cloud.billing.run import BillingError
+
+    with session_scope(_app()) as db:
+        try:
+            season = set_heating_season(db, _org(db, org_ref), date.fromisoformat(starts),
+                                        date.fromisoformat(ends) if ends else None)
+        except BillingError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"heating season from {season.starts}" + (f" to {season.ends}" if season.ends else ""))
+
+
+@click.command("set-account")
+@click.option("--org", "org_ref", required=True)
+@click.option("--number", required=True, help="особовий рахунок")
+@click.option("--category", default=None, help="customer segment: household | business | …")
+@click.option("--area", default=None, help="heated area, m² (heat)")
+@click.option("--common-coefficient", default=None, help="co-owners' coefficient on the common-use share: "
+              "1, 0.2–0.9 or 1.1–2")
+@with_appcontext
+def set_account(org_ref, number, category, area, common_coefficient):
+    """Set an account's billing details.  Example: balans cloud set-account --org 2 --number 12-045 --area 54.3"""
+    from cloud.models import Account
+
+    with session_scope(_app()) as db:
+        org = _org(db, org_ref)
+        account = db.scalar(select(Account).where(Account.org_id == org.id, Account.number == number))
+        if account is None:
+            raise click.ClickException(f"account {number} does not exist in {org.name}")
+        if area is not None:
+            if Decimal(area) <= 0:
+                raise click.ClickException(f"account {number}: heated area must be positive, got {area} m²")
+            account.heated_area_m2 = Decimal(area)
+        if common_coefficient is not None:
+            k = Decimal(common_coefficient)
+            if k != 1 and not (Decimal("0.2") <= k <= Decimal("0.9") or Decimal("1.1") <= k <= 2):
+                raise click.ClickException(f"account {number}: the coefficient {k} must be 1, 0.2–0.9 or 1.1–2")
+            account.common_coefficient = k
+        if category is not None:
+            account.category = category
+        click.echo(f"account {number}: category {account.category}, area {account.heated_area_m2} m², "
+                   f"coefficient {account.common_coefficient}")
+
+
+@click.command("enter-reading")
+@click.option("--site", "site_code", required=True)
+@click.option("--meter", "meter_code", required=True)
+@click.option("--at", "at", required=True, help="YYYY-MM-DD[ HH:MM], UTC")
+@click.option("--value", required=True, help="the counter, kWh (or Gcal with --gcal)")
+@click.option("--gcal", is_flag=True, help="a heat meter's counter")
+@with_appcontext
+def enter_reading_cmd(site_code, meter_code, at, value, gcal):
+    """Enter a meter reading taken by the office.  Example: balans cloud enter-reading --site TP-118 --meter M01001 --at 2026-11-01 --value 15420"""
+    from datetime import datetime
+
+    from cloud.billing.consumption import ReadingError
+    from cloud.billing.readings import enter_reading
+
+    with session_scope(_app()) as db:
+        try:
+            enter_reading(db, _site(db, site_code), meter_code, datetime.fromisoformat(at),
+                          Decimal(value.replace(",", ".")), "cli", "heat_gcal" if gcal else "import_kwh")
+        except (ReadingError, ValueError, ArithmeticError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"meter {meter_code}: {value} at {at}")
+
+
+@click.command("import-readings")
+@click.option("--site", "site_code", required=True)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def import_readings_cmd(site_code, path):
+    """Import the office's readings from a CSV (meter,at,value[,register]); all rows or none.
+
+    Example: balans cloud import-readings --site TP-118 obkhid-2026-11.csv
+    """
+    from pathlib import Path
+
+    from cloud.billing.consumption import ReadingError
+    from cloud.billing.readings import import_readings
+
+    with session_scope(_app()) as db:
+        try:
+            count = import_readings(db, _site(db, site_code), Path(path).read_text(encoding="utf-8-sig"),
+                                    Path(path).name, "cli")
+        except ReadingError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"{count} readings from {path}")
+
+
+@click.command("replace-meter")
+@click.option("--site", "site_code", required=True)
+@click.option("--old", "old_code", required=True)
+@click.option("--new", "new_code", required=True)
+@click.option("--at", "at", required=True, help="YYYY-MM-DD HH:MM, UTC")
+@click.option("--old-reading", required=True, help="the old meter's last counter")
+@click.option("--new-reading", default="0", help="the new meter's first counter")
+@with_appcontext
+def replace_meter_cmd(site_code, old_code, new_code, at, old_reading, new_reading):
+    """Record a meter replaced: the month is billed as the old meter's part plus the new one's.
+
+    Example: balans cloud replace-meter --site TP-118 --old M01001 --new M01001-2 --at "2026-10-15 12:00" --old-reading 15200
+    """
+    from datetime import datetime
+
+    from cloud.billing.consumption import ReadingError
+    from cloud.billing.readings import replace_meter
+
+    with session_scope(_app()) as db:
+        try:
+            replace_meter(db, _site(db, site_code), old_code, new_code, datetime.fromisoformat(at),
+                          Decimal(old_reading), Decimal(new_reading), "cli")
+        except (ReadingError, ValueError, ArithmeticError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"meter {old_code} replaced by {new_code} at {at}")
+
+
+BILLING_COMMANDS = [correct, heating_season, set_account, enter_reading_cmd, import_readings_cmd, replace_meter_cmd]
