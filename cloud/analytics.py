@@ -156,7 +156,7 @@ def consumption_dynamics(db: Session, org_id: int, last: int = 12,
     if until:
         query = query.where(Invoice.period <= until)
     rows = db.execute(query.group_by(Invoice.period).order_by(Invoice.period.desc()).limit(last)).all()
-    return [(period, Decimal(kwh).quantize(Decimal("0.001")), count,
+    return [(period, Decimal(kwh).quantize(Decimal("0.0001")), count,
              (Decimal(kwh) / count).quantize(TENTH, ROUND_HALF_UP)) for period, kwh, count in reversed(rows)]
 
 

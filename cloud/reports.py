@@ -178,7 +178,7 @@ def regulator_summary(db: Session, org_id: int, period: str) -> list[dict]:
     for row in turnover_sheet(db, org_id, period).rows:
         group = groups.setdefault(row.category, {
             "category": row.category, "accounts": 0, "volume_kwh": volume.get(row.category, Decimal(0)).quantize(
-                Decimal("0.001")), "accrued_uah": ZERO, "recalculations_uah": ZERO, "benefits_uah": ZERO,
+                Decimal("0.0001")), "accrued_uah": ZERO, "recalculations_uah": ZERO, "benefits_uah": ZERO,
             "subsidies_uah": ZERO, "paid_uah": ZERO, "debt_uah": ZERO, "prepaid_uah": ZERO})
         values = row.values()
         group["accounts"] += 1
@@ -196,9 +196,10 @@ def volume_unit(org: Organisation) -> tuple[str, str]:
 
 
 def in_unit(column: Column, org: Organisation) -> Column:
-    """The column with its kWh headers in the organisation's unit."""
+    """The column with its kWh headers in the organisation's unit (Gcal to 0.0001, as invoices keep it)."""
     uk, en = volume_unit(org)
-    return replace(column, uk=column.uk.replace("кВт·год", uk), en=column.en.replace("kWh", en))
+    places = 4 if org.kind == "heat" and column.places == 3 else column.places
+    return replace(column, uk=column.uk.replace("кВт·год", uk), en=column.en.replace("kWh", en), places=places)
 
 
 def _subtitle(org_name: str, period: str, lang: str, extra: str = "") -> str:
