@@ -182,3 +182,38 @@ def test_the_accountant_records_a_correction_from_the_billing_page(client, db, t
     with db() as session:
         [line] = [x for x in invoice_of(session, "01001", "2026-10").lines if x["kind"] == "correction"]
         assert line["amount"] == "-45.20" and line["quantity"] == "-10" and line["price"] == "4.52"
+
+
+def test_another_organisation_can_neither_see_nor_correct_the_invoice(client, db, three_months):
+    from cloud.organisations import create_user
+
+    with db() as session:
+        august = invoice_of(session, "01001", "2026-08").number
+        other, _ = office(session, name="ОК «Інший»", code="TP-9")
+        create_user(session, "buh@other.ua", "correct horse battery", "accountant", other)
+        with pytest.raises(CorrectionError, match="not an issued invoice of ОК «Інший»"):
+            record_correction(session, other, august, Decimal("-10"), "чужий рахунок", "buh@other.ua")
+    client.post("/login", data={"email": "buh@other.ua", "password": "correct horse battery"})
+    assert client.post("/sites/TP-7/corrections", data={"invoice": august, "amount": "-10",
+                                                         "reason": "x"}).status_code == 404
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(Correction)) == 0
+
+
+def test_a_segment_whose_grid_has_a_gap_is_named(db):
+    from datetime import date
+
+    from cloud.models import Tariff
+
+    with db() as session:
+        org, site = office(session, kind="supplier", name="ТОВ «Енергозбут»", code="PS-9", price="")
+        session.add_all([Tariff(org_id=org.id, kind="supplier", segment="business", purchase_price=Decimal("6.5"),
+                                valid_from=date(2026, 1, 1), valid_to=date(2026, 10, 10)),
+                         Tariff(org_id=org.id, kind="supplier", segment="business", purchase_price=Decimal("6.9"),
+                                valid_from=date(2026, 10, 20))])
+        _, meter = account_with_meter(session, org, site, "B-1", category="business")
+        read(session, meter, month("2026-10"), "0")
+        read(session, meter, month("2026-11"), "100")
+    with pytest.raises(BillingError, match=r"segment business: gap between tariffs #\d+ від 01.01.2026 \(business\) "
+                                           r"\(to 2026-10-10\) and #\d+ від 20.10.2026"):
+        bill(db, "PS-9", "2026-10")
