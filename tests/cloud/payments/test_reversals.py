@@ -284,3 +284,13 @@ def test_the_account_page_shows_each_invoice_status_and_a_storno_makes_the_invoi
     client.post("/logout")
     client.post("/login", data={"email": "head@coop.ua", "password": "correct horse battery"})
     assert client.get("/payments/account?number=01001").status_code == 403
+
+
+def test_the_import_command_says_what_the_statement_undid(app, db, coop, tmp_path):
+    path = tmp_path / "nov.xml"
+    path.write_bytes(statement(entry("300.00", "о/р 01001", "T-1"), debit("300.00", "T-1", PAYER, reversal=True),
+                               debit("55.00", "T-9", "", reversal=True)))
+    shown = app.test_cli_runner().invoke(args=["import-statement", "--org", str(coop["org"]), str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "1 imported (1 matched, 0 unmatched)" in shown.output
+    assert "1 reversed (300.00 UAH); 1 reversals to link (balans cloud unmatched)" in shown.output
