@@ -189,7 +189,7 @@ def revenue_structure(db: Session, org_id: int, period: str) -> dict[str, Decima
     return dict(sorted(structure.items()))
 
 
-REVENUE_ORDER = ("energy", "fee", "export_credit", "benefit", "subsidy")
+REVENUE_ORDER = ("energy", "fee", "export_credit", "correction", "trueup", "benefit", "subsidy")
 REVENUE_COLUMNS = (
     Column("component", "Складова", "Component", width=24),
     money("amount", "Сума", "Amount"),
@@ -203,6 +203,8 @@ def revenue_report(db: Session, org: Organisation, period: str, today: date, lan
     structure = {k: v for k, v in revenue_structure(db, org.id, period).items() if k != "carry"}
     order = sorted(structure, key=lambda k: (REVENUE_ORDER.index(k) if k in REVENUE_ORDER else 99, k))
     gross = sum((v for v in structure.values() if v > 0), ZERO)
-    rows = [(word(f"line_{k}", lang), structure[k].quantize(ZERO), _pct(structure[k], gross)) for k in order]
+    heat = org.kind == "heat"
+    rows = [(word("line_heat" if heat and k == "energy" else f"line_{k}", lang), structure[k].quantize(ZERO),
+             _pct(structure[k], gross)) for k in order]
     return Report("revenue", word("revenue_structure", lang), _subtitle(org, period, lang), REVENUE_COLUMNS,
                   rows, totals_row(REVENUE_COLUMNS, rows, word("total", lang), ("amount",)), lang)

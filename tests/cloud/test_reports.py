@@ -408,3 +408,35 @@ def test_the_reports_agree_after_any_money_in_and_back(db, books, money_in):
         assert month[6] == sheet.total("paid")
     closing = {r[0]: r[sheet.column("closing_debit")] - r[sheet.column("closing_credit")] for r in sheet.rows}
     assert closing == balances  # December is the last month with entries: its sheet is the ledger
+
+
+def test_an_accountants_correction_is_a_recalculation_everywhere(db):
+    """A correction (перерахунок) of August recorded by the accountant lands on October's invoice: the sheet
+    shows it under «Перерахунки», the revenue structure as its own line, and both still add up."""
+    from cloud.billing.corrections import record_correction
+    from tests.cloud.office import account_with_meter, bill, invoice_of, month, office, read
+
+    with db() as session:
+        org, site = office(session)
+        _, meter = account_with_meter(session, org, site, "01001")
+        for period, value in (("2026-08", "1000"), ("2026-09", "1300"), ("2026-10", "1650"), ("2026-11", "2050")):
+            read(session, meter, month(period), value)
+        org_id = org.id
+    for period in ("2026-08", "2026-09"):
+        bill(db, "TP-7", period, issue=True)
+    with db() as session:
+        august = invoice_of(session, "01001", "2026-08")
+        record_correction(session, session.get(Organisation, org_id), august.number, Decimal("-120.75"),
+                          "лічильник повірено", "buh")
+    bill(db, "TP-7", "2026-10", issue=True)
+    sheet = report(db, org_id, "turnover", "2026-10")
+    revenue = report(db, org_id, "revenue", "2026-10")
+    with db() as session:
+        october = invoice_of(session, "01001", "2026-10").total
+        ledger = Decimal(session.scalar(select(func.sum(LedgerEntry.amount))))
+    assert sheet.total("accrued") == Decimal("1932.00") and sheet.total("recalculations") == Decimal("-120.75")
+    assert sheet.total("closing_debit") == ledger
+    assert dict((r[0], r[1]) for r in revenue.rows)["Перерахунки"] == Decimal("-120.75")
+    assert revenue.total("amount") == october == Decimal("1811.25")  # 400 kWh × 4.83 − 120.75
+    [row] = [r for r in report(db, org_id, "collection", "2026-10").rows if r[0] == "2026-10"]
+    assert row[5] == october  # to pay: accrued + recalculations
