@@ -108,7 +108,9 @@ def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
         number=invoice.number or "чернетка", period=invoice.period,
         issued=invoice.issued_at.date() if invoice.issued_at else None, due=invoice.due_date,
         org_name=org.name, org_code=org.edrpou, org_iban=org.iban, org_address=org.address,
-        cooperative=any(line.get("description") == COOPERATIVE_WORDING for line in invoice.lines),
+        # A tariff change or an estimate adds to the wording, so it starts the line rather than being it.
+        cooperative=org.kind in ("cooperative", "osbb", "cottage_town")
+        or any(line.get("description", "").startswith(COOPERATIVE_WORDING) for line in invoice.lines),
         account=account.number, holder=account.holder, address=account.address, meter=meter,
         start_reading=invoice.start_reading, end_reading=invoice.end_reading,
         consumption_kwh=invoice.quantity_kwh,

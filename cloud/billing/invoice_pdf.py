@@ -118,8 +118,8 @@ def draw_invoice(pdf: InvoicePdf, doc: InvoiceDocument) -> None:
         pdf.text_at(left, y - 2, note, 8, color=MUTED, width=width)
         y += 4.5
     if doc.estimated:
-        pdf.text_at(left, y - 2, "Показник не надійшов: нараховано за оцінкою (середнє за останні місяці), "
-                    "буде уточнено за першим фактичним показником.", 8, color=MUTED, width=width)
+        pdf.text_at(left, y - 2, "Показник не надійшов: нараховано за оцінкою, буде уточнено за фактичним "
+                    "показником.", 8, color=MUTED, width=width)
         y += 4.5
     pdf.line(left, y, left + width, y)
     # Charge lines: quantity × price = amount (a cooperative's is a share of costs, never a price)

@@ -3,15 +3,19 @@ estimated or wrong is put right by a line on a later invoice that names the orig
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from cloud.billing.corrections import CorrectionError, record_correction
+from cloud.billing.document import invoice_document
+from cloud.billing.invoice_pdf import render
 from cloud.billing.run import BillingError, account_balance
-from cloud.models import Account, Correction, Invoice, LedgerEntry, Organisation
+from cloud.models import Account, Correction, Invoice, LedgerEntry, Meter, Organisation
 from tests.cloud.office import account_with_meter, bill, invoice_of, month, office, read
 
 
@@ -38,6 +42,10 @@ def test_no_reading_is_billed_as_the_three_month_average_and_flagged(db, three_m
         assert energy["estimate"] is True and "оцінка: середнє споживання за 3 міс." in energy["description"]
         assert energy["amount"] == "1690.50" and october.end_reading is None
         assert october.start_reading == Decimal("2050.000")
+        document = invoice_document(session, october)
+        assert document.cooperative and document.purpose.startswith("Внесок за електроенергію")
+        text = " ".join(PdfReader(io.BytesIO(render([document]))).pages[0].extract_text().split())
+        assert "Рахунок-повідомлення" in text and "нараховано за оцінкою" in text
 
 
 def test_a_real_reading_trues_up_the_estimate_on_the_next_invoice(db, three_months):
@@ -45,7 +53,7 @@ def test_a_real_reading_trues_up_the_estimate_on_the_next_invoice(db, three_mont
     with db() as session:
         october = invoice_of(session, "01001", "2026-10")
         frozen = (october.total, october.lines, october.number)
-        read(session, session.get(__import__("cloud.models").models.Meter, three_months), datetime(2026, 12, 1),
+        read(session, session.get(Meter, three_months), datetime(2026, 12, 1),
              "2850", source="resident")
     bill(db, "TP-7", "2026-11")
     bill(db, "TP-7", "2026-11")  # a re-run draft does not true up twice
