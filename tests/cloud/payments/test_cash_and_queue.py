@@ -236,3 +236,58 @@ def test_the_cli_books_cash_once_per_receipt_and_works_the_queue(app, db, office
     other = runner.invoke(args=["assign-payment", "--org", str(office["b"]), "--payment",
                                 str(listed["payments"][0]["payment"]), "--account", "01001"])
     assert other.exit_code != 0 and "does not exist in this organisation" in other.output
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/usr/bin/chromium").exists(),
+                    reason="Debian's chromium is not installed")
+def test_an_accountant_works_the_payments_on_a_phone(app, db, office, database_url, tmp_path):
+    """In a real browser at a phone's width, with CSRF on: cash entered through the form, a queued payment
+    assigned, and no page scrolls sideways."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    from tests.conftest import free_port
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("one database is enough for the look of a page")
+    import_camt(db, office["a"], entry("80.00", "за світло, Петренко", "Q-1", iban=NEIGHBOUR),
+                entry("483.00", "за електроенергію", "Q-2", iban=PARENT))
+    app.config["WTF_CSRF_ENABLED"] = True
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync"])
+            page = browser.new_context(viewport={"width": 390, "height": 844}, locale="uk-UA").new_page()
+            page.goto(base + "/login")
+            page.fill("input[name=email]", "buh@a.ua")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.goto(base + "/payments/cash")
+            page.fill("input[name=account]", "01001")
+            page.fill("input[name=amount]", "1 250,40")
+            page.click("form button[type=submit]:has-text('Провести оплату')")
+            assert "Оплату 1250.40 грн на о/р 01001 проведено" in page.content()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=str(tmp_path / "cash-phone.png"), full_page=True)
+            page.goto(base + "/payments/unmatched")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=str(tmp_path / "queue-phone.png"), full_page=True)
+            page.locator("#payment-1 input[name=account]").fill("04001")
+            page.locator("#payment-1 button[type=submit]").click()
+            assert "зараховано на о/р 04001" in page.content()
+            page.goto(base + "/payments/account?number=04001")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=str(tmp_path / "account-phone.png"), full_page=True)
+            browser.close()
+    finally:
+        server.shutdown()
+        app.config["WTF_CSRF_ENABLED"] = False
+    with db() as session:
+        assert balance(session, office["a"], "01001") == Decimal("-1250.40")
+        assert balance(session, office["a"], "04001") == Decimal("-80.00")
