@@ -115,11 +115,6 @@ class Tariffs:
         return self._checked[key]
 
 
-def tariffs_for(db: Session, org_id: int, period_start: datetime, period_end: datetime) -> list[TariffPeriod]:
-    """The organisation's (general, electricity) tariffs covering the period."""
-    return Tariffs(db, org_id, period_start, period_end).for_period(False)
-
-
 LEDGER_KIND = {"energy": "charge", "fee": "charge", "benefit": "benefit", "subsidy": "subsidy",
                "export_credit": "adjustment", "correction": "correction", "trueup": "trueup"}
 
@@ -267,11 +262,16 @@ def electricity_invoices(db: Session, site: Site, org: Organisation, period: str
         trueups(db, org, site, period, drafted, tariffs, cooperative, accounts)
     balance = site_balance(db, site, period)
     purchase_kwh = balance.input_kwh if balance.input_kwh is not None else Decimal(0)
+    if not cooperative:
+        # A supplier sells by its grids; cost recovery and the break-even coefficient are a cooperative's figures.
+        drafted.summary = {"distributed_kwh": f"{distributed_kwh:f}", "distributed_uah": f"{distributed_uah:.2f}",
+                           "purchase_kwh": f"{purchase_kwh:f}"}
+        return drafted
     general = tariffs.for_period(False)
     recovery = cost_recovery(purchase_kwh.quantize(KWH, ROUND_HALF_UP), general[-1].price,
                              distributed_kwh, distributed_uah)
-    drafted.summary = {**recovery.as_json(), "purchase_kwh": f"{purchase_kwh:f}"}
-    drafted.summary["share_price" if cooperative else "price"] = f"{general[-1].unit_price:f}"
+    drafted.summary = {**recovery.as_json(), "purchase_kwh": f"{purchase_kwh:f}",
+                       "share_price": f"{general[-1].unit_price:f}"}
     return drafted
 
 

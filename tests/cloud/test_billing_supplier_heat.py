@@ -39,9 +39,7 @@ def supplier(db):
             Tariff(org_id=org.id, kind="supplier", segment="business", purchase_price=Decimal("6.50"),
                    coefficient=Decimal(1), zones={"night": "0.4", "half_peak": "1", "peak": "1.5"},
                    monthly_fee=Decimal("50.00"), fee_name="абонентська плата", valid_from=date(2026, 1, 1)),
-            Tariff(org_id=org.id, kind="supplier", purchase_price=Decimal("4.32"), coefficient=Decimal(1),
-                   valid_from=date(2026, 1, 1)),
-        ])
+        ])  # no general grid: every segment has its own
         _, house = account_with_meter(session, org, site, "H-001", category="household")
         intervals(session, org, site, house, OCT, NOV, lambda ts: 200 if kyiv_zone(ts, False) == "night" else 100)
         _, shop = account_with_meter(session, org, site, "B-001", category="business")
@@ -66,6 +64,7 @@ def test_the_supplier_bills_each_segment_by_its_grid_and_zones_at_a_price(db, su
     result = bill(db, "PS-3", "2026-10")
     # The paper-read household has no intervals, so its two-zone split cannot be known: listed, not billed.
     assert result.invoices == 2 and "H-002: meter MH-002 has a time-of-use tariff" in result.problems[0]
+    assert "cost_recovery_pct" not in result.summary  # a cooperative's figure, not a supplier's
     with db() as session:
         house = invoice_of(session, "H-001", "2026-10")
         zones = zone_kwh(False, lambda ts: 200 if kyiv_zone(ts, False) == "night" else 100)
@@ -236,3 +235,22 @@ def test_a_flat_meter_away_for_verification_heats_by_last_periods_daily_average(
         assert heating["quantity"].startswith("3.529")  # 0.117647 × 30 = 3.52941
         quantities = session.scalars(select(Invoice.quantity_kwh).where(Invoice.period == "2026-11"))
         assert sum(quantities) == Decimal("17.5")
+
+
+def test_the_managers_pages_show_a_supplier_and_a_heat_run(client, db, supplier, building):
+    from cloud.organisations import create_user
+
+    bill(db, "PS-3", "2026-10")
+    bill(db, "B-12", "2026-10")
+    with db() as session:
+        create_user(session, "m@supply.ua", "correct horse battery", "manager", session.get(Organisation, supplier))
+        create_user(session, "m@heat.ua", "correct horse battery", "manager", session.get(Organisation, building))
+    client.post("/login", data={"email": "m@supply.ua", "password": "correct horse battery"})
+    for url in ("/sites/PS-3?period=2026-10", "/sites/PS-3/billing?period=2026-10"):
+        page = client.get(url)
+        assert page.status_code == 200 and "Покриття витрат" not in page.get_data(as_text=True)
+    client.get("/logout")
+    client.post("/login", data={"email": "m@heat.ua", "password": "correct horse battery"})
+    page = client.get("/sites/B-12/billing?period=2026-10").get_data(as_text=True)
+    assert "12,5000 Гкал" in page
+    assert client.get("/sites/B-12?period=2026-10").status_code == 200
