@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
@@ -208,6 +209,18 @@ def cash_payment(db: Session, org: Organisation, account: Account, amount: Decim
     receipt = " ".join(receipt.split())[:60] or f"B-{booked:%Y%m%d}-{secrets.token_hex(3).upper()}"
     key = f"cash:{receipt}"
     existing = db.scalar(select(Payment).where(Payment.org_id == org.id, Payment.key == key))
+    if existing is None:
+        payment = Payment(org_id=org.id, key=key, channel="cash", booked=booked, amount=amount,
+                          payer=account.holder, account_id=account.id, matched_by="hand",
+                          purpose=f"Каса, квитанція {receipt}")
+        try:
+            with db.begin_nested():  # the same form sent twice at once: the second finds the first
+                db.add(payment)
+                db.flush()
+        except IntegrityError:
+            existing = db.scalar(select(Payment).where(Payment.org_id == org.id, Payment.key == key))
+            if existing is None:
+                raise
     if existing is not None:
         if (existing.account_id, existing.amount, existing.booked) != (account.id, amount, booked):
             raise PaymentEntryError(f"receipt {receipt} is already booked: {existing.amount:.2f} UAH on "
@@ -215,10 +228,6 @@ def cash_payment(db: Session, org: Organisation, account: Account, amount: Decim
                                     "new number", "receipt_taken", receipt=receipt, amount=existing.amount,
                                     date=f"{existing.booked:%d.%m.%Y}")
         return existing, False
-    payment = Payment(org_id=org.id, key=key, channel="cash", booked=booked, amount=amount, payer=account.holder,
-                      account_id=account.id, matched_by="hand", purpose=f"Каса, квитанція {receipt}")
-    db.add(payment)
-    db.flush()
     book_payment(db, payment, account)
     audit(db, org.id, actor, "payment.cash", f"payment:{payment.id}", None,
           {"account": account.number, "amount": f"{amount:.2f}", "booked": booked.isoformat(), "receipt": receipt})

@@ -291,3 +291,35 @@ def test_an_accountant_works_the_payments_on_a_phone(app, db, office, database_u
     with db() as session:
         assert balance(session, office["a"], "01001") == Decimal("-1250.40")
         assert balance(session, office["a"], "04001") == Decimal("-80.00")
+
+
+def test_the_same_receipt_sent_twice_at_once_is_one_payment(db, office, database_url):
+    """PostgreSQL: the second entry waits on the first one's receipt, then finds it instead of failing."""
+    import threading
+    import time
+
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite writers are queued by the app's write lock; the race is PostgreSQL's")
+    from cloud.payments.importer import cash_payment
+
+    outcome = {}
+
+    def second():
+        with db() as session:
+            org = session.get(Organisation, office["a"])
+            payment, created = cash_payment(session, org, account(session, office["a"], "01001"), Decimal("300"),
+                                            date(2026, 11, 10), "cashier-2", "КВ-99")
+            outcome["second"] = (payment.key, created)
+
+    with db() as session:
+        org = session.get(Organisation, office["a"])
+        _, created = cash_payment(session, org, account(session, office["a"], "01001"), Decimal("300"),
+                                  date(2026, 11, 10), "cashier-1", "КВ-99")
+        worker = threading.Thread(target=second)
+        worker.start()
+        time.sleep(0.5)  # the second one has read nothing yet and now waits on the receipt's unique key
+        assert created
+    worker.join(timeout=30)
+    assert outcome["second"] == ("cash:КВ-99", False)
+    with db() as session:
+        assert balance(session, office["a"], "01001") == Decimal("-300.00")
