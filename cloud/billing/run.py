@@ -224,6 +224,8 @@ def electricity_invoices(db: Session, site: Site, org: Organisation, period: str
         account = accounts[account_id]
         codes = ", ".join(m.code for m in account_meters)
         account_segments = segments(account_meters, start, end)
+        if not account_segments:
+            continue  # every meter of the account was removed before the period: nothing to bill or estimate
         grid = tariffs.for_period(False, account.category)
         try:
             used = account_consumption(db, account_segments, energies, bounds)

@@ -81,6 +81,14 @@ def test_a_real_reading_trues_up_the_estimate_on_the_next_invoice(db, three_mont
         assert not any(line["kind"] == "trueup" for line in december.lines)
 
 
+def test_an_account_whose_meter_was_removed_is_no_longer_billed_or_estimated(db, three_months):
+    bill(db, "TP-7", "2026-10", issue=True)
+    with db() as session:
+        session.get(Meter, three_months).removed_at = datetime(2026, 11, 1)
+    result = bill(db, "TP-7", "2026-11")
+    assert result.invoices == 0 and result.problems == []
+
+
 def test_without_any_billed_month_nothing_is_guessed(db):
     with db() as session:
         org, site = office(session)
