@@ -71,6 +71,21 @@ def session_scope(app: Flask) -> Iterator[Session]:
             raise
 
 
+def driver_rows(db: Session, sql: str, params: tuple) -> list[tuple]:
+    """Run a SELECT straight through the driver (``?`` placeholders on every database) and return plain tuples:
+    for the queries run with every received batch, where SQLAlchemy's compiling and row objects cost more
+    than the query itself."""
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def insert_rows(db: Session, table: str, columns: tuple[str, ...], rows: list[tuple], ignore_duplicates: bool = False) -> None:
     """INSERT plain tuples straight through the driver (executemany): for the paths that write thousands of
     rows at once, where per-row ORM work would cost more than the database. With ``ignore_duplicates`` a row

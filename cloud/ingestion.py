@@ -6,9 +6,12 @@ bytes is refused and raised as a security alert. A gap is accepted and recorded 
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
-from contextlib import AbstractContextManager, nullcontext
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -17,13 +20,16 @@ from operator import itemgetter
 from typing import NoReturn
 
 import orjson
-from sqlalchemy import case, select, text
+from sqlalchemy import Connection, Engine, case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.db import driver_rows
 from cloud.db import insert_rows as driver_insert
 from cloud.models import Batch, Event, Gateway, utcnow
 from shared.batch import BatchError, batch_hash, load_public_key, parse_batch, verify_signature
+
+log = logging.getLogger(__name__)
 
 
 class IngestError(Exception):
@@ -165,10 +171,10 @@ def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
 
 def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
                   lock: AbstractContextManager) -> PreparedBatch:
-    found = db.execute(text(
-        "SELECT g.id, g.org_id, g.site_id, g.code, g.public_key, g.status, k.id FROM gateways g "
-        "LEFT JOIN gateway_keys k ON k.gateway_id = g.id AND k.retired_at IS NULL WHERE g.code = :code"),
-        {"code": gateway_code}).first()
+    found = next(iter(driver_rows(
+        db, "SELECT g.id, g.org_id, g.site_id, g.code, g.public_key, g.status, k.id FROM gateways g "
+        "LEFT JOIN gateway_keys k ON k.gateway_id = g.id AND k.retired_at IS NULL WHERE g.code = ?",
+        (gateway_code,))), None)
     if found is None:
         raise IngestError(401, "unknown_gateway", f"gateway {gateway_code!r} is not enrolled", "X-Balans-Gateway")
     gateway = GatewayRow(*found)
@@ -188,8 +194,7 @@ def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
         raise IngestError(422 if exc.code != "too_large" else 413, exc.code, exc.reason, exc.field) from exc
     if document["gateway"] != gateway_code:
         raise IngestError(422, "invalid_batch", "batch names another gateway than the header", "gateway")
-    meters = dict(db.execute(text("SELECT code, id FROM meters WHERE site_id = :site"),
-                             {"site": gateway.site_id}).all())
+    meters = dict(driver_rows(db, "SELECT code, id FROM meters WHERE site_id = ?", (gateway.site_id,)))
     db.rollback()  # the reads are done: hold no snapshot while waiting to write
     readings, intervals, events = _rows(document, meters)
     return PreparedBatch(gateway, document["seq"], document["prev"], batch_hash(body), body, signature,
@@ -226,9 +231,9 @@ class BatchWriter:
 
     def __init__(self, sessions: sessionmaker, lock: AbstractContextManager):
         self.lock = lock  # the app's write lock: one group at a time
-        self._sessions = sessions
         self._queue = threading.Lock()
         self._pending: list[_Job] = []
+        self._checkpoints = WalCheckpointer(sessions.kw["bind"])
 
     def submit(self, prepared: PreparedBatch) -> IngestResult:
         job = _Job(prepared)
@@ -243,7 +248,7 @@ class BatchWriter:
 
     def _write(self, jobs: list[_Job]) -> None:
         try:
-            with self._sessions() as db:
+            with self._checkpoints.connection() as connection, Session(connection, expire_on_commit=False) as db:
                 for job in jobs:
                     try:
                         job.result = _store(db, job.prepared)
@@ -266,6 +271,73 @@ class BatchWriter:
                 job.finished = True
 
 
+class WalCheckpointer:
+    """Keeps SQLite's WAL checkpoints off the ingestion writer's commits: they only append to the WAL, and a
+    background thread copies it into the database soon after (a PASSIVE checkpoint, which never blocks the
+    readers or the writer), so that no gateway waits for the copy and its fsync. The thread ends when
+    ingestion is idle and starts again with the next batch; should it fail, the writer's commits checkpoint
+    by themselves again, as SQLite does by default. Other writers of the app are not concerned."""
+
+    PAGES = 1000  # SQLite's own threshold, restored on the connection before it returns to the pool
+    IDLE_SECONDS = 10.0
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._wake = threading.Event()
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+        # Only a SQLite file has a WAL; elsewhere (PostgreSQL, which has no group writer but may be given one
+        # in tests) the connection is a plain one.
+        self._failed = engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:")
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection for the writer (under the write lock) whose commits leave the checkpoint to the thread."""
+        deferred = self._running()
+        with self._engine.connect() as connection:
+            if deferred:
+                self._autocheckpoint(connection, 0)
+            try:
+                yield connection
+            finally:
+                if deferred:
+                    connection.rollback()
+                    self._autocheckpoint(connection, self.PAGES)
+                    self._wake.set()
+
+    def _running(self) -> bool:
+        with self._guard:
+            if self._failed:
+                return False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="balans-wal-checkpoints", daemon=True)
+                self._thread.start()
+            return True
+
+    @staticmethod
+    def _autocheckpoint(connection: Connection, pages: int) -> None:
+        connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={pages}")
+        connection.commit()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                if not self._wake.wait(self.IDLE_SECONDS):
+                    with self._guard:
+                        if not self._wake.is_set():
+                            self._thread = None
+                            return
+                self._wake.clear()
+                with self._engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    connection.commit()
+                time.sleep(0.05)  # commits gather meanwhile: a page written by several is copied once
+        except Exception:
+            log.exception("WAL checkpoints are back on the ingestion writer's commits")
+            with self._guard:
+                self._failed, self._thread = True, None
+
+
 @dataclass
 class _Job:
     prepared: PreparedBatch
@@ -286,9 +358,9 @@ def _store(db: Session, prepared: PreparedBatch) -> IngestResult:
     gateway, seq, digest = prepared.gateway, prepared.seq, prepared.digest
     connection = db.connection()
     # The batch's neighbours in one query: itself (a replay?), the one before and the one after.
-    neighbours = {row[0]: row for row in connection.execute(
-        text("SELECT seq, hash, prev FROM batches WHERE gateway_id = :g AND seq BETWEEN :low AND :high"),
-        {"g": gateway.id, "low": seq - 1, "high": seq + 1})}
+    neighbours = {row[0]: row for row in driver_rows(
+        db, "SELECT seq, hash, prev FROM batches WHERE gateway_id = ? AND seq BETWEEN ? AND ?",
+        (gateway.id, seq - 1, seq + 1))}
     existing = neighbours.get(seq)
     if existing is not None:
         if existing[1] == digest:
@@ -343,10 +415,10 @@ def _rows(document: dict, meters: dict[str, int]) -> tuple[tuple, tuple, list[di
     try:
         # A batch holds few distinct meters and instants: each is looked up and converted once; the loops
         # over rows run in C (map), as this is done for every reading received.
-        m, t = itemgetter("m"), itemgetter("t")
+        m, t, q = itemgetter("m"), itemgetter("t"), itemgetter("q")
         times = {value: db_time(value, "t") for value in set(map(t, readings)) | set(map(t, intervals))}
         reading_columns = (list(map(meters.__getitem__, map(m, readings))), list(map(times.__getitem__,
-                           map(t, readings))), [orjson.dumps(r["q"]).decode() for r in readings])
+                           map(t, readings))), list(map(bytes.decode, map(orjson.dumps, map(q, readings)))))
         section = "intervals"
         interval_columns = (list(map(meters.__getitem__, map(m, intervals))),
                             list(map(times.__getitem__, map(t, intervals))),

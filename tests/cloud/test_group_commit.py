@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from cloud.ingestion import BatchWriter, IngestError, prepare_batch
@@ -95,3 +97,35 @@ def test_concurrent_senders_over_http_lose_nothing_and_double_nothing(client, db
     with db() as session:
         assert session.scalars(select(Batch.seq).order_by(Batch.seq)).all() == list(range(1, 9))
         assert session.scalar(select(func.count()).select_from(Reading)) == len(chain)
+
+
+def test_sqlite_writer_leaves_wal_checkpoints_to_a_background_thread(app, db, gateway, database_url):
+    """The writer's commits only append to the WAL; the thread copies it into the database file soon after,
+    and ends when ingestion is idle. The connection goes back to the pool with SQLite's own threshold."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL has no WAL checkpoints to move: each batch commits on its own")
+    path = Path(database_url.removeprefix("sqlite:///"))
+    chain, prev = [], None
+    for seq in range(1, 6):
+        chain.append(make_batch(gateway.key, seq=seq, prev=prev or make_batch(gateway.key).prev,
+                                t=f"2026-10-01T{seq:02d}:00:00Z"))
+        prev = chain[-1].hash
+    writer, prepared = submit_together(app, db, chain)
+    writer._checkpoints.IDLE_SECONDS = 0.3
+    engine = app.extensions["balans_engine"]
+    with engine.connect() as connection:  # everything so far into the file: what follows is the writer's
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = path.read_bytes()  # in WAL mode only a checkpoint writes to the database file itself
+    for batch in prepared:
+        assert writer.submit(batch).status == "stored"
+    deadline = time.monotonic() + 5
+    while path.read_bytes() == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.read_bytes() != before, "the WAL was not copied into the database"
+    while writer._checkpoints._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer._checkpoints._thread is None, "the thread outlived the idle time"
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    with db() as session:
+        assert session.scalars(select(Batch.seq).order_by(Batch.seq)).all() == [1, 2, 3, 4, 5]
