@@ -109,7 +109,8 @@ class Account(Base):
     email: Mapped[str] = mapped_column(String(200), default="")
     telegram_chat_id: Mapped[str] = mapped_column(String(40), default="")
     benefit_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(0))  # пільга, % within the norm
-    benefit_norm_kwh: Mapped[Decimal] = mapped_column(Numeric(10, 3), default=Decimal(0))
+    benefit_norm_kwh: Mapped[Decimal] = mapped_column(Numeric(10, 3), default=Decimal(0))  # per month
+    benefit_norm_m2: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal(0))  # heat: social norm of area
     subsidy_uah: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # субсидія per month
     reminders_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[str] = mapped_column(String(30), default="household")  # the supplier's customer segment

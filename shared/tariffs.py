@@ -187,6 +187,22 @@ def benefit_line(consumption_kwh: Decimal, norm_kwh: Decimal, percent: Decimal, 
                 -line_amount(quantity, price))
 
 
+def heat_benefit_line(gcal: Decimal, area_m2: Decimal, norm_m2: Decimal, percent: Decimal,
+                      unit_price: Decimal) -> Line | None:
+    """Пільга on heat: ``percent`` of the cost of the heat that falls on the social norm of area — the unit's
+    Gcal × min(norm, area) / area, kept to 0.0001 Gcal as the invoice's heat lines are."""
+    if percent <= 0 or norm_m2 <= 0 or gcal <= 0:
+        return None
+    if percent > 100:
+        raise RatingError(f"benefit of {percent} % is over 100 %")
+    if area_m2 <= 0:
+        raise RatingError(f"heated area must be positive for a benefit within a norm of area, got {area_m2} m²")
+    quantity = (gcal * min(norm_m2, area_m2) / area_m2).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+    price = (unit_price * percent / 100).quantize(Decimal("0.00001"))
+    return Line("benefit", f"пільга {percent.normalize():f} % у межах соціальної норми {norm_m2.normalize():f} м²",
+                quantity.normalize(), "Гкал", price, -line_amount(quantity, price))
+
+
 def subsidy_line(amount: Decimal) -> Line | None:
     """Субсидія: the month's amount as paid by the state (through Ощадбанк), as a credit line."""
     if amount <= 0:

@@ -87,9 +87,17 @@ def heating_season(org_ref, starts, ends):
 @click.option("--area", default=None, help="heated area, m² (heat)")
 @click.option("--common-coefficient", default=None, help="co-owners' coefficient on the common-use share: "
               "1, 0.2–0.9 or 1.1–2")
+@click.option("--benefit-pct", default=None, help="пільга, % of the cost within the norm (0 removes it)")
+@click.option("--benefit-norm-kwh", default=None, help="electricity: the benefit's norm, kWh a month")
+@click.option("--benefit-norm-m2", default=None, help="heat: the benefit's social norm of area, m²")
+@click.option("--subsidy", default=None, help="субсидія, UAH a month (0 ends it)")
 @with_appcontext
-def set_account(org_ref, number, category, area, common_coefficient):
-    """Set an account's billing details.  Example: balans cloud set-account --org 2 --number 12-045 --area 54.3"""
+def set_account(org_ref, number, category, area, common_coefficient, benefit_pct, benefit_norm_kwh, benefit_norm_m2,
+                subsidy):
+    """Set an account's billing details (audited).  Example: balans cloud set-account --org 2 --number 12-045
+    --area 54.3 --benefit-pct 50 --benefit-norm-m2 52.5"""
+    from cloud.billing.accounts import set_billing_details
+    from cloud.billing.run import BillingError
     from cloud.models import Account
 
     with session_scope(_app()) as db:
@@ -97,19 +105,15 @@ def set_account(org_ref, number, category, area, common_coefficient):
         account = db.scalar(select(Account).where(Account.org_id == org.id, Account.number == number))
         if account is None:
             raise click.ClickException(f"account {number} does not exist in {org.name}")
-        if area is not None:
-            if Decimal(area) <= 0:
-                raise click.ClickException(f"account {number}: heated area must be positive, got {area} m²")
-            account.heated_area_m2 = Decimal(area)
-        if common_coefficient is not None:
-            k = Decimal(common_coefficient)
-            if k != 1 and not (Decimal("0.2") <= k <= Decimal("0.9") or Decimal("1.1") <= k <= 2):
-                raise click.ClickException(f"account {number}: the coefficient {k} must be 1, 0.2–0.9 or 1.1–2")
-            account.common_coefficient = k
-        if category is not None:
-            account.category = category
-        click.echo(f"account {number}: category {account.category}, area {account.heated_area_m2} m², "
-                   f"coefficient {account.common_coefficient}")
+        try:
+            details = set_billing_details(
+                db, account, "cli", category=category, heated_area_m2=area, common_coefficient=common_coefficient,
+                benefit_pct=benefit_pct, benefit_norm_kwh=benefit_norm_kwh, benefit_norm_m2=benefit_norm_m2,
+                subsidy_uah=subsidy)
+        except BillingError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"account {number}: " + ", ".join(f"{name} {value}" for name, value in details.items()
+                                                     if value is not None))
 
 
 @click.command("enter-reading")

@@ -20,7 +20,7 @@ from cloud.billing.run import BillingError, Drafted, Tariffs, payload
 from cloud.models import Account, HeatingSeason, Invoice, Meter, Organisation, Site
 from shared.heat import HeatError, Unit, distribute
 from shared.money import line_amount
-from shared.tariffs import RatingError, energy_lines, fee_lines, subsidy_line
+from shared.tariffs import RatingError, energy_lines, fee_lines, heat_benefit_line, subsidy_line
 
 GCAL = Decimal("0.0001")
 REGISTER = "heat_gcal"
@@ -54,7 +54,8 @@ def metered_gcal(db: Session, meter_id: int, windows: list[tuple[datetime, datet
 
 def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start: datetime, end: datetime) -> Drafted:
     """Every unit's invoice for the period: heating and common use in Gcal × the price, the monthly fee,
-    the subsidy. Outside the heating season only the fee is billed."""
+    the benefit within the social norm of area, the subsidy. Outside the heating season only the fee is
+    billed (and the subsidy credited)."""
     tariffs = Tariffs(db, org.id, start, end).for_period(True)
     first_day, last_day = start.date(), (end - timedelta(days=1)).date()
     building = db.scalar(select(Meter).where(Meter.site_id == site.id, Meter.role == "heat_building"))
@@ -117,8 +118,13 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
                 lines += energy_lines({"all": share.common_gcal}, tariffs, first_day, last_day, False, COMMON,
                                       "Гкал", GCAL)
             lines += fee_lines(tariffs, first_day, last_day)
+            benefit = heat_benefit_line(share.total_gcal, Decimal(account.heated_area_m2),
+                                        Decimal(account.benefit_norm_m2 or 0), Decimal(account.benefit_pct or 0),
+                                        tariffs[-1].unit_price)
         except RatingError as exc:
             raise BillingError(f"account {account.number}: {exc}") from exc
+        if benefit is not None:
+            lines.append(benefit)
         subsidy = subsidy_line(Decimal(account.subsidy_uah or 0))
         if subsidy is not None:
             lines.append(subsidy)

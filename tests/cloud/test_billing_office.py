@@ -112,3 +112,28 @@ def test_the_resident_sees_an_estimated_invoice_and_submits_to_the_meter_in_serv
     page = client.get(f"/cabinet/invoices/{october.id}").get_data(as_text=True)
     assert "оцінка" in page and "нараховано за оцінкою" in page and "300 кВт·год" in page
     assert "NEW-1" in client.get("/cabinet/reading").get_data(as_text=True)
+
+
+def test_benefits_and_subsidies_are_set_from_the_command_line_checked_and_audited(app, db):
+    with db() as session:
+        org, site = office(session)
+        account_with_meter(session, org, site, "01001")
+    code, output = cli(app, "set-account", "--org", str(org.id), "--number", "01001", "--benefit-pct", "50",
+                       "--benefit-norm-kwh", "100", "--subsidy", "850,00")
+    assert code == 0, output
+    for args, why in ((("--benefit-pct", "150"), "a benefit is 0–100 %, got 150 %"),
+                      (("--subsidy", "-5"), "subsidy_uah cannot be negative, got -5"),
+                      (("--subsidy", "12.345"), "subsidy_uah takes at most 2 decimals, got '12.345'"),
+                      (("--benefit-norm-kwh", "сто"), "benefit_norm_kwh is not a number: 'сто'")):
+        code, output = cli(app, "set-account", "--org", str(org.id), "--number", "01001", "--benefit-pct", "40",
+                           *args)
+        assert code == 1 and f"account 01001: {why}" in output, output
+    with db() as session:
+        account = session.scalar(select(Account).where(Account.number == "01001"))
+        # A refused change changed nothing, not even its valid part (--benefit-pct 40).
+        assert (account.benefit_pct, account.benefit_norm_kwh, account.subsidy_uah) == (
+            Decimal("50.00"), Decimal("100.000"), Decimal("850.00"))
+        entry = session.scalars(select(AuditLog).where(AuditLog.action == "account.billing_details")).one()
+        assert (entry.actor, entry.entity, entry.before, entry.after) == (
+            "cli", "account:01001", {"benefit_norm_kwh": "0", "benefit_pct": "0", "subsidy_uah": "0"},
+            {"benefit_norm_kwh": "100", "benefit_pct": "50", "subsidy_uah": "850"})

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from cloud.billing.heat_run import set_heating_season
 from cloud.billing.run import BillingError
-from cloud.models import Account, Invoice, Meter, Organisation, Site, Tariff
+from cloud.models import Account, Invoice, LedgerEntry, Meter, Organisation, Site, Tariff
 from tests.cloud.office import account_with_meter, bill, intervals, invoice_of, office, read
 
 OCT, NOV = datetime(2026, 10, 1), datetime(2026, 11, 1)
@@ -254,3 +254,26 @@ def test_the_managers_pages_show_a_supplier_and_a_heat_run(client, db, supplier,
     page = client.get("/sites/B-12/billing?period=2026-10").get_data(as_text=True)
     assert "12,5000 Гкал" in page
     assert client.get("/sites/B-12?period=2026-10").status_code == 200
+
+
+def test_a_heat_benefit_covers_the_social_norm_of_area_and_the_subsidy_is_credited(db, building):
+    """Flat 1 (50 m²) has a 50 % benefit within 31.5 m² (21 m² for its one resident + 10.5 m² for the household)
+    and a 300 UAH subsidy: the benefit is half the price of 31.5/50 of its heat, to 0.0001 Gcal."""
+    with db() as session:
+        flat = session.scalar(select(Account).where(Account.number == "1"))
+        flat.benefit_pct, flat.benefit_norm_m2, flat.subsidy_uah = Decimal(50), Decimal("31.5"), Decimal("300.00")
+    bill(db, "B-12", "2026-10", issue=True)
+    with db() as session:
+        invoice = invoice_of(session, "1", "2026-10")
+        lines = {line["kind"]: line for line in invoice.lines}
+        # 3.0769 + 0.625 = 3.7019 Gcal; × 31.5/50 = 2.332197 → 2.3322 Gcal at 1654.18 × 50 % = 827.09 UAH/Gcal.
+        assert (lines["benefit"]["description"], lines["benefit"]["quantity"], lines["benefit"]["unit"],
+                lines["benefit"]["price"], lines["benefit"]["amount"]) == (
+            "пільга 50 % у межах соціальної норми 31.5 м²", "2.3322", "Гкал", "827.09000", "-1928.94")
+        assert lines["subsidy"]["amount"] == "-300.00"
+        assert invoice.total == sum(Decimal(line["amount"]) for line in invoice.lines)
+        kinds = dict(session.execute(select(LedgerEntry.kind, func.sum(LedgerEntry.amount)).where(
+            LedgerEntry.account_id == flat.id).group_by(LedgerEntry.kind)).all())
+        assert kinds["benefit"] == Decimal("-1928.94") and kinds["subsidy"] == Decimal("-300.00")
+        other = invoice_of(session, "3", "2026-10")
+        assert "benefit" not in {line["kind"] for line in other.lines}

@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: b32fa0b3b6c9
+Revision ID: 789fe7d3dc33
 Revises: 
-Create Date: 2026-11-22 22:06:36.285243
+Create Date: 2026-11-23 02:37:17.534213
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'b32fa0b3b6c9'
+revision = '789fe7d3dc33'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -152,6 +152,7 @@ def upgrade() -> None:
     sa.Column('telegram_chat_id', sa.String(length=40), nullable=False),
     sa.Column('benefit_pct', sa.Numeric(precision=5, scale=2), nullable=False),
     sa.Column('benefit_norm_kwh', sa.Numeric(precision=10, scale=3), nullable=False),
+    sa.Column('benefit_norm_m2', sa.Numeric(precision=10, scale=2), nullable=False),
     sa.Column('subsidy_uah', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('reminders_opt_out', sa.Boolean(), nullable=False),
     sa.Column('category', sa.String(length=30), nullable=False),
