@@ -11,9 +11,11 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -178,6 +180,7 @@ def run_demo(scenario_path: Path, workdir: Path, port: int = 8000, headless: boo
         scenario, gateway_id=f"gw-{scenario.site.lower()}", host="127.0.0.1", port=modbus_port,
         cloud_url=cloud_url, poll_seconds=poll_seconds), encoding="utf-8")
     server = start_cloud(url, cloud_port, workdir)
+    stop_on_sigterm()
     try:
         echo(f"☁  cloud on {cloud_url}; ⚡ simulated station {scenario.site} on Modbus TCP 127.0.0.1:{modbus_port}")
         started = time.monotonic()
@@ -210,6 +213,16 @@ def run_demo(scenario_path: Path, workdir: Path, port: int = 8000, headless: boo
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def stop_on_sigterm() -> None:
+    """``kill`` or a service manager's SIGTERM stops the demo as Ctrl-C does: the cloud goes down with it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def dump(document: dict) -> str:
