@@ -26,17 +26,28 @@ def iso(ts: datetime) -> str:
 
 
 def meter_energy(db: sqlite_utils.Database, start: datetime, end: datetime, step_minutes: int) -> dict[str, MeterEnergy]:
-    """Σ interval energy per meter in [start, end); complete only when every interval is there."""
+    """Σ interval energy per meter in [start, end); complete only when every interval is there. Whole UTC days
+    are read from their daily totals (store migration 3), anything else from the intervals."""
     expected = int((end - start).total_seconds() // (step_minutes * 60))
-    rows = db.execute(
-        "SELECT meter, sum(imp_wh), sum(exp_wh), count(*), sum(flag = 'estimated') FROM intervals "
-        "WHERE start >= ? AND start < ? GROUP BY meter", [iso(start), iso(end)],
-    )
+    if _midnight(start) and _midnight(end):
+        rows = db.execute(
+            "SELECT meter, sum(imp_wh), sum(exp_wh), sum(intervals), sum(estimated) FROM daily_energy "
+            "WHERE day >= ? AND day < ? GROUP BY meter", [iso(start)[:10], iso(end)[:10]])
+    else:
+        rows = db.execute(
+            "SELECT meter, sum(imp_wh), sum(exp_wh), count(*), sum(flag = 'estimated') FROM intervals "
+            "WHERE start >= ? AND start < ? GROUP BY meter", [iso(start), iso(end)],
+        )
     return {
         meter: MeterEnergy(Decimal(imp).scaleb(-3), Decimal(exp).scaleb(-3), complete=count == expected,
                            estimated=bool(estimated))
         for meter, imp, exp, count, estimated in rows
     }
+
+
+def _midnight(ts: datetime) -> bool:
+    ts = ts.astimezone(UTC) if ts.tzinfo else ts
+    return (ts.hour, ts.minute, ts.second, ts.microsecond) == (0, 0, 0, 0)
 
 
 def gateway_balance(db: sqlite_utils.Database, config: GatewayConfig, period: str) -> StationBalance:
@@ -88,11 +99,16 @@ def balances(db: sqlite_utils.Database, config: GatewayConfig, start: datetime, 
     else:
         raise ValueError(f"resolution must be interval, day or month, got {resolution!r}")
     energies: dict[str, dict[str, MeterEnergy]] = {}
-    rows = db.execute(
-        f"SELECT {bucket} AS b, meter, sum(imp_wh), sum(exp_wh), count(*), sum(flag = 'estimated') "
-        "FROM intervals WHERE start >= ? AND start < ? GROUP BY b, meter ORDER BY b",
-        [iso(start), iso(end)],
-    )
+    if resolution == "day" and _midnight(start) and _midnight(end):
+        rows = db.execute(
+            "SELECT day, meter, imp_wh, exp_wh, intervals, estimated FROM daily_energy "
+            "WHERE day >= ? AND day < ? ORDER BY day", [iso(start)[:10], iso(end)[:10]])
+    else:
+        rows = db.execute(
+            f"SELECT {bucket} AS b, meter, sum(imp_wh), sum(exp_wh), count(*), sum(flag = 'estimated') "
+            "FROM intervals WHERE start >= ? AND start < ? GROUP BY b, meter ORDER BY b",
+            [iso(start), iso(end)],
+        )
     for key, meter, imp, exp, count, estimated in rows:
         energies.setdefault(key, {})[meter] = MeterEnergy(
             Decimal(imp).scaleb(-3), Decimal(exp).scaleb(-3), complete=count == per_bucket, estimated=bool(estimated))
