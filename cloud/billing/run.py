@@ -352,7 +352,7 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
         if problems:
             more = f"; … and {len(problems) - 5} more" if len(problems) > 5 else ""
             raise BillingError(f"cannot issue {period} for site {site.code}: " + "; ".join(problems[:5]) + more)
-        issue_run(db, run, org, actor)
+        issue_run(db, run, org, actor, {invoice["account_id"]: invoice["lines"] for invoice in drafted.invoices})
     audit(db, org.id, actor, "billing_run.issue" if issue else "billing_run.draft", f"site:{site.code}:{period}",
           None, {"invoices": len(rows), **run.summary})
     db.flush()
@@ -368,14 +368,18 @@ def add_corrections(db: Session, org: Organisation, drafted: Drafted) -> None:
             by_account[account_id]["lines"] += payload([line], **extra)
 
 
-def issue_run(db: Session, run: BillingRun, org: Organisation, actor: str) -> None:
-    """Number the invoices (no gaps), freeze them and charge each account in its ledger."""
+def issue_run(db: Session, run: BillingRun, org: Organisation, actor: str,
+              drafted: dict[int, list[dict]] | None = None) -> None:
+    """Number the invoices (no gaps), freeze them and charge each account in its ledger. ``drafted``: the
+    lines of each account's invoice when the run was drafted in this same transaction (not read back)."""
     # Lock the organisation's counter so two concurrent issues cannot take the same numbers.
     db.execute(select(Organisation.id).where(Organisation.id == org.id).with_for_update())
-    invoices = db.execute(
-        select(Invoice.id, Invoice.account_id, Invoice.lines).join(Account, Account.id == Invoice.account_id)
-        .where(Invoice.run_id == run.id).order_by(Account.number)
-    ).all()
+    order = select(Invoice.id, Invoice.account_id).join(Account, Account.id == Invoice.account_id).where(
+        Invoice.run_id == run.id).order_by(Account.number)
+    if drafted is not None:
+        invoices = [(invoice_id, account_id, drafted[account_id]) for invoice_id, account_id in db.execute(order)]
+    else:
+        invoices = db.execute(order.add_columns(Invoice.lines)).all()
     now = utcnow()
     due = (now + timedelta(days=DUE_DAYS)).date()
     first = org.last_invoice_number + 1
