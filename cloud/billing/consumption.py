@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from cloud.models import IntervalEnergy, Invoice, Meter, Reading, Site
@@ -48,15 +48,17 @@ def counter_at(db: Session, meter_id: int, at: datetime, register: str = "import
 
 def bound_readings(db: Session, site: Site, start: datetime, end: datetime) -> dict[int, dict[datetime, Decimal]]:
     """The import counter of every meter of the site exactly at the period's bounds (one query)."""
+    # Which bound a row is at comes back as a number: no time is parsed back for every meter of the site.
     rows = db.execute(
-        select(Reading.meter_id, Reading.ts, Reading.values["import_kwh"].as_string())
+        select(Reading.meter_id, case((Reading.ts == end, 1), else_=0), Reading.values["import_kwh"].as_string())
         .join(Meter, Meter.id == Reading.meter_id)
         .where(Meter.site_id == site.id, Reading.ts.in_([start, end]))
     )
     found: dict[int, dict[datetime, Decimal]] = {}
-    for meter_id, ts, value in rows:
+    bounds = (start, end)
+    for meter_id, at_end, value in rows:
         if value is not None:
-            found.setdefault(meter_id, {})[ts] = Decimal(value)
+            found.setdefault(meter_id, {})[bounds[at_end]] = Decimal(value)
     return found
 
 
