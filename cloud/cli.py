@@ -393,7 +393,9 @@ def import_statement_cmd(org_ref, path, fmt, as_json):
     else:
         click.echo(f"{result.imported} imported ({result.matched} matched, {result.unmatched} unmatched), "
                    f"{result.duplicates} already there; {result.total:.2f} UAH"
-                   + (f"; {result.reversed} reversed ({result.reversed_total:.2f} UAH)" if result.reversed else "")
+                   + (f"; {result.reversed} reversed ({result.reversed_total:.2f} UAH"
+                      + (f", {result.partial_refunds} of them partial refunds" if result.partial_refunds else "")
+                      + ")" if result.reversed else "")
                    + (f"; {result.unlinked_reversals} reversals to link (balans cloud unmatched)"
                       if result.unlinked_reversals else "")
                    + (f"; {result.conflicting_ibans} payer IBANs no longer trusted" if result.conflicting_ibans

@@ -397,13 +397,14 @@ Index("payments_payer_iban", Payment.org_id, Payment.payer_iban)
 
 class PaymentReversal(Base):
     """Money that went back: a bank reversal (camt.053 RvslInd), a refund to the payer (a debit to the payer's
-    IBAN for the payment's amount) or a LiqPay «reversed». Undoes one whole payment, at most once.
+    IBAN for the payment's amount) or a LiqPay «reversed». Undoes one whole payment, at most once — or, a refund,
+    part of one (an overpayment sent back), several times up to the payment's amount (cloud/payments/reversals.py).
 
     ``payment_id`` is None while Balans cannot tell which payment a bank reversal undoes (an accountant links it).
     """
 
     __tablename__ = "payment_reversals"
-    __table_args__ = (UniqueConstraint("org_id", "key"), UniqueConstraint("payment_id"))
+    __table_args__ = (UniqueConstraint("org_id", "key"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     key: Mapped[str] = mapped_column(String(120))  # dedupe: the statement entry's key, or liqpay-reversed:<order>

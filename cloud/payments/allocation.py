@@ -148,10 +148,40 @@ def reverse_payment(book: AccountBook, payment_id: str) -> AccountBook:
     """
     if payment_id not in book.payments:
         raise AllocationError(f"payment {payment_id} is not on this account's book")
+    return refund_part(book, payment_id, book.payments[payment_id])
+
+
+def refund_part(book: AccountBook, payment_id: str, amount: Decimal) -> AccountBook:
+    """Take ``amount`` of one payment back (a refund of an overpayment): first from what of it is still credit,
+    then from the invoices it paid, the newest first — those owe it again. The payment stays on the book with
+    what is left of it (off the book when nothing is)."""
+    if payment_id not in book.payments:
+        raise AllocationError(f"payment {payment_id} is not on this account's book")
+    amount = _kopecks(amount, f"refund of payment {payment_id}")
+    if not ZERO < amount <= book.payments[payment_id]:
+        raise AllocationError(f"payment {payment_id}: a refund of {amount} is not within its "
+                              f"{book.payments[payment_id]}")
+    issued = {invoice.invoice_id: _order(invoice) for invoice in book.invoices}
+
+    def credit_then_newest(piece: Slice) -> tuple:
+        if piece.invoice_id is None:
+            return (0,)
+        day, due, invoice_id = issued[piece.invoice_id]
+        return 1, -day.toordinal(), -due.toordinal(), -invoice_id
+
+    theirs = sorted((s for s in book.slices if s.payment_id == payment_id), key=credit_then_newest)
+    kept = [s for s in book.slices if s.payment_id != payment_id]
+    left = amount
+    for piece in theirs:
+        take = min(left, piece.amount)
+        left -= take
+        if piece.amount - take:
+            kept.append(Slice(piece.payment_id, piece.invoice_id, piece.amount - take))
     payments = dict(book.payments)
-    del payments[payment_id]
-    return apply_credit(replace(book, slices=tuple(s for s in book.slices if s.payment_id != payment_id),
-                                payments=payments))
+    payments[payment_id] -= amount
+    if not payments[payment_id]:
+        del payments[payment_id]
+    return apply_credit(replace(book, slices=tuple(kept), payments=payments))
 
 
 def add_invoice(book: AccountBook, invoice: InvoiceDue) -> AccountBook:

@@ -2,7 +2,8 @@
 order they happened through cloud/payments/allocation.py — which invoice is paid, partly paid or overdue.
 
 An invoice is due by the sum of its ledger entries (the charge less its benefit and subsidy). A reversal undoes
-exactly what its payment paid: those invoices owe the money again; other payments stay where they were.
+exactly what its payment paid (a partial refund: that part, from the payment's credit first, then from the newest
+invoices it paid): those invoices owe the money again; other payments stay where they were.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cloud.payments.allocation import (
     InvoiceDue,
     add_invoice,
     allocate_payment,
-    reverse_payment,
+    refund_part,
 )
 
 INVOICE, PAYMENT, REVERSAL = 0, 1, 2  # on one day: the invoice first, then money in, then money back
@@ -40,11 +41,13 @@ def account_book(db: Session, org_id: int, account_id: int) -> AccountBook:
             select(Payment.id, Payment.booked, Payment.amount)
             .where(Payment.org_id == org_id, Payment.account_id == account_id)):
         events.append((booked, PAYMENT, payment_id, amount))
-    for reversal_id, booked, payment_id, paid in db.execute(
-            select(PaymentReversal.id, PaymentReversal.booked, PaymentReversal.payment_id, Payment.booked)
+    for reversal_id, booked, payment_id, paid, amount in db.execute(
+            select(PaymentReversal.id, PaymentReversal.booked, PaymentReversal.payment_id, Payment.booked,
+                   PaymentReversal.amount)
             .join(Payment, Payment.id == PaymentReversal.payment_id)
             .where(PaymentReversal.org_id == org_id, Payment.account_id == account_id)):
-        events.append((max(booked, paid), REVERSAL, reversal_id, payment_id))  # never before its payment
+        # Never before its payment; a refund of part of it takes back only that part.
+        events.append((max(booked, paid), REVERSAL, reversal_id, (payment_id, amount)))
     book = AccountBook()
     for _day, kind, _id, value in sorted(events, key=lambda e: e[:3]):
         if kind == INVOICE:
@@ -52,7 +55,8 @@ def account_book(db: Session, org_id: int, account_id: int) -> AccountBook:
         elif kind == PAYMENT:
             book = allocate_payment(book, f"p{_id}", value)
         else:
-            book = reverse_payment(book, f"p{value}")
+            payment_id, amount = value
+            book = refund_part(book, f"p{payment_id}", amount)
     return book
 
 

@@ -37,6 +37,7 @@ class ImportResult:
     total: Decimal = field(default_factory=lambda: Decimal(0))
     reversed: int = 0  # payments undone by the statement's reversals and refunds
     reversed_total: Decimal = field(default_factory=lambda: Decimal(0))
+    partial_refunds: int = 0  # of ``reversed``: refunds of part of a payment (an overpayment sent back)
     unlinked_reversals: int = 0  # reversals waiting for an accountant to say which payment they undo
     conflicting_ibans: int = 0  # payer IBANs that paid for a second account and are no longer trusted
 
@@ -44,7 +45,7 @@ class ImportResult:
         return {"transactions": self.transactions, "imported": self.imported, "matched": self.matched,
                 "unmatched": self.unmatched, "duplicates": self.duplicates, "total_uah": f"{self.total:.2f}",
                 "reversed": self.reversed, "reversed_uah": f"{self.reversed_total:.2f}",
-                "unlinked_reversals": self.unlinked_reversals, "conflicting_ibans": self.conflicting_ibans}
+                "partial_refunds": self.partial_refunds, "unlinked_reversals": self.unlinked_reversals, "conflicting_ibans": self.conflicting_ibans}
 
 
 PAYMENT_COLUMNS = ("org_id", "key", "channel", "booked", "amount", "payer", "payer_iban", "purpose", "account_id",
@@ -102,6 +103,7 @@ def import_statement(db: Session, org: Organisation, data: bytes, filename: str,
     debits = apply_statement_debits(db, org.id, contents.outgoing, statement.id, actor)
     result.reversed, result.reversed_total = len(debits.reversed), debits.amount
     result.unlinked_reversals = len(debits.unlinked)
+    result.partial_refunds = debits.partial
     statement.counts = result.as_json()
     audit(db, org.id, actor, "statement.import", f"statement:{statement.id}", None,
           {"file": filename, **result.as_json()})

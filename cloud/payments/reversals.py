@@ -3,12 +3,15 @@
 A reversal undoes one whole payment, at most once: the payment stays on record, a positive ledger entry of the
 same kind («payment») takes the money off the account again (so «paid» in the reports is net of reversals), and
 the invoices the payment paid owe it again (cloud/payments/book.py). A reversal of a payment still in the
-unmatched queue only takes it out of the queue — it was never on an account.
+unmatched queue only takes it out of the queue — it was never on an account. A refund may also send back part
+of a payment — an overpayment returned to the payer — once or several times, never more than the payment.
 
 Which payment a bank debit undoes is decided, never guessed, in this order: the same bank reference, the same
-EndToEndId, the payer's IBAN with the same amount (one candidate only). A reversal (RvslInd) that fits no payment
-or a refund that fits several is kept as *unlinked* for an accountant; a plain debit that fits none is the
-organisation's own payment (not stored).
+EndToEndId, the payer's IBAN with the same amount (one candidate only, untouched by any reversal). Then, for a
+refund only: when the payer's IBAN paid into exactly one account and that account's credit covers the debit, a
+refund of part of the latest payment from that IBAN with enough of it left. A reversal (RvslInd) that fits no
+payment, a refund that fits several, or one to a known payer that the rules cannot place is kept as *unlinked*
+for an accountant; a debit to an IBAN no payer ever paid from is the organisation's own payment (not stored).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
@@ -42,6 +45,7 @@ class ReversalOutcome:
     unlinked: list[PaymentReversal] = field(default_factory=list)  # bank reversals waiting for an accountant
     duplicates: int = 0
     outgoing: int = 0  # debits that undo nothing: the organisation's own payments
+    partial: int = 0  # of ``reversed``: refunds of part of a payment
 
     @property
     def amount(self) -> Decimal:
@@ -50,6 +54,12 @@ class ReversalOutcome:
 
 def is_reversed(db: Session, payment: Payment) -> bool:
     return db.scalar(select(PaymentReversal.id).where(PaymentReversal.payment_id == payment.id)) is not None
+
+
+def reversed_amount(db: Session, payment: Payment) -> Decimal:
+    """How much of the payment has gone back so far (whole reversals and partial refunds)."""
+    return Decimal(db.scalar(select(func.coalesce(func.sum(PaymentReversal.amount), 0))
+                             .where(PaymentReversal.payment_id == payment.id)))
 
 
 def not_reversed():
@@ -61,25 +71,62 @@ def apply_reversal(db: Session, reversal: PaymentReversal, payment: Payment, act
     """Link ``reversal`` to ``payment`` and take the money off the account (when the payment was on one)."""
     if payment.org_id != reversal.org_id:
         raise ReversalError(f"payment {payment.id} belongs to another organisation", "no_payment", payment=payment.id)
-    if reversal.amount != payment.amount:
+    # One reversal of a payment at a time (a LiqPay «reversed» racing an accountant's storno, say): the row lock
+    # makes the second wait and then see the first (PostgreSQL); SQLite's single writer refuses the stale one.
+    db.execute(select(Payment.id).where(Payment.id == payment.id).with_for_update())
+    already = reversed_amount(db, payment)
+    if already >= payment.amount:
+        raise ReversalError(f"payment {payment.id} is already reversed", "reversed", payment=payment.id)
+    partial = reversal.amount != payment.amount or already > 0
+    if partial and (reversal.kind != "refund" or payment.account_id is None):
         raise ReversalError(f"payment {payment.id} is {payment.amount:.2f} UAH, the reversal {reversal.amount:.2f}: "
                             "only a whole payment is reversed", "reversal_amount", payment=payment.id,
                             amount=payment.amount, reversal=reversal.amount)
-    if is_reversed(db, payment):
-        raise ReversalError(f"payment {payment.id} is already reversed", "reversed", payment=payment.id)
+    if partial and not Decimal(0) < reversal.amount <= payment.amount - already:
+        raise ReversalError(f"payment {payment.id} has {payment.amount - already:.2f} UAH left to refund, the refund "
+                            f"is {reversal.amount:.2f}", "reversal_amount", payment=payment.id,
+                            amount=payment.amount - already, reversal=reversal.amount)
     reversal.payment_id = payment.id
     db.add(reversal)
     db.flush()
     if payment.account_id is not None:
+        part = f"частина ({reversal.amount:.2f} грн) оплати" if partial else "оплата"
         db.add(LedgerEntry(org_id=payment.org_id, account_id=payment.account_id, kind="payment",
-                           amount=payment.amount, period=reversal.booked.strftime("%Y-%m"),
-                           memo=f"{KIND_WORDS.get(reversal.kind, 'Сторно')} {reversal.booked:%d.%m.%Y}: оплата "
+                           amount=reversal.amount, period=reversal.booked.strftime("%Y-%m"),
+                           memo=f"{KIND_WORDS.get(reversal.kind, 'Сторно')} {reversal.booked:%d.%m.%Y}: {part} "
                                 f"{payment.booked:%d.%m.%Y} ({payment.channel}) {payment.payer}"[:300]))
-    audit(db, payment.org_id, actor, "payment.reverse", f"payment:{payment.id}",
-          {"amount": f"{payment.amount:.2f}", "account_id": payment.account_id},
-          {"reversal": reversal.id, "kind": reversal.kind, "booked": reversal.booked.isoformat(),
-           "key": reversal.key})
+    audit(db, payment.org_id, actor, "payment.refund_part" if partial else "payment.reverse", f"payment:{payment.id}",
+          {"amount": f"{payment.amount:.2f}", "reversed_before": f"{already:.2f}", "account_id": payment.account_id},
+          {"reversal": reversal.id, "kind": reversal.kind, "amount": f"{reversal.amount:.2f}",
+           "booked": reversal.booked.isoformat(), "key": reversal.key})
     return reversal
+
+
+def refunded_payment(db: Session, org_id: int, tx: StatementTransaction) -> Payment | None:
+    """The payment a refund sends part of back, when the rules can tell: the payer's IBAN paid into exactly one
+    account, that account's credit covers the refund, and the latest payment from that IBAN has enough left."""
+    if not tx.payer_iban:
+        return None
+    accounts = set(db.scalars(select(Payment.account_id).where(
+        Payment.org_id == org_id, Payment.payer_iban == tx.payer_iban, Payment.account_id.is_not(None))))
+    if len(accounts) != 1:
+        return None
+    account_id = accounts.pop()
+    balance = db.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.org_id == org_id, LedgerEntry.account_id == account_id))
+    if -Decimal(balance) < tx.amount:
+        return None  # more than the account has to give back: an accountant decides
+    for payment in db.scalars(select(Payment).where(
+            Payment.org_id == org_id, Payment.account_id == account_id, Payment.payer_iban == tx.payer_iban,
+            Payment.channel == "bank", Payment.booked <= tx.booked).order_by(Payment.booked.desc(), Payment.id.desc())):
+        if payment.amount - reversed_amount(db, payment) >= tx.amount:
+            return payment
+    return None
+
+
+def known_payer(db: Session, org_id: int, iban: str) -> bool:
+    return bool(iban) and db.scalar(select(Payment.id).where(Payment.org_id == org_id, Payment.payer_iban == iban)
+                                    .limit(1)) is not None
 
 
 def reverse_payment(db: Session, payment: Payment, kind: str, key: str, booked: date, actor: str,
@@ -142,11 +189,15 @@ def apply_statement_debits(db: Session, org_id: int, debits: list[StatementTrans
         reversal = PaymentReversal(org_id=org_id, key=tx.key, kind=kind, booked=tx.booked, amount=tx.amount,
                                    counterpart=tx.payer[:200], counterpart_iban=tx.payer_iban[:34],
                                    purpose=tx.purpose[:500], statement_id=statement_id)
+        part = refunded_payment(db, org_id, tx) if not found and kind == "refund" else None
         if len(found) == 1:
             outcome.reversed.append(apply_reversal(db, reversal, found[0], actor))
-        elif found or kind == "reversal":
-            # The bank took money back, or refunded a payer who paid that amount more than once: an accountant
-            # says which payment it was.
+        elif part is not None:
+            outcome.reversed.append(apply_reversal(db, reversal, part, actor))
+            outcome.partial += reversal.amount != part.amount
+        elif found or kind == "reversal" or known_payer(db, org_id, tx.payer_iban):
+            # The bank took money back, refunded a payer who paid that amount more than once, or sent one of our
+            # payers money the rules cannot place: an accountant says which payment it was.
             db.add(reversal)
             outcome.unlinked.append(reversal)
         else:

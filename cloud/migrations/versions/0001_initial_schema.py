@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 789fe7d3dc33
+Revision ID: df2ad773def2
 Revises: 
-Create Date: 2026-11-23 02:37:17.534213
+Create Date: 2026-11-23 03:59:58.950003
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '789fe7d3dc33'
+revision = 'df2ad773def2'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -451,8 +451,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], ),
     sa.ForeignKeyConstraint(['statement_id'], ['statement_imports.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('org_id', 'key'),
-    sa.UniqueConstraint('payment_id')
+    sa.UniqueConstraint('org_id', 'key')
     )
     with op.batch_alter_table('payment_reversals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payment_reversals_org_id'), ['org_id'], unique=False)

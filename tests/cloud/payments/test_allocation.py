@@ -7,6 +7,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cloud.payments.allocation import (
     OPEN,
@@ -94,3 +96,37 @@ def test_the_report_view_allocates_a_total_the_same_way():
 
 def test_a_book_is_a_value():
     assert AccountBook().credit == 0 and Slice("p", None, Decimal(1)).invoice_id is None
+
+
+def test_a_partial_refund_takes_credit_first_then_the_newest_invoice():
+    from cloud.payments.allocation import refund_part
+
+    book = book_of([SEPTEMBER, OCTOBER], [("p1", Decimal("600.00"))])  # 200 + 300 paid, 100.00 credit
+    book = refund_part(book, "p1", Decimal("150.00"))
+    assert (book.credit, book.outstanding(1), book.outstanding(2)) == (Decimal("0.00"), Decimal("0.00"),
+                                                                       Decimal("50.00"))
+    assert book.payments == {"p1": Decimal("450.00")}
+    with pytest.raises(AllocationError, match=r"a refund of 500\.00 is not within its 450\.00"):
+        refund_part(book, "p1", Decimal("500.00"))
+    assert refund_part(book, "p1", Decimal("450.00")).payments == {}
+
+
+amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("900.00"), places=2)
+
+
+@given(st.lists(amounts, min_size=1, max_size=4), st.lists(amounts, min_size=1, max_size=3), st.data())
+def test_refunds_in_parts_equal_one_refund_and_every_kopeck_is_placed(payments, invoices, data):
+    from cloud.payments.allocation import refund_part
+
+    dues = [InvoiceDue(i, date(2026, 1 + i, 1), date(2026, 1 + i, 21), amount) for i, amount in enumerate(invoices)]
+    book = book_of(dues, [(f"p{i}", amount) for i, amount in enumerate(payments)])
+    target = data.draw(st.sampled_from(sorted(book.payments)))
+    total = data.draw(st.decimals(min_value=Decimal("0.01"), max_value=book.payments[target], places=2))
+    first = data.draw(st.decimals(min_value=Decimal("0.00"), max_value=total, places=2))
+    at_once = refund_part(book, target, total)
+    in_parts = refund_part(book, target, first) if first else book
+    in_parts = refund_part(in_parts, target, total - first) if total - first else in_parts
+    assert (at_once.credit, at_once.debt, at_once.payments) == (in_parts.credit, in_parts.debt, in_parts.payments)
+    # Σ payments − Σ refunds = Σ allocations + credit
+    assert sum(payments) - total == sum(s.amount for s in at_once.slices)
+    assert all(at_once.paid_on(d.invoice_id) <= d.amount for d in dues)

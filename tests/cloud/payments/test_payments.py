@@ -58,7 +58,7 @@ def test_an_import_lands_on_accounts_or_the_queue_and_a_reimport_adds_nothing(db
                                                                                iban="UA22"))
     first = import_file(db, coop, data)
     assert first.as_json() == {"transactions": 2, "imported": 2, "matched": 1, "unmatched": 1, "duplicates": 0,
-                               "total_uah": "1330.40", "reversed": 0, "reversed_uah": "0.00",
+                               "total_uah": "1330.40", "reversed": 0, "reversed_uah": "0.00", "partial_refunds": 0,
                                "unlinked_reversals": 0, "conflicting_ibans": 0}
     again = import_file(db, coop, data)
     assert (again.imported, again.duplicates) == (0, 2)

@@ -294,3 +294,61 @@ def test_the_import_command_says_what_the_statement_undid(app, db, coop, tmp_pat
     assert shown.exit_code == 0, shown.output
     assert "1 imported (1 matched, 0 unmatched)" in shown.output
     assert "1 reversed (300.00 UAH); 1 reversals to link (balans cloud unmatched)" in shown.output
+
+
+def test_part_of_an_overpayment_sent_back_is_a_partial_refund_of_that_payment(db, coop):
+    """1 500.00 paid on 800.00 owed: 700.00 credit. The cooperative sends 300.00 back, then 400.00: each is a
+    refund of part of the payment, the credit goes down to 0.00, both invoices stay paid."""
+    run_import(db, coop, statement(entry("1500.00", "о/р 01001", "P-1", day="2026-11-03")))
+    assert book(db, coop)[1] == Decimal("-700.00")
+    first = run_import(db, coop, statement(debit("300.00", "OUT-P1", PAYER, "Повернення переплати")), "p1.xml")
+    assert (first.reversed, first.reversed_total, first.partial_refunds, first.unlinked_reversals) == (
+        1, Decimal("300.00"), 1, 0)
+    assert first.as_json()["partial_refunds"] == 1
+    assert book(db, coop) == ([(Decimal("300.00"), PAID), (Decimal("500.00"), PAID)], Decimal("-400.00"))
+    again = run_import(db, coop, statement(debit("300.00", "OUT-P1", PAYER, "Повернення переплати")), "p1.xml")
+    assert again.reversed == 0 and book(db, coop)[1] == Decimal("-400.00")  # the same statement: nothing more
+    run_import(db, coop, statement(debit("400.00", "OUT-P2", PAYER, "Повернення переплати", day="2026-11-06")), "p2.xml")
+    assert book(db, coop) == ([(Decimal("300.00"), PAID), (Decimal("500.00"), PAID)], Decimal("0.00"))
+    with db() as session:
+        payment = session.scalar(select(Payment).where(Payment.key == "ref:P-1"))
+        assert [(r.kind, r.amount, r.payment_id) for r in session.scalars(
+            select(PaymentReversal).order_by(PaymentReversal.id))] == [
+            ("refund", Decimal("300.00"), payment.id), ("refund", Decimal("400.00"), payment.id)]
+        memo = session.scalars(select(LedgerEntry.memo).where(LedgerEntry.amount == Decimal("300.00"),
+                                                              LedgerEntry.kind == "payment")).one()
+        assert memo.startswith("Повернення платнику 05.11.2026: частина (300.00 грн) оплати 03.11.2026")
+
+
+def test_a_refund_beyond_the_credit_or_the_payment_waits_for_an_accountant(db, coop):
+    from cloud.payments.reversals import ReversalError, apply_reversal
+
+    run_import(db, coop, statement(entry("900.00", "о/р 01001", "P-2", day="2026-11-03")))  # 100.00 credit
+    result = run_import(db, coop, statement(debit("250.00", "OUT-P3", PAYER)), "p3.xml")
+    # More than the account has to give back: not booked, kept for an accountant (not the cooperative's own).
+    assert (result.reversed, result.unlinked_reversals) == (0, 1)
+    assert book(db, coop)[1] == Decimal("-100.00")
+    with db() as session:
+        payment = session.scalar(select(Payment).where(Payment.key == "ref:P-2"))
+        too_much = PaymentReversal(org_id=coop["org"], key="hand-test", kind="refund", booked=date(2026, 11, 7),
+                                   amount=Decimal("950.00"))
+        with pytest.raises(ReversalError, match=r"payment \d+ is 900.00 UAH, the reversal 950.00|left to refund"):
+            apply_reversal(session, too_much, payment, "buh")
+        whole = PaymentReversal(org_id=coop["org"], key="hand-test-2", kind="reversal", booked=date(2026, 11, 7),
+                                amount=Decimal("100.00"))
+        with pytest.raises(ReversalError, match="only a whole payment is reversed"):
+            apply_reversal(session, whole, payment, "buh")  # a bank reversal is never partial
+        session.rollback()
+
+
+def test_a_refund_to_an_iban_that_paid_into_two_accounts_is_not_guessed(db, coop):
+    with db() as session:
+        other = session.scalar(select(Account).where(Account.org_id == coop["org"], Account.number == "01002"))
+        other_id = other.id
+    run_import(db, coop, statement(entry("900.00", "о/р 01001", "S-1", day="2026-11-03"),
+                                   entry("50.00", "о/р 01002", "S-2", day="2026-11-03")))
+    result = run_import(db, coop, statement(debit("30.00", "OUT-S", PAYER)), "s.xml")
+    assert (result.reversed, result.unlinked_reversals) == (0, 1)
+    with db() as session:
+        assert session.scalar(select(func.sum(LedgerEntry.amount)).where(
+            LedgerEntry.account_id == other_id)) == Decimal("-50.00")
