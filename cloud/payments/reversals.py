@@ -8,10 +8,11 @@ of a payment — an overpayment returned to the payer — once or several times,
 
 Which payment a bank debit undoes is decided, never guessed, in this order: the same bank reference, the same
 EndToEndId, the payer's IBAN with the same amount (one candidate only, untouched by any reversal). Then, for a
-refund only: when the payer's IBAN paid into exactly one account and that account's credit covers the debit, a
-refund of part of the latest payment from that IBAN with enough of it left. A reversal (RvslInd) that fits no
-payment, a refund that fits several, or one to a known payer that the rules cannot place is kept as *unlinked*
-for an accountant; a debit to an IBAN no payer ever paid from is the organisation's own payment (not stored).
+refund only: when the payee's IBAN is a trusted remembered payer IBAN (``payer_ibans``) and its account's credit
+covers the debit, a refund of part of the latest payment from that IBAN with enough of it left. A reversal
+(RvslInd) that fits no payment, a refund that fits several, or one to a remembered payer that the rules cannot
+place is kept as *unlinked* for an accountant; a debit to any other IBAN is the organisation's own payment (not
+stored).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
-from cloud.models import LedgerEntry, Payment, PaymentReversal
+from cloud.billing.run import account_balance
+from cloud.models import LedgerEntry, PayerIban, Payment, PaymentReversal
 from cloud.payments.statement import REVERSAL, StatementTransaction
 
 KIND_WORDS = {"reversal": "Сторно банком", "refund": "Повернення платнику", "card": "Повернення LiqPay",
@@ -102,31 +104,25 @@ def apply_reversal(db: Session, reversal: PaymentReversal, payment: Payment, act
     return reversal
 
 
-def refunded_payment(db: Session, org_id: int, tx: StatementTransaction) -> Payment | None:
-    """The payment a refund sends part of back, when the rules can tell: the payer's IBAN paid into exactly one
-    account, that account's credit covers the refund, and the latest payment from that IBAN has enough left."""
-    if not tx.payer_iban:
-        return None
-    accounts = set(db.scalars(select(Payment.account_id).where(
-        Payment.org_id == org_id, Payment.payer_iban == tx.payer_iban, Payment.account_id.is_not(None))))
-    if len(accounts) != 1:
-        return None
-    account_id = accounts.pop()
-    balance = db.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-        LedgerEntry.org_id == org_id, LedgerEntry.account_id == account_id))
-    if -Decimal(balance) < tx.amount:
-        return None  # more than the account has to give back: an accountant decides
+def refunded_payment(db: Session, payer: PayerIban, tx: StatementTransaction) -> Payment | None:
+    """The payment a refund to ``payer`` sends part of back, when the rules can tell: the IBAN is trusted for one
+    account (``payer_ibans``, as matching uses it), that account's credit covers the refund, and the latest
+    payment from that IBAN has enough left."""
+    org_id = payer.org_id
+    if payer.conflict or -account_balance(db, payer.account_id) < tx.amount:
+        return None  # several accounts, or more than the account has to give back: an accountant decides
     for payment in db.scalars(select(Payment).where(
-            Payment.org_id == org_id, Payment.account_id == account_id, Payment.payer_iban == tx.payer_iban,
+            Payment.org_id == org_id, Payment.account_id == payer.account_id, Payment.payer_iban == tx.payer_iban,
             Payment.channel == "bank", Payment.booked <= tx.booked).order_by(Payment.booked.desc(), Payment.id.desc())):
         if payment.amount - reversed_amount(db, payment) >= tx.amount:
             return payment
     return None
 
 
-def known_payer(db: Session, org_id: int, iban: str) -> bool:
-    return bool(iban) and db.scalar(select(Payment.id).where(Payment.org_id == org_id, Payment.payer_iban == iban)
-                                    .limit(1)) is not None
+def _payer(db: Session, org_id: int, iban: str) -> PayerIban | None:
+    if not iban:
+        return None
+    return db.scalar(select(PayerIban).where(PayerIban.org_id == org_id, PayerIban.iban == iban))
 
 
 def reverse_payment(db: Session, payment: Payment, kind: str, key: str, booked: date, actor: str,
@@ -189,13 +185,14 @@ def apply_statement_debits(db: Session, org_id: int, debits: list[StatementTrans
         reversal = PaymentReversal(org_id=org_id, key=tx.key, kind=kind, booked=tx.booked, amount=tx.amount,
                                    counterpart=tx.payer[:200], counterpart_iban=tx.payer_iban[:34],
                                    purpose=tx.purpose[:500], statement_id=statement_id)
-        part = refunded_payment(db, org_id, tx) if not found and kind == "refund" else None
+        payer = _payer(db, org_id, tx.payer_iban) if not found and kind == "refund" else None
+        part = refunded_payment(db, payer, tx) if payer is not None else None
         if len(found) == 1:
             outcome.reversed.append(apply_reversal(db, reversal, found[0], actor))
         elif part is not None:
             outcome.reversed.append(apply_reversal(db, reversal, part, actor))
             outcome.partial += reversal.amount != part.amount
-        elif found or kind == "reversal" or known_payer(db, org_id, tx.payer_iban):
+        elif found or kind == "reversal" or payer is not None:
             # The bank took money back, refunded a payer who paid that amount more than once, or sent one of our
             # payers money the rules cannot place: an accountant says which payment it was.
             db.add(reversal)
