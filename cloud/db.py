@@ -75,13 +75,22 @@ def driver_rows(db: Session, sql: str, params: tuple) -> list[tuple]:
     """Run a SELECT straight through the driver (``?`` placeholders on every database) and return plain tuples:
     for the queries run with every received batch, where SQLAlchemy's compiling and row objects cost more
     than the query itself."""
+    return _through_driver(db, sql, params, fetch=True)
+
+
+def driver_execute(db: Session, sql: str, params: tuple) -> None:
+    """A statement with no result (an UPDATE), straight through the driver, as ``driver_rows`` runs a SELECT."""
+    _through_driver(db, sql, params, fetch=False)
+
+
+def _through_driver(db: Session, sql: str, params: tuple, fetch: bool) -> list[tuple]:
     connection = db.connection()
     if connection.dialect.name == "postgresql":
         sql = sql.replace("?", "%s")
     cursor = connection.connection.cursor()
     try:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        return cursor.fetchall() if fetch else []
     finally:
         cursor.close()
 
