@@ -80,14 +80,19 @@ class StationTopology:
 
 def build_topology(meters: Iterable[tuple[str, str, str | None]], lines: Iterable[str]) -> StationTopology:
     """A station from (meter id, role, line) triples: the input meter, each line's feeder and subscribers."""
-    meters = list(meters)
-    inputs = [meter for meter, role, _ in meters if role == "station_input"]
-    found = []
-    for number in lines:
-        feeders = [meter for meter, role, line in meters if role == "feeder" and line == number]
-        subscribers = tuple(meter for meter, role, line in meters if role == "subscriber" and line == number)
-        found.append(LineTopology(number, feeders[0] if feeders else None, subscribers))
-    return StationTopology(inputs[0] if inputs else None, tuple(found))
+    inputs: list[str] = []
+    feeders: dict[str | None, list[str]] = {}
+    subscribers: dict[str | None, list[str]] = {}
+    for meter, role, line in meters:  # one pass: a station has thousands of subscribers
+        if role == "station_input":
+            inputs.append(meter)
+        elif role == "feeder":
+            feeders.setdefault(line, []).append(meter)
+        elif role == "subscriber":
+            subscribers.setdefault(line, []).append(meter)
+    found = tuple(LineTopology(number, feeders[number][0] if number in feeders else None,
+                               tuple(subscribers.get(number, ()))) for number in lines)
+    return StationTopology(inputs[0] if inputs else None, found)
 
 
 @dataclass(frozen=True)

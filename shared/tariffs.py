@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from itertools import pairwise
 
 from shared.cost_sharing import COOPERATIVE_WORDING, share_price
@@ -36,8 +37,9 @@ class TariffPeriod:
     monthly_fee: Decimal = Decimal(0)  # a fixed monthly fee per account (абонентська плата), a tariff component
     fee_name: str = ""
 
-    @property
+    @cached_property
     def unit_price(self) -> Decimal:
+        """The price per unit: price × coefficient (computed once; a run rates every account by it)."""
         return share_price(self.price, self.coefficient)
 
 
@@ -104,16 +106,18 @@ def energy_lines(kwh_by_zone: dict[str, Decimal], tariffs: Sequence[TariffPeriod
     for zone, value in kwh_by_zone.items():
         if value < 0:
             raise RatingError(f"consumption in zone {zone} is negative ({value})")
-    covering = list(tariffs) if checked else check_validity(tariffs, start, end)
+    covering = tariffs if checked else check_validity(tariffs, start, end)
     wording = wording or (COOPERATIVE_WORDING if cooperative else "електрична енергія")
     lines = []
     for zone, kwh in kwh_by_zone.items():
         for tariff, quantity in split_by_days(kwh, covering, start, end, step):
             if quantity == 0:
                 continue
-            factor = tariff.zones.get(zone, Decimal(1)) if zone != "all" else Decimal(1)
-            price = (tariff.unit_price * factor).normalize()
-            label = wording if zone == "all" else f"{wording}, зона «{ZONE_NAMES.get(zone, zone)}»"
+            if zone == "all":
+                price, label = tariff.unit_price, wording
+            else:
+                price = (tariff.unit_price * tariff.zones.get(zone, Decimal(1))).normalize()
+                label = f"{wording}, зона «{ZONE_NAMES.get(zone, zone)}»"
             if len(covering) > 1:
                 label += f" (тариф {tariff.ref})"
             lines.append(Line("energy", label, quantity, unit, price, line_amount(quantity, price)))

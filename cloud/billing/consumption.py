@@ -8,10 +8,11 @@ moment with no reading exactly there is interpolated between the readings around
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
@@ -49,11 +50,11 @@ def counter_at(db: Session, meter_id: int, at: datetime, register: str = "import
 def bound_readings(db: Session, site: Site, start: datetime, end: datetime) -> dict[int, dict[datetime, Decimal]]:
     """The import counter of every meter of the site exactly at the period's bounds (one query)."""
     # Which bound a row is at comes back as a number: no time is parsed back for every meter of the site.
-    rows = db.execute(
+    rows = db.connection().execute(
         select(Reading.meter_id, case((Reading.ts == end, 1), else_=0), Reading.values["import_kwh"].as_string())
         .join(Meter, Meter.id == Reading.meter_id)
         .where(Meter.site_id == site.id, Reading.ts.in_([start, end]))
-    )
+    ).all()
     found: dict[int, dict[datetime, Decimal]] = {}
     bounds = (start, end)
     for meter_id, at_end, value in rows:
@@ -89,8 +90,9 @@ def check_readings_rise(db: Session, site: Site, start: datetime, end: datetime)
             "replaced, record the new meter with its installation date, otherwise correct the reading")
 
 
-@dataclass(frozen=True)
-class MeterRow:
+class MeterRow(NamedTuple):
+    """A subscriber meter as a run needs it (a tuple: a site has thousands, made by the run)."""
+
     id: int
     code: str
     account_id: int
@@ -98,26 +100,26 @@ class MeterRow:
     removed_at: datetime | None
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """The part of the period one meter served its account."""
 
     meter: MeterRow
     start: datetime
     end: datetime
+    period_start: datetime = datetime.min
+    period_end: datetime = datetime.max
 
     @property
     def whole(self) -> bool:
         return self.start == self.period_start and self.end == self.period_end
 
-    period_start: datetime = field(default=datetime.min)
-    period_end: datetime = field(default=datetime.max)
 
-
-def segments(meters: Iterable[MeterRow], start: datetime, end: datetime) -> list[Segment]:
+def segments(meters: Sequence[MeterRow], start: datetime, end: datetime) -> list[Segment]:
     """The account's meters over [start, end): a meter removed inside the period counts up to its removal, one
     installed inside it from its installation. A meter removed before the period is out; one installed after
     it counts only when it is the account's only meter (a gateway enrolled later brings its backlog)."""
+    if len(meters) == 1 and meters[0].installed_at is None and meters[0].removed_at is None:
+        return [Segment(meters[0], start, end, start, end)]  # the common case: one meter, never replaced
     active = [m for m in meters if m.removed_at is None or m.removed_at > start]
     if len(active) > 1:
         active = [m for m in active if m.installed_at is None or m.installed_at < end] or active
@@ -180,6 +182,8 @@ def account_consumption(db: Session, account_segments: list[Segment], energies, 
     if len(parts) == 1:
         segment, used = parts[0]
         # One meter over the whole period: its readings are the invoice's own; a part of it is printed.
+        if segment.whole:
+            return used
         return Consumption(used.kwh, used.start_reading, used.end_reading, used.source, used.export_kwh,
                            () if segment.whole else (meter_json(segment, used),))
     return Consumption(

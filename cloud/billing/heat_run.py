@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.billing.consumption import counter_at
-from cloud.billing.run import BillingError, Drafted, Tariffs, payload
+from cloud.billing.draft import Drafted, DraftInvoice
+from cloud.billing.run import BillingError, Tariffs
 from cloud.models import Account, HeatingSeason, Invoice, Meter, Organisation, Site
 from shared.heat import HeatError, Unit, distribute
 from shared.money import line_amount
@@ -134,10 +135,9 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
             meters.append({"meter": meter.code, "quantity": None if gcal is None else f"{gcal:f}", "unit": "Гкал",
                            "daily": f"{(gcal / days).quantize(Decimal('0.000001')):f}" if gcal is not None and days
                            else None})
-        drafted.invoices.append({
-            "account_id": account.id, "quantity": share.total_gcal, "start": None, "end": None,
-            "lines": payload(lines, meter=meter.code if meter else building.code, source="heat"),
-            "estimated": False, "meters": meters})
+        invoice = DraftInvoice(account.id, account.number, share.total_gcal, None, None, False, meters)
+        invoice.add(lines, meter=meter.code if meter else building.code, source="heat")
+        drafted.invoices.append(invoice)
         distributed += sum((line.amount for line in lines if line.kind == "energy"), Decimal(0))
     drafted.summary = {"unit": "Гкал", "building_gcal": f"{building_gcal:f}", "heating_days": days,
                        "distributed_kwh": f"{sum((s.total_gcal for s in shares.values()), Decimal(0)):f}",
