@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from itertools import pairwise
+from typing import NamedTuple
 
 from shared.cost_sharing import COOPERATIVE_WORDING, share_price
 from shared.money import line_amount
@@ -43,8 +44,9 @@ class TariffPeriod:
         return share_price(self.price, self.coefficient)
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
+    """One invoice line: quantity × price = amount (an immutable tuple: a run makes one per account at least)."""
+
     kind: str  # energy | benefit | subsidy | export_credit | fee
     description: str
     quantity: Decimal

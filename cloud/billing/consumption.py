@@ -9,7 +9,6 @@ moment with no reading exactly there is interpolated between the readings around
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
@@ -47,40 +46,49 @@ def counter_at(db: Session, meter_id: int, at: datetime, register: str = "import
     return (v0 + (v1 - v0) * share).quantize(Decimal("0.001"), ROUND_HALF_UP)
 
 
-def bound_readings(db: Session, site: Site, start: datetime, end: datetime) -> dict[int, dict[datetime, Decimal]]:
-    """The import counter of every meter of the site exactly at the period's bounds (one query)."""
-    # Which bound a row is at comes back as a number: no time is parsed back for every meter of the site.
-    rows = db.connection().execute(
-        select(Reading.meter_id, case((Reading.ts == end, 1), else_=0), Reading.values["import_kwh"].as_string())
-        .join(Meter, Meter.id == Reading.meter_id)
-        .where(Meter.site_id == site.id, Reading.ts.in_([start, end]))
-    ).all()
-    found: dict[int, dict[datetime, Decimal]] = {}
-    bounds = (start, end)
-    for meter_id, at_end, value in rows:
-        if value is not None:
-            found.setdefault(meter_id, {})[bounds[at_end]] = Decimal(value)
-    return found
+def site_counters(db: Session, site: Site, start: datetime, end: datetime) -> dict[int, dict[datetime, Decimal]]:
+    """Check that every counter of the site's meters only grows, and return the import counter of every meter
+    exactly at the period's bounds (meter id → {bound: kWh}) — both in one pass over the readings.
 
-
-def check_readings_rise(db: Session, site: Site, start: datetime, end: datetime) -> None:
-    """Every counter of the site's meters only grows: a reading lower than the one before it (from a month
-    before the period to its end) is an error naming the meter, both readings and who entered it."""
+    A reading lower than the one before it (from a month before the period to its end) is a ReadingError
+    naming the meter, both readings and who entered it.
+    """
     value = func.coalesce(Reading.values["import_kwh"].as_float(), Reading.values["heat_gcal"].as_float())
     counters = (
-        select(Meter.code, Reading.meter_id, Reading.ts, Reading.source, value.label("value"))
+        select(Meter.code, Reading.meter_id, Reading.ts, Reading.source, value.label("value"),
+               # Which bound a row is at comes back as a number: no time is parsed back for every meter.
+               case((Reading.ts == start, 0), (Reading.ts == end, 1)).label("bound"),
+               case((Reading.ts.in_([start, end]), Reading.values["import_kwh"].as_string())).label("import_kwh"))
         .join(Meter, Meter.id == Reading.meter_id)
         .where(Meter.site_id == site.id, Reading.ts >= start - timedelta(days=31), Reading.ts <= end)
         .subquery()
     )
-    window = {"partition_by": counters.c.meter_id, "order_by": counters.c.ts}
+    # By code, not meter id: unique within the site, and SQLite then reads the rows in window order straight
+    # from the indexes (meters by site and code, readings by meter and time) instead of sorting them all.
+    window = {"partition_by": counters.c.code, "order_by": counters.c.ts}
     ordered = select(
-        counters.c.code, counters.c.ts, counters.c.source, counters.c.value,
-        func.lag(counters.c.value).over(**window).label("previous"),
+        counters.c.code, counters.c.meter_id, counters.c.ts, counters.c.source, counters.c.value, counters.c.bound,
+        counters.c.import_kwh, func.lag(counters.c.value).over(**window).label("previous"),
         func.lag(counters.c.ts, type_=Reading.ts.type).over(**window).label("previous_ts"),
     ).subquery()
-    wrong = db.execute(select(ordered).where(ordered.c.value < ordered.c.previous)
-                       .order_by(ordered.c.code, ordered.c.ts).limit(1)).first()
+    falls = ordered.c.value < ordered.c.previous
+    rows = db.connection().execute(select(
+        ordered.c.meter_id, ordered.c.bound, ordered.c.import_kwh, falls.label("falls"),
+        # The details of a fall only where there is one: the bounds' rows carry no times to parse.
+        case((falls, ordered.c.code)).label("code"), case((falls, ordered.c.ts), else_=None).label("ts"),
+        case((falls, ordered.c.source)).label("source"), case((falls, ordered.c.value)).label("value"),
+        case((falls, ordered.c.previous)).label("previous"),
+        case((falls, ordered.c.previous_ts), else_=None).label("previous_ts"),
+    ).where(falls | ordered.c.bound.is_not(None))).all()
+    found: dict[int, dict[datetime, Decimal]] = {}
+    bounds = (start, end)
+    wrong = None
+    for row in rows:
+        if row.falls:
+            if wrong is None or (row.code, row.ts) < (wrong.code, wrong.ts):
+                wrong = row
+        elif row.import_kwh is not None:
+            found.setdefault(row.meter_id, {})[bounds[row.bound]] = Decimal(row.import_kwh)
     if wrong is not None:
         who = {"office": "entered by the office", "resident": "submitted by the resident"}.get(wrong.source,
                                                                                                 "from the gateway")
@@ -88,6 +96,7 @@ def check_readings_rise(db: Session, site: Site, start: datetime, end: datetime)
             f"meter {wrong.code}: the reading of {wrong.ts:%Y-%m-%d %H:%M} ({wrong.value:.3f}, {who}) is lower than "
             f"the one before it ({wrong.previous:.3f} on {wrong.previous_ts:%Y-%m-%d %H:%M}); if the meter was "
             "replaced, record the new meter with its installation date, otherwise correct the reading")
+    return found
 
 
 class MeterRow(NamedTuple):
@@ -131,8 +140,7 @@ def segments(meters: Sequence[MeterRow], start: datetime, end: datetime) -> list
     return found
 
 
-@dataclass(frozen=True)
-class Consumption:
+class Consumption(NamedTuple):
     """An account's period: kWh in (and out, for a solar house), the counters at the bounds, the source, and
     each meter's segment as printed on the invoice."""
 

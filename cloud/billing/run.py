@@ -7,7 +7,7 @@ assigned only at issue.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
@@ -22,10 +22,9 @@ from cloud.billing.consumption import (
     MeterRow,
     ReadingError,
     account_consumption,
-    bound_readings,
-    check_readings_rise,
     estimate,
     segments,
+    site_counters,
     zone_consumption,
 )
 from cloud.billing.corrections import (
@@ -87,6 +86,15 @@ class RunResult:
 SEGMENT_NAMES = {"household": "побутових споживачів", "business": "непобутових споживачів"}
 
 
+class Grid(NamedTuple):
+    """The tariffs covering a period for one customer segment, and the fixed fee lines they charge."""
+
+    tariffs: list[TariffPeriod]
+    first_day: date
+    last_day: date
+    fees: list[Line]
+
+
 class Tariffs:
     """The organisation's tariffs read once per run, checked for the period per kind and customer segment."""
 
@@ -94,6 +102,7 @@ class Tariffs:
         self.org_id, self.first_day, self.last_day = org_id, start.date(), (end - timedelta(days=1)).date()
         self.rows = db.scalars(select(Tariff).where(Tariff.org_id == org_id).order_by(Tariff.valid_from)).all()
         self._checked: dict[tuple, list[TariffPeriod]] = {}
+        self._grids: dict[tuple, Grid] = {}
 
     def for_period(self, heat: bool, segment: str = "", first_day: date | None = None,
                    last_day: date | None = None) -> list[TariffPeriod]:
@@ -116,6 +125,16 @@ class Tariffs:
                 what = f", segment {segment}" if own else ""
                 raise BillingError(f"organisation {self.org_id}{what}: {exc}") from exc
         return self._checked[key]
+
+    def grid(self, segment: str, first_day: date | None = None, last_day: date | None = None) -> Grid:
+        """The electricity tariffs an account of ``segment`` is rated by, with their fixed monthly fees (the
+        same lines on every such invoice, made once)."""
+        first_day, last_day = first_day or self.first_day, last_day or self.last_day
+        key = (segment, first_day, last_day)
+        if key not in self._grids:
+            periods = self.for_period(False, segment, first_day, last_day)
+            self._grids[key] = Grid(periods, first_day, last_day, fee_lines(periods, first_day, last_day))
+        return self._grids[key]
 
 
 def carried_export(db: Session, org_id: int, period: str) -> dict[int, Decimal]:
@@ -166,8 +185,8 @@ def energy_wording(org: Organisation, account: AccountTerms, cooperative: bool) 
     return None
 
 
-def rate(used: Consumption, org: Organisation, account: AccountTerms, tariffs: list[TariffPeriod], first_day: date,
-         last_day: date, cooperative: bool, carried: Decimal | None) -> list[Line]:
+def rate(used: Consumption, org: Organisation, account: AccountTerms, grid: Grid, cooperative: bool,
+         carried: Decimal | None) -> list[Line]:
     """The invoice's lines for one account: energy (net of solar export, by zone when the tariff has zones),
     the fixed monthly fees, benefit, subsidy, carry-forward."""
     kwh, carry, credit = used.kwh, Decimal(0), Decimal(0)
@@ -175,12 +194,12 @@ def rate(used: Consumption, org: Organisation, account: AccountTerms, tariffs: l
         kwh, carry, credit = net_billing(used.kwh, used.export_kwh, carried or Decimal(0), org.net_billing,
                                          org.export_price)
     by_zone = used.by_zone if used.by_zone is not None and not used.export_kwh and not carried else {"all": kwh}
-    lines = energy_lines(by_zone, tariffs, first_day, last_day, cooperative, energy_wording(org, account, cooperative),
-                         checked=True)
+    lines = energy_lines(by_zone, grid.tariffs, grid.first_day, grid.last_day, cooperative,
+                         energy_wording(org, account, cooperative), checked=True)
     if used.source == "estimate":
         lines = [Line(line.kind, f"{line.description} — оцінка: середнє споживання за {used.estimate_months} міс.",
                       line.quantity, line.unit, line.price, line.amount) for line in lines]
-    lines += fee_lines(tariffs, first_day, last_day)
+    lines += grid.fees
     if credit:
         lines.append(Line("export_credit", f"відпущено в мережу з СЕС, {used.export_kwh:f} кВт·год",
                           used.export_kwh, "кВт·год", org.export_price, -credit))
@@ -189,7 +208,8 @@ def rate(used: Consumption, org: Organisation, account: AccountTerms, tariffs: l
                           Decimal(0), Decimal("0.00")))
     if account.benefit_pct and account.benefit_norm_kwh:
         benefit = benefit_line(sum((line.quantity for line in lines if line.kind == "energy"), Decimal(0)),
-                               Decimal(account.benefit_norm_kwh), Decimal(account.benefit_pct), tariffs[-1].unit_price)
+                               Decimal(account.benefit_norm_kwh), Decimal(account.benefit_pct),
+                               grid.tariffs[-1].unit_price)
         if benefit is not None:
             lines.append(benefit)
     if account.subsidy_uah:
@@ -209,15 +229,14 @@ def _text(value: Decimal | None) -> str | None:
 
 
 def electricity_invoices(db: Session, site: Site, org: Organisation, period: str, start: datetime,
-                         end: datetime) -> Drafted:
+                         end: datetime, bounds: dict[int, dict[datetime, Decimal]]) -> Drafted:
     """A cooperative's or a supplier's invoices: consumption per account (meter segments, estimates), rated by
-    the account's segment grid and zones, with the fixed fees, benefits and subsidies."""
+    the account's segment grid and zones, with the fixed fees, benefits and subsidies. ``bounds``: each
+    meter's counter at the period's bounds (``site_counters``)."""
     tariffs = Tariffs(db, org.id, start, end)
     kinds = {t.kind for t in tariffs.rows}
     cooperative = kinds == {"cooperative"} or org.kind in ("cooperative", "osbb", "cottage_town")
-    first_day, last_day = start.date(), (end - timedelta(days=1)).date()
     energies = meter_energy(db, site, start, end)
-    bounds = bound_readings(db, site, start, end)
     accounts = account_terms(db, org.id)
     core = db.connection()
     carried = carried_export(db, org.id, period)
@@ -236,18 +255,18 @@ def electricity_invoices(db: Session, site: Site, org: Organisation, period: str
         if not account_segments:
             continue  # every meter of the account was removed before the period: nothing to bill or estimate
         codes = ", ".join(m.code for m in account_meters) if len(account_meters) > 1 else account_meters[0].code
-        grid = tariffs.for_period(False, account.category)
+        grid = tariffs.grid(account.category)
         try:
             used = account_consumption(db, account_segments, energies, bounds)
             if used is None:
                 used = estimate(db, account_id, period, account_segments)
-            elif grid[0].zones and len(account_segments) == 1 and account_segments[0].whole:
-                by_zone = zone_consumption(db, account_segments[0].meter.id, start, end, grid[0].zones)
+            elif grid.tariffs[0].zones and len(account_segments) == 1 and account_segments[0].whole:
+                by_zone = zone_consumption(db, account_segments[0].meter.id, start, end, grid.tariffs[0].zones)
                 if by_zone is None:
                     drafted.problems.append(f"account {account.number}: meter {codes} has a time-of-use tariff but "
                                             f"not every 15-minute interval of {period}; not billed")
                     continue
-                used = replace(used, by_zone=by_zone)
+                used = used._replace(by_zone=by_zone)
         except ReadingError as exc:
             raise BillingError(f"account {account.number}, {exc}") from exc
         if used is None:
@@ -255,7 +274,7 @@ def electricity_invoices(db: Session, site: Site, org: Organisation, period: str
                                     "no billed month to estimate from; not billed")
             continue
         try:
-            lines = rate(used, org, account, grid, first_day, last_day, cooperative, carried.get(account_id))
+            lines = rate(used, org, account, grid, cooperative, carried.get(account_id))
         except RatingError as exc:
             raise BillingError(f"account {account.number}, meter {codes}: {exc}") from exc
         quantity = amount = Decimal(0)
@@ -315,8 +334,8 @@ def trueups(db: Session, org: Organisation, site: Site, period: str, drafted: Dr
             if actual is None:
                 continue  # readings still do not reach that month: it stays an estimate for now
             first, last = e_start.date(), (e_end - timedelta(days=1)).date()
-            grid = tariffs.for_period(False, account.category, first, last)
-            rerated = rate(replace(actual, export_kwh=Decimal(0)), org, account, grid, first, last, cooperative, None)
+            grid = tariffs.grid(account.category, first, last)
+            rerated = rate(actual._replace(export_kwh=Decimal(0)), org, account, grid, cooperative, None)
             line, refers = trueup_line(invoice, actual.kwh.quantize(KWH, ROUND_HALF_UP), rerated)
             measured[account_id].add([line], **refers)
 
@@ -339,7 +358,7 @@ def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) 
         raise BillingError(f"the run of site {site.code} for {period} is issued and cannot change; "
                            "corrections go into a later period")
     try:
-        check_readings_rise(db, site, start, end)
+        bounds = site_counters(db, site, start, end)
     except ReadingError as exc:
         raise BillingError(f"site {site.code}, {period}: {exc}") from exc
     if org.kind == "heat":
@@ -347,7 +366,7 @@ def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) 
 
         drafted = heat_invoices(db, site, org, period, start, end)
     else:
-        drafted = electricity_invoices(db, site, org, period, start, end)
+        drafted = electricity_invoices(db, site, org, period, start, end, bounds)
     add_corrections(db, org, drafted)
     if issue and drafted.problems:
         problems = drafted.problems
