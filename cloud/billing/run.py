@@ -403,9 +403,9 @@ def add_corrections(db: Session, org: Organisation, drafted: Drafted) -> None:
 def store_invoices(db: Session, run: BillingRun, org: Organisation, invoices: list[DraftInvoice], now: datetime,
                    numbers: list[str] | None = None) -> None:
     """INSERT the run's invoices: drafts, or — with ``numbers`` — issued under those numbers."""
-    opening = dict(db.connection().execute(
+    opening = {account_id: str(Decimal(balance or 0)) for account_id, balance in db.connection().execute(
         select(LedgerEntry.account_id, func.sum(LedgerEntry.amount)).where(LedgerEntry.org_id == org.id)
-        .group_by(LedgerEntry.account_id)).all())
+        .group_by(LedgerEntry.account_id)).all()}
     due = (now + timedelta(days=DUE_DAYS)).date().isoformat()
     status, issued_at = ("issued", now.strftime("%Y-%m-%d %H:%M:%S.%f")) if numbers else ("draft", None)
     org_id, run_id, period = org.id, run.id, run.period  # plain values: read once, not per invoice
@@ -413,7 +413,7 @@ def store_invoices(db: Session, run: BillingRun, org: Organisation, invoices: li
     for index, invoice in enumerate(invoices):
         rows.append((org_id, run_id, invoice.account_id, period, status, numbers[index] if numbers else None,
                      issued_at, due, str(invoice.quantity), _text(invoice.start), _text(invoice.end),
-                     f"{invoice.total:.2f}", str(Decimal(opening.get(invoice.account_id) or 0)),
+                     f"{invoice.total:.2f}", opening.get(invoice.account_id, "0"),
                      orjson.dumps(invoice.lines).decode(), invoice.estimated,
                      orjson.dumps(invoice.meters).decode() if invoice.meters else None))
     insert_rows(db, "invoices", INVOICE_COLUMNS, rows)
