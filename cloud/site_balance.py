@@ -36,16 +36,15 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
 def input_kwh(db: Session, site: Site, energies: dict[str, MeterEnergy]) -> Decimal | None:
     """What entered the station in the period, as its balance counts it: the input meter's net energy (None
     without an input meter or without its data). For a billing run, which needs no more of the balance."""
-    code = db.connection().execute(select(Meter.code).where(Meter.site_id == site.id, Meter.role == "station_input")
-                                   .order_by(Meter.id).limit(1)).scalar()
+    code = db.execute(select(Meter.code).where(Meter.site_id == site.id, Meter.role == "station_input")
+                      .order_by(Meter.id).limit(1)).scalar()
     return energies[code].net_kwh if code in energies else None
 
 
 def site_topology(db: Session, site: Site) -> tuple[StationTopology, dict[int, str]]:
-    meters = db.connection().execute(select(Meter.id, Meter.code, Meter.role, Meter.line_id)
-                                     .where(Meter.site_id == site.id).order_by(Meter.id)).all()
-    lines = db.connection().execute(select(Line.id, Line.number).where(Line.site_id == site.id)
-                                    .order_by(Line.id)).all()
+    meters = db.execute(select(Meter.id, Meter.code, Meter.role, Meter.line_id).where(Meter.site_id == site.id)
+                        .order_by(Meter.id)).all()
+    lines = db.execute(select(Line.id, Line.number).where(Line.site_id == site.id).order_by(Line.id)).all()
     codes = {m.id: m.code for m in meters}
     number_of = dict(lines)
     topology = build_topology(((m.code, m.role, number_of.get(m.line_id)) for m in meters),

@@ -46,9 +46,9 @@ def counter_at(db: Session, meter_id: int, at: datetime, register: str = "import
     return (v0 + (v1 - v0) * share).quantize(Decimal("0.001"), ROUND_HALF_UP)
 
 
-def site_counters(db: Session, site: Site, start: datetime, end: datetime) -> dict[int, dict[datetime, Decimal]]:
-    """Check that every counter of the site's meters only grows, and return the import counter of every meter
-    exactly at the period's bounds (meter id → {bound: kWh}) — both in one pass over the readings.
+def checked_bounds(db: Session, site: Site, start: datetime, end: datetime) -> dict[int, dict[datetime, Decimal]]:
+    """The import counter of every meter of the site exactly at the period's bounds (meter id → {bound: kWh}),
+    once every counter is checked to only grow — both in one pass over the readings.
 
     A reading lower than the one before it (from a month before the period to its end) is a ReadingError
     naming the meter, both readings and who entered it.
@@ -72,30 +72,23 @@ def site_counters(db: Session, site: Site, start: datetime, end: datetime) -> di
         func.lag(counters.c.ts, type_=Reading.ts.type).over(**window).label("previous_ts"),
     ).subquery()
     falls = ordered.c.value < ordered.c.previous
-    rows = db.connection().execute(select(
-        ordered.c.meter_id, ordered.c.bound, ordered.c.import_kwh, falls.label("falls"),
-        # The details of a fall only where there is one: the bounds' rows carry no times to parse.
-        case((falls, ordered.c.code)).label("code"), case((falls, ordered.c.ts), else_=None).label("ts"),
-        case((falls, ordered.c.source)).label("source"), case((falls, ordered.c.value)).label("value"),
-        case((falls, ordered.c.previous)).label("previous"),
-        case((falls, ordered.c.previous_ts), else_=None).label("previous_ts"),
-    ).where(falls | ordered.c.bound.is_not(None))).all()
-    found: dict[int, dict[datetime, Decimal]] = {}
-    bounds = (start, end)
-    wrong = None
-    for row in rows:
-        if row.falls:
-            if wrong is None or (row.code, row.ts) < (wrong.code, wrong.ts):
-                wrong = row
-        elif row.import_kwh is not None:
-            found.setdefault(row.meter_id, {})[bounds[row.bound]] = Decimal(row.import_kwh)
-    if wrong is not None:
+    rows = db.connection().execute(
+        select(ordered.c.meter_id, ordered.c.bound, ordered.c.import_kwh, falls.label("falls"))
+        .where(falls | ordered.c.bound.is_not(None))).all()
+    if any(fell for *_, fell in rows):
+        # The first fall by meter and time, in the database's own order, with its details.
+        wrong = db.execute(select(ordered).where(falls).order_by(ordered.c.code, ordered.c.ts).limit(1)).one()
         who = {"office": "entered by the office", "resident": "submitted by the resident"}.get(wrong.source,
                                                                                                 "from the gateway")
         raise ReadingError(
             f"meter {wrong.code}: the reading of {wrong.ts:%Y-%m-%d %H:%M} ({wrong.value:.3f}, {who}) is lower than "
             f"the one before it ({wrong.previous:.3f} on {wrong.previous_ts:%Y-%m-%d %H:%M}); if the meter was "
             "replaced, record the new meter with its installation date, otherwise correct the reading")
+    found: dict[int, dict[datetime, Decimal]] = {}
+    bounds = (start, end)
+    for meter_id, bound, import_kwh, _ in rows:
+        if import_kwh is not None:
+            found.setdefault(meter_id, {})[bounds[bound]] = Decimal(import_kwh)
     return found
 
 
@@ -193,7 +186,7 @@ def account_consumption(db: Session, account_segments: list[Segment], energies, 
         if segment.whole:
             return used
         return Consumption(used.kwh, used.start_reading, used.end_reading, used.source, used.export_kwh,
-                           () if segment.whole else (meter_json(segment, used),))
+                           (meter_json(segment, used),))
     return Consumption(
         sum((u.kwh for _, u in parts), Decimal(0)), parts[0][1].start_reading, parts[-1][1].end_reading,
         "readings" if any(u.source == "readings" for _, u in parts) else "intervals",

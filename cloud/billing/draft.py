@@ -16,10 +16,9 @@ LEDGER_KIND = {"energy": "charge", "fee": "charge", "benefit": "benefit", "subsi
 
 @dataclass(slots=True)
 class DraftInvoice:
-    """One account's invoice of the run. ``account_number`` orders the numbering at issue."""
+    """One account's invoice of the run."""
 
     account_id: int
-    account_number: str
     quantity: Decimal
     start: Decimal | None
     end: Decimal | None
@@ -37,10 +36,14 @@ class DraftInvoice:
         """Append ``lines`` to the invoice, each with ``extra`` in its payload (the meter, what it refers to)."""
         refers_to = extra.get("refers_to")
         for line in lines:
-            self.lines.append({**line.as_json(), **extra})
             kind = LEDGER_KIND.get(line.kind)
             if kind is None:
-                continue
+                if line.kind == "carry":  # kWh carried forward: no money
+                    self.lines.append({**line.as_json(), **extra})
+                    continue
+                # The total is the sum of the ledger entries: a kind of line without one would drift apart.
+                raise ValueError(f"invoice line of kind {line.kind!r} has no ledger entry kind")
+            self.lines.append({**line.as_json(), **extra})
             self.total += line.amount
             key = (kind, refers_to)
             self.ledger[key] = self.ledger.get(key, Decimal(0)) + line.amount

@@ -135,7 +135,7 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
             meters.append({"meter": meter.code, "quantity": None if gcal is None else f"{gcal:f}", "unit": "Гкал",
                            "daily": f"{(gcal / days).quantize(Decimal('0.000001')):f}" if gcal is not None and days
                            else None})
-        invoice = DraftInvoice(account.id, account.number, share.total_gcal, None, None, False, meters)
+        invoice = DraftInvoice(account.id, share.total_gcal, None, None, False, meters)
         invoice.add(lines, meter=meter.code if meter else building.code, source="heat")
         drafted.invoices.append(invoice)
         distributed += sum((line.amount for line in lines if line.kind == "energy"), Decimal(0))

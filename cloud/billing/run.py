@@ -22,9 +22,9 @@ from cloud.billing.consumption import (
     MeterRow,
     ReadingError,
     account_consumption,
+    checked_bounds,
     estimate,
     segments,
-    site_counters,
     zone_consumption,
 )
 from cloud.billing.corrections import (
@@ -232,7 +232,7 @@ def electricity_invoices(db: Session, site: Site, org: Organisation, period: str
                          end: datetime, bounds: dict[int, dict[datetime, Decimal]]) -> Drafted:
     """A cooperative's or a supplier's invoices: consumption per account (meter segments, estimates), rated by
     the account's segment grid and zones, with the fixed fees, benefits and subsidies. ``bounds``: each
-    meter's counter at the period's bounds (``site_counters``)."""
+    meter's counter at the period's bounds (``checked_bounds``)."""
     tariffs = Tariffs(db, org.id, start, end)
     kinds = {t.kind for t in tariffs.rows}
     cooperative = kinds == {"cooperative"} or org.kind in ("cooperative", "osbb", "cottage_town")
@@ -285,12 +285,9 @@ def electricity_invoices(db: Session, site: Site, org: Organisation, period: str
         # With two meters (a replacement) one pair of readings means nothing: each segment is printed instead.
         single = len(used.meters) < 2
         estimated = used.source == "estimate"
-        invoice = DraftInvoice(account_id, account.number, quantity, used.start_reading if single else None,
+        invoice = DraftInvoice(account_id, quantity, used.start_reading if single else None,
                                used.end_reading if single else None, estimated, list(used.meters) or None)
-        if estimated:
-            invoice.add(lines, meter=codes, source=used.source, estimate=True)
-        else:
-            invoice.add(lines, meter=codes, source=used.source)
+        invoice.add(lines, meter=codes, source=used.source, **({"estimate": True} if estimated else {}))
         drafted.invoices.append(invoice)
         distributed_kwh += quantity
         distributed_uah += amount
@@ -358,7 +355,7 @@ def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) 
         raise BillingError(f"the run of site {site.code} for {period} is issued and cannot change; "
                            "corrections go into a later period")
     try:
-        bounds = site_counters(db, site, start, end)
+        bounds = checked_bounds(db, site, start, end)
     except ReadingError as exc:
         raise BillingError(f"site {site.code}, {period}: {exc}") from exc
     if org.kind == "heat":
@@ -407,11 +404,11 @@ def store_invoices(db: Session, run: BillingRun, org: Organisation, invoices: li
         select(LedgerEntry.account_id, func.sum(LedgerEntry.amount)).where(LedgerEntry.org_id == org.id)
         .group_by(LedgerEntry.account_id)).all()}
     due = (now + timedelta(days=DUE_DAYS)).date().isoformat()
-    status, issued_at = ("issued", now.strftime("%Y-%m-%d %H:%M:%S.%f")) if numbers else ("draft", None)
+    status, issued_at = ("draft", None) if numbers is None else ("issued", now.strftime("%Y-%m-%d %H:%M:%S.%f"))
     org_id, run_id, period = org.id, run.id, run.period  # plain values: read once, not per invoice
     rows = []
     for index, invoice in enumerate(invoices):
-        rows.append((org_id, run_id, invoice.account_id, period, status, numbers[index] if numbers else None,
+        rows.append((org_id, run_id, invoice.account_id, period, status, None if numbers is None else numbers[index],
                      issued_at, due, str(invoice.quantity), _text(invoice.start), _text(invoice.end),
                      f"{invoice.total:.2f}", opening.get(invoice.account_id, "0"),
                      orjson.dumps(invoice.lines).decode(), invoice.estimated,
@@ -423,10 +420,15 @@ def issue_invoices(db: Session, run: BillingRun, org: Organisation, invoices: li
                    now: datetime) -> None:
     """Store the run's invoices issued: numbered in the order of their account numbers (no gaps), frozen, and
     each account charged in its ledger."""
-    # Lock the organisation's counter so two concurrent issues cannot take the same numbers.
-    db.execute(select(Organisation.id).where(Organisation.id == org.id).with_for_update())
-    invoices = sorted(invoices, key=lambda invoice: invoice.account_number)
-    first = org.last_invoice_number + 1
+    # Lock the organisation's counter, and read it under the lock: two concurrent issues never take the same
+    # numbers, and the second continues after the first.
+    last = db.execute(select(Organisation.last_invoice_number).where(Organisation.id == org.id)
+                      .with_for_update()).scalar_one()
+    # Numbered in the order of account numbers as the database sorts them (its collation), as every list shows.
+    rank = {account_id: index for index, (account_id,) in enumerate(driver_rows(
+        db, "SELECT id FROM accounts WHERE org_id = ? ORDER BY number", (org.id,)))}
+    invoices = sorted(invoices, key=lambda invoice: rank[invoice.account_id])
+    first = last + 1
     numbers = [f"{first + offset:06d}" for offset in range(len(invoices))]
     store_invoices(db, run, org, invoices, now, numbers)
     ids = dict(driver_rows(db, "SELECT account_id, id FROM invoices WHERE run_id = ?", (run.id,)))

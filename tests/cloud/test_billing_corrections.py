@@ -16,6 +16,7 @@ from cloud.billing.document import invoice_document
 from cloud.billing.invoice_pdf import render
 from cloud.billing.run import BillingError, account_balance
 from cloud.models import Account, Correction, Invoice, LedgerEntry, Meter, Organisation
+from cloud.organisations import create_site
 from tests.cloud.office import account_with_meter, bill, invoice_of, month, office, read
 
 
@@ -171,6 +172,31 @@ def test_a_reading_lower_than_the_one_before_is_named_and_nothing_is_billed(db):
         bill(db, "TP-7", "2026-10")
     with db() as session:
         assert session.scalar(select(func.count()).select_from(Invoice)) == 0  # not even the good account
+
+
+def test_of_several_falls_the_first_by_meter_and_time_is_named_and_other_registers_are_no_fall(db):
+    with db() as session:
+        org, site = office(session)
+        _, later = account_with_meter(session, org, site, "05005", "M-B")
+        read(session, later, datetime(2026, 10, 1), "500")
+        read(session, later, datetime(2026, 10, 5), "400")  # falls first in time, but M-B sorts after M-A
+        read(session, later, datetime(2026, 11, 1), "600")
+        _, first = account_with_meter(session, org, site, "05006", "M-A")
+        read(session, first, datetime(2026, 10, 1), "900")
+        read(session, first, datetime(2026, 10, 25), "800")
+        read(session, first, datetime(2026, 10, 28), "700")
+        read(session, first, datetime(2026, 11, 1), "1000")
+        other = create_site(session, org, "TP-8")
+        _, meter = account_with_meter(session, org, other, "06006", "M-V")
+        read(session, meter, datetime(2026, 10, 1), "100")
+        read(session, meter, datetime(2026, 10, 15), "230.0", register="voltage_l1")  # not a counter
+        read(session, meter, datetime(2026, 11, 1), "150")
+    with pytest.raises(BillingError, match=r"meter M-A: the reading of 2026-10-25 00:00 \(800.000"):
+        bill(db, "TP-7", "2026-10")
+    result = bill(db, "TP-8", "2026-10")
+    assert result.invoices == 1 and not result.problems
+    with db() as session:
+        assert invoice_of(session, "06006", "2026-10").quantity_kwh == Decimal(50)
 
 
 def test_the_accountant_records_a_correction_from_the_billing_page(client, db, three_months):
