@@ -7,10 +7,13 @@ bytes is refused and raised as a security alert. A gap is accepted and recorded 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,11 +150,12 @@ class PreparedBatch:
     seq: int
     prev: str
     digest: str
-    body: bytes
-    signature: bytes
     readings: list[tuple]  # (meter id, time, values as JSON text), as the database stores them
     intervals: list[tuple]  # (meter id, start, import Wh, export Wh, flag)
     events: list[dict]
+    body: bytes
+    signature: bytes
+    meters: dict[str, int]  # the site's meters it was converted with
 
     @property
     def rows(self) -> int:
@@ -177,9 +181,13 @@ def ingest_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
     return store_alone(db, prepared)
 
 
-def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) -> PreparedBatch:
+def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
+                  parsed: Parsed | None = None) -> PreparedBatch:
     """Read the gateway and its meters, check the signature, parse and convert every row: everything but
-    the chain check and the writes. A refusal the org admin must see carries its event (not yet written)."""
+    the chain check and the writes. A refusal the org admin must see carries its event (not yet written).
+
+    ``parsed``: the same work done beforehand in a worker process, used when it was done with the gateway's
+    key and meters as they are now and succeeded; otherwise it is done here (and any error named here)."""
     found = next(iter(driver_rows(
         db, "SELECT g.id, g.org_id, g.site_id, g.code, g.public_key, g.status, k.id FROM gateways g "
         "LEFT JOIN gateway_keys k ON k.gateway_id = g.id AND k.retired_at IS NULL WHERE g.code = ?",
@@ -190,6 +198,10 @@ def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes)
     if gateway.status == "revoked":
         raise IngestError(403, "revoked_gateway", f"gateway {gateway_code!r} has been revoked",
                           event=security_event(gateway, "revoked_gateway", {}))
+    meters = dict(driver_rows(db, "SELECT code, id FROM meters WHERE site_id = ?", (gateway.site_id,)))
+    done = parsed.result(gateway.public_key, meters) if parsed is not None else None
+    if done is not None:
+        return PreparedBatch(gateway, *done, body, signature, meters)
     try:
         verify_signature(public_key(gateway.public_key), body, signature)
     except BatchError as exc:
@@ -201,10 +213,60 @@ def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes)
         raise IngestError(422 if exc.code != "too_large" else 413, exc.code, exc.reason, exc.field) from exc
     if document["gateway"] != gateway_code:
         raise IngestError(422, "invalid_batch", "batch names another gateway than the header", "gateway")
-    meters = dict(driver_rows(db, "SELECT code, id FROM meters WHERE site_id = ?", (gateway.site_id,)))
     readings, intervals, events = _rows(document, meters)
-    return PreparedBatch(gateway, document["seq"], document["prev"], batch_hash(body), body, signature,
-                         readings, intervals, events)
+    return PreparedBatch(gateway, document["seq"], document["prev"], batch_hash(body), readings, intervals,
+                         events, body, signature, meters)
+
+
+def parsed_rows(public_key_pem: str, gateway_code: str, body: bytes, signature: bytes,
+                meters: dict[str, int]) -> tuple | None:
+    """``prepare_batch``'s CPU work, run in a worker process: (seq, prev, digest, readings, intervals, events),
+    or None when anything is wrong — the writer then does it itself and names the error."""
+    try:
+        verify_signature(public_key(public_key_pem), body, signature)
+        document = parse_batch(body)
+        if document["gateway"] != gateway_code:
+            return None
+        readings, intervals, events = _rows(document, meters)
+    except Exception:  # any refusal is decided, and worded, by the writer
+        return None
+    return document["seq"], document["prev"], batch_hash(body), readings, intervals, events
+
+
+@dataclass
+class Parsed:
+    """A batch being parsed in a worker process, with the key and meters it is parsed with."""
+
+    public_key_pem: str
+    meters: dict[str, int]
+    future: Future
+
+    def result(self, public_key_pem: str, meters: dict[str, int]) -> tuple | None:
+        """The worker's result if it was made with this key and these meters and succeeded, else None."""
+        if public_key_pem != self.public_key_pem or meters != self.meters:
+            self.future.cancel()
+            return None
+        try:
+            return self.future.result()
+        except Exception:  # a broken pool: the writer parses it itself
+            return None
+
+
+_parse_pool: ProcessPoolExecutor | None = None
+_parse_pool_guard = threading.Lock()
+
+
+def parse_pool() -> ProcessPoolExecutor | None:
+    """The process's pool of parse workers (one fewer than the CPUs; none on one CPU), started on first use."""
+    global _parse_pool
+    with _parse_pool_guard:
+        if _parse_pool is None:
+            workers = (os.cpu_count() or 1) - 1
+            if workers < 1:
+                return None
+            # spawn, not fork: the app has threads (the server's, the writer's) that a fork would copy mid-step.
+            _parse_pool = ProcessPoolExecutor(min(workers, 4), mp_context=multiprocessing.get_context("spawn"))
+        return _parse_pool
 
 
 def security_event(gateway: GatewayRow, kind: str, detail: dict) -> dict:
@@ -244,9 +306,11 @@ class BatchWriter:
     rows: batches that arrive while another group is being written are written together, in one transaction,
     in arrival order, and each sender is answered after the commit that made its batch durable.
 
-    The group's leader also verifies and parses every batch of it. Under CPython's GIL, senders doing that
-    work in their own threads while the leader writes make both slower (each row the leader writes hands the
-    GIL back and forth): one thread doing it all, the others waiting on the lock, ingests a third faster.
+    Verifying and parsing a batch is sent to a worker process as it arrives (when its gateway's key and
+    meters are known from its previous batch), so that it happens while the leader writes the group before:
+    under CPython's GIL, threads doing that work beside the writer would make both slower (each row the leader
+    writes hands the GIL back and forth). The leader checks that the worker used the gateway's key and meters
+    as they are now, and does the work itself otherwise, or when the worker found anything wrong.
 
     Each batch is still all or nothing: its chain checks run before any of its rows are written, and should
     a write fail in a group, the group is rolled back and every batch in it is written again alone.
@@ -257,9 +321,11 @@ class BatchWriter:
         self._queue = threading.Lock()
         self._pending: list[_Job] = []
         self._checkpoints = WalCheckpointer(sessions.kw["bind"], lock)
+        self._known: dict[str, tuple[str, dict[str, int]]] = {}  # gateway → key and meters of its last batch
+        self._pool = parse_pool() if sessions.kw["bind"].dialect.name == "sqlite" else None
 
     def submit(self, gateway_code: str, body: bytes, signature: bytes) -> IngestResult:
-        job = _Job(gateway_code, body, signature)
+        job = _Job(gateway_code, body, signature, self._parse_ahead(gateway_code, body, signature))
         with self._queue:
             self._pending.append(job)
         with self.lock:
@@ -274,7 +340,9 @@ class BatchWriter:
             with self._checkpoints.connection() as connection, Session(connection, expire_on_commit=False) as db:
                 for job in jobs:
                     try:
-                        job.result = _store(db, prepare_batch(db, job.gateway, job.body, job.signature))
+                        prepared = prepare_batch(db, job.gateway, job.body, job.signature, job.parsed)
+                        self._known[job.gateway] = (prepared.gateway.public_key, prepared.meters)
+                        job.result = _store(db, prepared)
                     except IngestError as exc:
                         if exc.event is not None:
                             db.connection().execute(EVENTS.insert(), exc.event)
@@ -294,6 +362,16 @@ class BatchWriter:
         finally:
             for job in jobs:
                 job.finished = True
+
+
+    def _parse_ahead(self, gateway_code: str, body: bytes, signature: bytes) -> Parsed | None:
+        known = self._known.get(gateway_code)
+        if known is None or self._pool is None:
+            return None
+        try:
+            return Parsed(*known, self._pool.submit(parsed_rows, known[0], gateway_code, body, signature, known[1]))
+        except RuntimeError:  # the pool is shut down or broken: the leader parses it
+            return None
 
 
 class WalCheckpointer:
@@ -400,6 +478,7 @@ class _Job:
     gateway: str
     body: bytes
     signature: bytes
+    parsed: Parsed | None = None
     result: IngestResult | None = None
     error: Exception | None = None
     finished: bool = False

@@ -157,3 +157,52 @@ def test_sqlite_writer_leaves_wal_checkpoints_to_a_background_thread(app, db, ga
         assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     with db() as session:
         assert session.scalars(select(Batch.seq).order_by(Batch.seq)).all() == [1, 2, 3, 4, 5]
+
+
+def learned(app, db, gateway, database_url) -> tuple[BatchWriter, object]:
+    """A writer that has stored the gateway's first batch, so it parses the next ones ahead in a worker."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("parsing ahead in a worker is the SQLite group writer's; PostgreSQL parses in each request")
+    writer = BatchWriter(app.extensions["balans_sessions"], threading.Lock())
+    first = make_batch(gateway.key, seq=1)
+    assert writer.submit("gw-tp118", first.body, first.signature).status == "stored"
+    return writer, first
+
+
+def test_batches_parsed_ahead_are_stored_and_a_forged_one_is_refused_as_before(app, db, gateway, database_url):
+    writer, first = learned(app, db, gateway, database_url)
+    forged = make_batch(gateway.key, seq=2, prev=first.hash, t="2026-10-01T00:15:00Z")
+    second = make_batch(gateway.key, seq=2, prev=first.hash, t="2026-10-01T00:15:00Z")
+    third = make_batch(gateway.key, seq=3, prev=second.hash, t="2026-10-01T00:30:00Z")
+    sent = [("gw-tp118", forged.body.replace(b"17919.000", b"17000.000"), forged.signature),
+            ("gw-tp118", second.body, second.signature), ("gw-tp118", third.body, third.signature)]
+    outcomes = run_as_one_group(writer, sent)
+    assert isinstance(outcomes[0], IngestError) and outcomes[0].code == "bad_signature"
+    assert [outcomes[1].status, outcomes[2].status] == ["stored", "stored"]
+    with db() as session:
+        assert session.scalars(select(Batch.seq).order_by(Batch.seq)).all() == [1, 2, 3]
+        assert session.scalar(select(func.count()).select_from(Reading)) == 3
+        assert session.scalars(select(Event.kind).where(Event.kind.like("security:%"))).all() == [
+            "security:bad_signature"]
+
+
+def test_a_batch_parsed_ahead_with_meters_since_changed_is_converted_again(app, db, gateway, database_url):
+    from cloud.ingestion import Parsed, parsed_rows, prepare_batch
+    from cloud.models import Meter, Site
+
+    writer, first = learned(app, db, gateway, database_url)
+    assert writer._parse_ahead("gw-tp118", first.body, first.signature) is not None  # the key and meters are known
+    second = make_batch(gateway.key, seq=2, prev=first.hash, meter="TP118-NEW", t="2026-10-01T00:15:00Z")
+    job = writer._parse_ahead("gw-tp118", second.body, second.signature)
+    assert job.future.result(30) is None  # the worker does not know the new meter: it leaves the batch to the writer
+    with db() as session:
+        site = session.scalar(select(Site).where(Site.code == gateway.site))
+        session.add(Meter(org_id=site.org_id, site_id=site.id, code="TP118-NEW", role="subscriber"))
+    with db() as session:
+        prepared = prepare_batch(session, "gw-tp118", second.body, second.signature, job)
+        assert "TP118-NEW" in prepared.meters and len(prepared.readings) == 1
+        # Parsed with the meters as they are now, the worker's rows are the writer's own.
+        ahead = Parsed(prepared.gateway.public_key, prepared.meters, writer._pool.submit(
+            parsed_rows, prepared.gateway.public_key, "gw-tp118", second.body, second.signature, prepared.meters))
+        again = prepare_batch(session, "gw-tp118", second.body, second.signature, ahead)
+        assert again == prepared
