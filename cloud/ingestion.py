@@ -265,8 +265,21 @@ def parse_pool() -> ProcessPoolExecutor | None:
             if workers < 1:
                 return None
             # spawn, not fork: the app has threads (the server's, the writer's) that a fork would copy mid-step.
-            _parse_pool = ProcessPoolExecutor(min(workers, 4), mp_context=multiprocessing.get_context("spawn"))
+            _parse_pool = ProcessPoolExecutor(min(workers, 4), mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=_end_with_parent, initargs=(os.getpid(),))
         return _parse_pool
+
+
+def _end_with_parent(parent: int) -> None:
+    """In a parse worker: end when the app's process has ended, however it ended (a killed server leaves no
+    worker behind)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="balans-parse-parent", daemon=True).start()
 
 
 def security_event(gateway: GatewayRow, kind: str, detail: dict) -> dict:

@@ -206,3 +206,43 @@ def test_a_batch_parsed_ahead_with_meters_since_changed_is_converted_again(app, 
             parsed_rows, prepared.gateway.public_key, "gw-tp118", second.body, second.signature, prepared.meters))
         again = prepare_batch(session, "gw-tp118", second.body, second.signature, ahead)
         assert again == prepared
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="processes are listed from /proc")
+def test_a_killed_server_leaves_no_parse_worker_behind(tmp_path):
+    """The server parses ahead in a worker process; when the server is killed, its worker ends too."""
+    from bench.cloud_ingest import enrol_all, make_batches, via_http
+    from cloud import create_app
+    from cloud.migrate import upgrade
+    from provisioning.demo import free_port, start_cloud
+
+    url = f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
+    upgrade(url)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "test"})
+    port = free_port()
+    server = start_cloud(url, port, tmp_path)
+    try:
+        chains = make_batches(1, 3, 0)  # the second and third batch are parsed ahead
+        enrol_all(app, chains, 0)
+        via_http(port, chains)
+        workers = _children(server.pid)
+        assert workers, "the server started no parse worker"
+    finally:
+        server.kill()
+        server.wait(10)
+    deadline = time.monotonic() + 10
+    while workers & {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not workers & {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
