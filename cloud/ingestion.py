@@ -247,11 +247,13 @@ class Parsed:
             self.future.cancel()
             return None
         try:
-            return self.future.result()
-        except Exception:  # a broken pool: the writer parses it itself
+            return self.future.result(timeout=PARSE_SECONDS)
+        except Exception:  # a broken pool or a stuck worker: the writer parses it itself
+            self.future.cancel()
             return None
 
 
+PARSE_SECONDS = 30.0  # the leader waits this long for a worker (it holds the write lock meanwhile)
 _parse_pool: ProcessPoolExecutor | None = None
 _parse_pool_guard = threading.Lock()
 
@@ -268,6 +270,15 @@ def parse_pool() -> ProcessPoolExecutor | None:
             _parse_pool = ProcessPoolExecutor(min(workers, 4), mp_context=multiprocessing.get_context("spawn"),
                                               initializer=_end_with_parent, initargs=(os.getpid(),))
         return _parse_pool
+
+
+def _discard_pool(pool: ProcessPoolExecutor) -> None:
+    """A pool that cannot take work (a worker died): the next batch starts a new one."""
+    global _parse_pool
+    with _parse_pool_guard:
+        if _parse_pool is pool:
+            _parse_pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _end_with_parent(parent: int) -> None:
@@ -335,7 +346,7 @@ class BatchWriter:
         self._pending: list[_Job] = []
         self._checkpoints = WalCheckpointer(sessions.kw["bind"], lock)
         self._known: dict[str, tuple[str, dict[str, int]]] = {}  # gateway → key and meters of its last batch
-        self._pool = parse_pool() if sessions.kw["bind"].dialect.name == "sqlite" else None
+        self._ahead = sessions.kw["bind"].dialect.name == "sqlite"  # PostgreSQL: no group writer in production
 
     def submit(self, gateway_code: str, body: bytes, signature: bytes) -> IngestResult:
         job = _Job(gateway_code, body, signature, self._parse_ahead(gateway_code, body, signature))
@@ -379,11 +390,13 @@ class BatchWriter:
 
     def _parse_ahead(self, gateway_code: str, body: bytes, signature: bytes) -> Parsed | None:
         known = self._known.get(gateway_code)
-        if known is None or self._pool is None:
+        pool = parse_pool() if known is not None and self._ahead else None
+        if pool is None:
             return None
         try:
-            return Parsed(*known, self._pool.submit(parsed_rows, known[0], gateway_code, body, signature, known[1]))
-        except RuntimeError:  # the pool is shut down or broken: the leader parses it
+            return Parsed(*known, pool.submit(parsed_rows, known[0], gateway_code, body, signature, known[1]))
+        except RuntimeError:  # the pool is broken or shut down: the leader parses this one, a new pool the next
+            _discard_pool(pool)
             return None
 
 

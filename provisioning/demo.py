@@ -200,8 +200,9 @@ def run_demo(scenario_path: Path, workdir: Path, port: int = 8000, headless: boo
         echo(f"      login {logins.manager[0]}  password {logins.manager[1]}")
         echo(f"  Resident cabinet:  {cloud_url}/cabinet/  (account {logins.resident_account})")
         echo(f"      login {logins.resident[0]}  password {logins.resident[1]}")
-        echo("  Ctrl-C stops everything.")
         try:
+            # Said inside the try: a Ctrl-C or kill that follows the words at once is still a clean stop.
+            echo("  Ctrl-C stops everything.")
             while server.poll() is None:
                 time.sleep(0.5)
         except KeyboardInterrupt:

@@ -187,7 +187,7 @@ def test_batches_parsed_ahead_are_stored_and_a_forged_one_is_refused_as_before(a
 
 
 def test_a_batch_parsed_ahead_with_meters_since_changed_is_converted_again(app, db, gateway, database_url):
-    from cloud.ingestion import Parsed, parsed_rows, prepare_batch
+    from cloud.ingestion import Parsed, parse_pool, parsed_rows, prepare_batch
     from cloud.models import Meter, Site
 
     writer, first = learned(app, db, gateway, database_url)
@@ -202,7 +202,7 @@ def test_a_batch_parsed_ahead_with_meters_since_changed_is_converted_again(app, 
         prepared = prepare_batch(session, "gw-tp118", second.body, second.signature, job)
         assert "TP118-NEW" in prepared.meters and len(prepared.readings) == 1
         # Parsed with the meters as they are now, the worker's rows are the writer's own.
-        ahead = Parsed(prepared.gateway.public_key, prepared.meters, writer._pool.submit(
+        ahead = Parsed(prepared.gateway.public_key, prepared.meters, parse_pool().submit(
             parsed_rows, prepared.gateway.public_key, "gw-tp118", second.body, second.signature, prepared.meters))
         again = prepare_batch(session, "gw-tp118", second.body, second.signature, ahead)
         assert again == prepared
@@ -246,3 +246,20 @@ def test_a_killed_server_leaves_no_parse_worker_behind(tmp_path):
     while workers & {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()} and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not workers & {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+
+
+def test_a_dead_parse_worker_costs_no_batch(app, db, gateway, database_url):
+    from cloud.ingestion import parse_pool
+
+    writer, first = learned(app, db, gateway, database_url)
+    for process in list(parse_pool()._processes.values()):  # a worker killed (out of memory, say)
+        process.kill()
+        process.join(10)
+    previous = first
+    for seq in (2, 3, 4):  # parsed by the leader while the pool is broken, then by a new pool
+        batch = make_batch(gateway.key, seq=seq, prev=previous.hash, t=f"2026-10-01T00:{15 * (seq - 1):02d}:00Z")
+        assert writer.submit("gw-tp118", batch.body, batch.signature).status == "stored"
+        previous = batch
+    with db() as session:
+        assert session.scalars(select(Batch.seq).order_by(Batch.seq)).all() == [1, 2, 3, 4]
+    assert parse_pool().submit(abs, -1).result(30) == 1  # a working pool again
