@@ -240,6 +240,7 @@ class Parsed:
     public_key_pem: str
     meters: dict[str, int]
     future: Future
+    pool: ProcessPoolExecutor
 
     def result(self, public_key_pem: str, meters: dict[str, int]) -> tuple | None:
         """The worker's result if it was made with this key and these meters and succeeded, else None."""
@@ -248,37 +249,51 @@ class Parsed:
             return None
         try:
             return self.future.result(timeout=PARSE_SECONDS)
-        except Exception:  # a broken pool or a stuck worker: the writer parses it itself
-            self.future.cancel()
+        except TimeoutError:  # a stuck worker: its pool goes, and the writer parses this batch itself
+            _discard_pool(self.pool, kill=True)
+            return None
+        except Exception:  # a broken pool: the writer parses it itself
             return None
 
 
 PARSE_SECONDS = 30.0  # the leader waits this long for a worker (it holds the write lock meanwhile)
+MAX_POOL_FAILURES = 3  # pools that broke or stuck before the process parses in the writer for good
 _parse_pool: ProcessPoolExecutor | None = None
+_parse_pool_pid = 0  # the process that started it: a forked child starts its own
+_parse_pool_failures = 0
 _parse_pool_guard = threading.Lock()
 
 
 def parse_pool() -> ProcessPoolExecutor | None:
-    """The process's pool of parse workers (one fewer than the CPUs; none on one CPU), started on first use."""
-    global _parse_pool
+    """The process's pool of parse workers (one fewer than its CPUs, at most four; none on one CPU or after
+    repeated failures), started on first use."""
+    global _parse_pool, _parse_pool_pid
     with _parse_pool_guard:
-        if _parse_pool is None:
-            workers = (os.cpu_count() or 1) - 1
-            if workers < 1:
+        if _parse_pool is None or _parse_pool_pid != os.getpid():
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            if cpus < 2 or _parse_pool_failures >= MAX_POOL_FAILURES:
                 return None
             # spawn, not fork: the app has threads (the server's, the writer's) that a fork would copy mid-step.
-            _parse_pool = ProcessPoolExecutor(min(workers, 4), mp_context=multiprocessing.get_context("spawn"),
+            _parse_pool = ProcessPoolExecutor(min(cpus - 1, 4), mp_context=multiprocessing.get_context("spawn"),
                                               initializer=_end_with_parent, initargs=(os.getpid(),))
+            _parse_pool_pid = os.getpid()
         return _parse_pool
 
 
-def _discard_pool(pool: ProcessPoolExecutor) -> None:
-    """A pool that cannot take work (a worker died): the next batch starts a new one."""
-    global _parse_pool
+def _discard_pool(pool: ProcessPoolExecutor, kill: bool = False) -> None:
+    """A pool that cannot take work (a worker died or is stuck): the next batch starts a new one."""
+    global _parse_pool, _parse_pool_failures
     with _parse_pool_guard:
         if _parse_pool is pool:
             _parse_pool = None
+            _parse_pool_failures += 1
+            if _parse_pool_failures >= MAX_POOL_FAILURES:
+                log.warning("parse workers failed %d times: this process parses batches in the writer from now on",
+                            _parse_pool_failures)
+    processes = list((getattr(pool, "_processes", None) or {}).values()) if kill else []
     pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:  # shutdown() does not stop a worker that hangs
+        process.kill()
 
 
 def _end_with_parent(parent: int) -> None:
@@ -370,6 +385,8 @@ class BatchWriter:
                     except IngestError as exc:
                         if exc.event is not None:
                             db.connection().execute(EVENTS.insert(), exc.event)
+                        if exc.status in (401, 403):  # unknown, revoked or forged: nothing to parse ahead for it
+                            self._known.pop(job.gateway, None)
                         job.error = exc
                 db.commit()
         except Exception as exc:
@@ -387,14 +404,13 @@ class BatchWriter:
             for job in jobs:
                 job.finished = True
 
-
     def _parse_ahead(self, gateway_code: str, body: bytes, signature: bytes) -> Parsed | None:
         known = self._known.get(gateway_code)
         pool = parse_pool() if known is not None and self._ahead else None
         if pool is None:
             return None
         try:
-            return Parsed(*known, pool.submit(parsed_rows, known[0], gateway_code, body, signature, known[1]))
+            return Parsed(*known, pool.submit(parsed_rows, known[0], gateway_code, body, signature, known[1]), pool)
         except RuntimeError:  # the pool is broken or shut down: the leader parses this one, a new pool the next
             _discard_pool(pool)
             return None

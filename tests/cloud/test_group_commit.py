@@ -163,6 +163,10 @@ def learned(app, db, gateway, database_url) -> tuple[BatchWriter, object]:
     """A writer that has stored the gateway's first batch, so it parses the next ones ahead in a worker."""
     if not database_url.startswith("sqlite"):
         pytest.skip("parsing ahead in a worker is the SQLite group writer's; PostgreSQL parses in each request")
+    from cloud.ingestion import parse_pool
+
+    if parse_pool() is None:
+        pytest.skip("one CPU: batches are parsed by the writer")
     writer = BatchWriter(app.extensions["balans_sessions"], threading.Lock())
     first = make_batch(gateway.key, seq=1)
     assert writer.submit("gw-tp118", first.body, first.signature).status == "stored"
@@ -202,8 +206,11 @@ def test_a_batch_parsed_ahead_with_meters_since_changed_is_converted_again(app, 
         prepared = prepare_batch(session, "gw-tp118", second.body, second.signature, job)
         assert "TP118-NEW" in prepared.meters and len(prepared.readings) == 1
         # Parsed with the meters as they are now, the worker's rows are the writer's own.
-        ahead = Parsed(prepared.gateway.public_key, prepared.meters, parse_pool().submit(
-            parsed_rows, prepared.gateway.public_key, "gw-tp118", second.body, second.signature, prepared.meters))
+        pool = parse_pool()
+        ahead = Parsed(prepared.gateway.public_key, prepared.meters, pool.submit(
+            parsed_rows, prepared.gateway.public_key, "gw-tp118", second.body, second.signature, prepared.meters),
+            pool)
+        assert ahead.future.result(30) is not None  # the worker's own rows, used below
         again = prepare_batch(session, "gw-tp118", second.body, second.signature, ahead)
         assert again == prepared
 
@@ -215,8 +222,8 @@ def _children(pid: int) -> set[int]:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
+        if int(fields[1]) == pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+            found.add(int(stat.parent.name))  # a parse worker (not the resource tracker)
     return found
 
 
@@ -252,7 +259,10 @@ def test_a_dead_parse_worker_costs_no_batch(app, db, gateway, database_url):
     from cloud.ingestion import parse_pool
 
     writer, first = learned(app, db, gateway, database_url)
-    for process in list(parse_pool()._processes.values()):  # a worker killed (out of memory, say)
+    assert parse_pool().submit(abs, -1).result(30) == 1  # the pool's worker is up
+    killed = list(parse_pool()._processes.values())
+    assert killed
+    for process in killed:  # a worker killed (out of memory, say)
         process.kill()
         process.join(10)
     previous = first
@@ -263,3 +273,28 @@ def test_a_dead_parse_worker_costs_no_batch(app, db, gateway, database_url):
     with db() as session:
         assert session.scalars(select(Batch.seq).order_by(Batch.seq)).all() == [1, 2, 3, 4]
     assert parse_pool().submit(abs, -1).result(30) == 1  # a working pool again
+    assert not set(parse_pool()._processes.values()) & set(killed)
+
+
+def test_a_batch_parsed_ahead_with_the_key_since_rotated_is_refused(app, db, gateway, database_url):
+    """Parsed and verified ahead with the old key, the batch meets a rotated key at the writer: checked again
+    with the key now in force, it is refused as forged."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from cloud.models import Gateway
+    from shared.batch import public_key_pem
+
+    writer, first = learned(app, db, gateway, database_url)
+    second = make_batch(gateway.key, seq=2, prev=first.hash, t="2026-10-01T00:15:00Z")
+    parsed = writer._parse_ahead("gw-tp118", second.body, second.signature)
+    assert parsed.future.result(30) is not None  # good under the old key
+    with db() as session:
+        session.scalar(select(Gateway).where(Gateway.code == "gw-tp118")).public_key = public_key_pem(
+            Ed25519PrivateKey.generate().public_key())
+    with pytest.raises(IngestError) as refused:
+        writer.submit("gw-tp118", second.body, second.signature)  # parsed ahead with the old key again
+    assert refused.value.code == "bad_signature"
+    with db() as session:
+        assert session.scalars(select(Batch.seq)).all() == [1]
+        assert session.scalars(select(Event.kind).where(Event.kind.like("security:%"))).all() == [
+            "security:bad_signature"]
