@@ -200,13 +200,20 @@ def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
                           event=security_event(gateway, "revoked_gateway", {}))
     meters = dict(driver_rows(db, "SELECT code, id FROM meters WHERE site_id = ?", (gateway.site_id,)))
     done = parsed.result(gateway.public_key, meters) if parsed is not None else None
-    if done is not None:
-        return PreparedBatch(gateway, *done, body, signature, meters)
+    if done is None:
+        done = verified_rows(gateway.public_key, gateway_code, body, signature, meters, gateway)
+    return PreparedBatch(gateway, *done, body, signature, meters)
+
+
+def verified_rows(public_key_pem: str, gateway_code: str, body: bytes, signature: bytes, meters: dict[str, int],
+                  gateway: GatewayRow | None = None) -> tuple:
+    """Check the signature, parse and convert every row: (seq, prev, digest, readings, intervals, events).
+    A refusal is an IngestError; a forged batch carries the security event of ``gateway`` when given."""
     try:
-        verify_signature(public_key(gateway.public_key), body, signature)
+        verify_signature(public_key(public_key_pem), body, signature)
     except BatchError as exc:
-        raise IngestError(401, exc.code, exc.reason, exc.field,
-                          event=security_event(gateway, "bad_signature", {"bytes": len(body)})) from exc
+        event = security_event(gateway, "bad_signature", {"bytes": len(body)}) if gateway else None
+        raise IngestError(401, exc.code, exc.reason, exc.field, event=event) from exc
     try:
         document = parse_batch(body)
     except BatchError as exc:
@@ -214,23 +221,17 @@ def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
     if document["gateway"] != gateway_code:
         raise IngestError(422, "invalid_batch", "batch names another gateway than the header", "gateway")
     readings, intervals, events = _rows(document, meters)
-    return PreparedBatch(gateway, document["seq"], document["prev"], batch_hash(body), readings, intervals,
-                         events, body, signature, meters)
+    return document["seq"], document["prev"], batch_hash(body), readings, intervals, events
 
 
 def parsed_rows(public_key_pem: str, gateway_code: str, body: bytes, signature: bytes,
                 meters: dict[str, int]) -> tuple | None:
-    """``prepare_batch``'s CPU work, run in a worker process: (seq, prev, digest, readings, intervals, events),
-    or None when anything is wrong — the writer then does it itself and names the error."""
+    """``verified_rows`` run in a worker process, or None when anything is wrong: the writer then does it
+    again itself and names the error."""
     try:
-        verify_signature(public_key(public_key_pem), body, signature)
-        document = parse_batch(body)
-        if document["gateway"] != gateway_code:
-            return None
-        readings, intervals, events = _rows(document, meters)
-    except Exception:  # any refusal is decided, and worded, by the writer
+        return verified_rows(public_key_pem, gateway_code, body, signature, meters)
+    except Exception:
         return None
-    return document["seq"], document["prev"], batch_hash(body), readings, intervals, events
 
 
 @dataclass
