@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert, select, text
 
 from cloud import create_app
+from cloud.accounts.organisations import create_organisation, create_site, set_tariff
 from cloud.billing.run import billing_run
 from cloud.db import session_scope
 from cloud.migrate import upgrade
 from cloud.models import Account, Batch, Gateway, Line, Meter, Reading, Site
-from cloud.organisations import create_organisation, create_site, set_tariff
 
 
 def populate(app, accounts: int) -> int:

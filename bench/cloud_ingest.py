@@ -26,15 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from cloud import create_app
+from cloud.accounts.organisations import create_organisation, create_site
 from cloud.db import session_scope
-from cloud.enrolment import enrol_gateway, issue_token
-from cloud.ingestion import BatchWriter, ingest_batch
+from cloud.ingest.enrolment import enrol_gateway, issue_token
+from cloud.ingest.ingestion import BatchWriter, ingest_batch
 from cloud.migrate import upgrade
-from cloud.organisations import create_organisation, create_site
 from provisioning.demo import free_port, start_cloud
 from shared.batch import GENESIS_HASH, b64, public_key_pem, seal_batch
 
@@ -179,8 +180,6 @@ def measure(url: str, gateways: int, per_gateway: int, repeats: int, folder: Pat
 
 def pg_url() -> str | None:
     try:
-        import psycopg
-
         name = f"balans_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -203,7 +202,6 @@ def main() -> None:
     if url:
         pg = measure(url, gateways, per_gateway, repeats, folder)
         figures |= {"http_pg_ratio": pg["http_ratio"], "service_pg_ratio": pg["service_ratio"], "pg": pg}
-        import psycopg
 
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')

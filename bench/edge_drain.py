@@ -20,7 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from datetime import date
+
 from bench.station import free_port, synthetic_station, write_config
+from cloud import create_app
+from cloud.accounts.organisations import create_organisation, create_site, set_tariff
+from cloud.db import session_scope
+from cloud.ingest.enrolment import issue_token
+from cloud.migrate import upgrade
 from edge.clock import VirtualClock
 from edge.config import load_config
 from edge.gateway import Gateway
@@ -30,13 +37,6 @@ from provisioning.enrolment import enrol
 
 
 def set_up_cloud(url: str, scenario) -> str:
-    from datetime import date
-
-    from cloud import create_app
-    from cloud.db import session_scope
-    from cloud.enrolment import issue_token
-    from cloud.migrate import upgrade
-    from cloud.organisations import create_organisation, create_site, set_tariff
 
     upgrade(url)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench"})

@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert
 
 from cloud import create_app
+from cloud.accounts.organisations import create_organisation
 from cloud.db import session_scope
 from cloud.migrate import upgrade
 from cloud.models import Account, Organisation
-from cloud.organisations import create_organisation
 from cloud.payments.importer import import_statement
 
 FORMS = ("о/р {n}", "ос.рах. 0{n}", "особовий рахунок №{n}", "рахунок {n} {name}", "o/p {n}", "оплата за світло")

@@ -12,7 +12,7 @@ import click
 LAZY = {
     "sim": ("edge.cli", "sim"),
     "edge": ("edge.cli", "edge_group"),
-    "cloud": ("cloud.cli", "cloud_group"),
+    "cloud": ("cloud.cli.group", "cloud_group"),
 }
 
 

@@ -23,6 +23,22 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy import select
+
+from cloud import create_app
+from cloud.accounts.organisations import (
+    create_organisation,
+    create_site,
+    create_user,
+    set_tariff,
+    upsert_account,
+)
+from cloud.billing.run import billing_run
+from cloud.db import session_scope
+from cloud.ingest.enrolment import issue_token
+from cloud.migrate import upgrade
+from cloud.models import Site
+from cloud.sites.balance import site_balance
 from edge.clock import VirtualClock
 from edge.config import config_toml_from_scenario, load_config
 from edge.gateway import Gateway
@@ -50,12 +66,6 @@ def free_port() -> int:
 
 def seed_cloud(url: str, scenario: Scenario) -> tuple[str, DemoLogins]:
     """Create the organisation, site, tariff, accounts and demo users; return an enrolment token."""
-    from cloud import create_app
-    from cloud.db import session_scope
-    from cloud.enrolment import issue_token
-    from cloud.migrate import upgrade
-    from cloud.organisations import create_organisation, create_site, create_user, set_tariff, upsert_account
-
     upgrade(url)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "demo-seed"})
     org_info = scenario.organisation
@@ -145,13 +155,6 @@ async def run_month(scenario: Scenario, config_path: Path, token: str, cloud_url
 
 
 def bill_in_cloud(url: str, scenario: Scenario) -> tuple[dict, dict]:
-    from sqlalchemy import select
-
-    from cloud import create_app
-    from cloud.billing.run import billing_run
-    from cloud.db import session_scope
-    from cloud.models import Site
-    from cloud.site_balance import site_balance
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "demo-billing"})
     with session_scope(app) as db:

@@ -6,9 +6,11 @@ import json
 import urllib.error
 import urllib.request
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from edge.config import GatewayConfig
 from edge.gateway import load_or_create_key
-from shared.batch import public_key_pem
+from shared.batch import b64, private_key_pem, public_key_pem
 
 
 class EnrolmentFailed(Exception):
@@ -34,9 +36,6 @@ def _post(url: str, document: dict, timeout: float) -> dict:
 
 def rotate_key(config: GatewayConfig, timeout: float = 30) -> dict:
     """Make a new key, have the cloud accept it (signed by the old one), then switch to it on disk."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from shared.batch import b64, private_key_pem
 
     old = load_or_create_key(config.key_path)
     new = Ed25519PrivateKey.generate()

@@ -7,7 +7,15 @@ import socket
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
+
+from cloud import create_app
+from cloud.db import session_scope
+from cloud.migrate import upgrade
+from edge.clock import VirtualClock
+from edge.config import config_toml_from_scenario, load_config
+from shared.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "seed-cottage-town.toml"
@@ -16,15 +24,11 @@ PG_ADMIN_URL = os.environ.get("BALANS_TEST_PG", "postgresql://postgres@127.0.0.1
 
 @pytest.fixture(scope="session")
 def seed_scenario():
-    from shared.scenario import load_scenario
-
     return load_scenario(SEED.read_text(encoding="utf-8"), str(SEED))
 
 
 def _pg_available() -> str | None:
     try:
-        import psycopg
-
         with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
             return None
     except Exception as exc:  # any failure means: no PostgreSQL here
@@ -45,8 +49,6 @@ def pg_server():
 @pytest.fixture
 def new_pg_database(pg_server):
     """A factory of fresh, empty PostgreSQL databases, dropped after the test."""
-    import psycopg
-
     created = []
     base = pg_server.rsplit("/", 1)[0]
 
@@ -79,9 +81,6 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def app(database_url):
-    from cloud import create_app
-    from cloud.migrate import upgrade
-
     upgrade(database_url)
     application = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "test", "TESTING": True,
                               "WTF_CSRF_ENABLED": False})
@@ -96,8 +95,6 @@ def client(app):
 
 @pytest.fixture
 def db(app):
-    from cloud.db import session_scope
-
     def scope():
         return session_scope(app)
 
@@ -115,11 +112,8 @@ def station_setup(tmp_path, seed_scenario):
     """(scenario, clock, port, gateway config) — the station is started by the test."""
     port = free_port()
     path = tmp_path / "gateway.toml"
-    from edge.config import config_toml_from_scenario
 
     path.write_text(config_toml_from_scenario(seed_scenario, gateway_id="gw-test", host="127.0.0.1", port=port,
                                               cloud_url="http://127.0.0.1:9", poll_seconds=900), encoding="utf-8")
-    from edge.clock import VirtualClock
-    from edge.config import load_config
 
     return seed_scenario, VirtualClock(seed_scenario.period_start), port, load_config(path)

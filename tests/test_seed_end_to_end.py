@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from provisioning.demo import MANAGER, RESIDENT_PASSWORD, free_port, run_demo, start_cloud
 
@@ -98,8 +99,6 @@ def test_the_pages_show_line_4_flagged_and_the_residents_invoice(demo_run):
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
 def test_a_person_sees_it_in_a_real_browser_on_a_phone(demo_run, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     workdir, _ = demo_run
     port = free_port()
     server = start_cloud(f"sqlite:///{workdir / 'cloud.sqlite3'}", port, workdir)

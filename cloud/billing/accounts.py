@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
-from cloud.billing.run import BillingError
+from cloud.billing.errors import BillingError
 from cloud.models import Account
 
 FIELDS = ("category", "heated_area_m2", "common_coefficient", "benefit_pct", "benefit_norm_kwh", "benefit_norm_m2",

@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 from cloud.billing.document import invoice_document
 from cloud.billing.invoice_pdf import render
-from cloud.mail import queue_mail
 from cloud.models import Account, BillingRun, Invoice, Site
+from cloud.notifications.mail import queue_mail
 
 
 def run_invoices(db: Session, site: Site, period: str) -> list[Invoice]:

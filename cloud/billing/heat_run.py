@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from cloud.billing.consumption import counter_at
 from cloud.billing.draft import Drafted, DraftInvoice
-from cloud.billing.run import BillingError, Tariffs
+from cloud.billing.errors import BillingError
+from cloud.billing.tariff_grid import Tariffs
 from cloud.models import Account, HeatingSeason, Invoice, Meter, Organisation, Site
 from shared.heat import HeatError, Unit, distribute
 from shared.money import line_amount

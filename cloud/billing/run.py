@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
+from cloud.billing.collector import collector_paused
 from cloud.billing.consumption import (
     Consumption,
     MeterRow,
@@ -34,7 +35,9 @@ from cloud.billing.corrections import (
     trueup_line,
 )
 from cloud.billing.draft import Drafted, DraftInvoice
-from cloud.collector import collector_paused
+from cloud.billing.errors import BillingError
+from cloud.billing.heat_run import heat_invoices
+from cloud.billing.tariff_grid import Grid, Tariffs
 from cloud.db import driver_rows, insert_rows
 from cloud.models import (
     Account,
@@ -44,29 +47,21 @@ from cloud.models import (
     Meter,
     Organisation,
     Site,
-    Tariff,
     utcnow,
 )
-from cloud.site_balance import input_kwh, meter_energy, period_bounds
+from cloud.sites.balance import input_kwh, meter_energy, period_bounds
 from shared.cost_sharing import cost_recovery
 from shared.tariffs import (
     Line,
     RatingError,
-    TariffPeriod,
     benefit_line,
-    check_validity,
     energy_lines,
-    fee_lines,
     net_billing,
     subsidy_line,
 )
 
 KWH = Decimal("1")
 DUE_DAYS = 20  # days from issue to the due date
-
-
-class BillingError(Exception):
-    """A run that cannot be made; the message names the record and why."""
 
 
 @dataclass
@@ -84,57 +79,6 @@ class RunResult:
 
 
 SEGMENT_NAMES = {"household": "побутових споживачів", "business": "непобутових споживачів"}
-
-
-class Grid(NamedTuple):
-    """The tariffs covering a period for one customer segment, and the fixed fee lines they charge."""
-
-    tariffs: list[TariffPeriod]
-    first_day: date
-    last_day: date
-    fees: list[Line]
-
-
-class Tariffs:
-    """The organisation's tariffs read once per run, checked for the period per kind and customer segment."""
-
-    def __init__(self, db: Session, org_id: int, start: datetime, end: datetime):
-        self.org_id, self.first_day, self.last_day = org_id, start.date(), (end - timedelta(days=1)).date()
-        self.rows = db.scalars(select(Tariff).where(Tariff.org_id == org_id).order_by(Tariff.valid_from)).all()
-        self._checked: dict[tuple, list[TariffPeriod]] = {}
-        self._grids: dict[tuple, Grid] = {}
-
-    def for_period(self, heat: bool, segment: str = "", first_day: date | None = None,
-                   last_day: date | None = None) -> list[TariffPeriod]:
-        """The tariffs covering the period (a change inside it is split by days): the segment's own grid
-        when it has one, else the organisation's general one; a gap or an overlap is a BillingError."""
-        first_day, last_day = first_day or self.first_day, last_day or self.last_day
-        key = (heat, segment, first_day, last_day)
-        if key not in self._checked:
-            rows = [t for t in self.rows if (t.kind == "heat") == heat]
-            own = [t for t in rows if t.segment == segment and segment]
-            chosen = own or [t for t in rows if not t.segment]
-            periods = [TariffPeriod(f"#{t.id} від {t.valid_from:%d.%m.%Y}" + (f" ({t.segment})" if t.segment else ""),
-                                    t.valid_from, t.valid_to, t.purchase_price, t.coefficient,
-                                    {zone: Decimal(str(k)) for zone, k in (t.zones or {}).items()},
-                                    Decimal(t.monthly_fee or 0), t.fee_name or "")
-                       for t in chosen]
-            try:
-                self._checked[key] = check_validity(periods, first_day, last_day)
-            except RatingError as exc:
-                what = f", segment {segment}" if own else ""
-                raise BillingError(f"organisation {self.org_id}{what}: {exc}") from exc
-        return self._checked[key]
-
-    def grid(self, segment: str, first_day: date | None = None, last_day: date | None = None) -> Grid:
-        """The electricity tariffs an account of ``segment`` is rated by, with their fixed monthly fees (the
-        same lines on every such invoice, made once)."""
-        first_day, last_day = first_day or self.first_day, last_day or self.last_day
-        key = (segment, first_day, last_day)
-        if key not in self._grids:
-            periods = self.for_period(False, segment, first_day, last_day)
-            self._grids[key] = Grid(periods, first_day, last_day, fee_lines(periods, first_day, last_day))
-        return self._grids[key]
 
 
 def carried_export(db: Session, org_id: int, period: str) -> dict[int, Decimal]:
@@ -359,8 +303,6 @@ def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) 
     except ReadingError as exc:
         raise BillingError(f"site {site.code}, {period}: {exc}") from exc
     if org.kind == "heat":
-        from cloud.billing.heat_run import heat_invoices
-
         drafted = heat_invoices(db, site, org, period, start, end)
     else:
         drafted = electricity_invoices(db, site, org, period, start, end, bounds)
@@ -451,12 +393,6 @@ def issue_invoices(db: Session, run: BillingRun, org: Organisation, invoices: li
     org.last_invoice_number = first - 1 + len(invoices)
     run.status = "issued"
     run.issued_at = now
-
-
-def account_balance(db: Session, account_id: int) -> Decimal:
-    """The account's balance: the sum of its ledger (positive = debt, negative = prepaid)."""
-    return Decimal(db.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-                             .where(LedgerEntry.account_id == account_id)) or 0)
 
 
 def today() -> date:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from datetime import date
 
@@ -25,9 +27,6 @@ def start_order(db: Session, org: Organisation, account: Account, invoice_id: in
 
 def apply_callback(db: Session, data: str, signature: str) -> str:
     """Verify and apply one callback; the same callback twice changes nothing. Returns what happened."""
-    import base64
-    import json
-
     try:
         order_id = str(json.loads(base64.b64decode(data))["order_id"])
     except (ValueError, KeyError, TypeError) as exc:

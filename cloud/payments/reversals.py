@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
-from cloud.billing.run import account_balance
+from cloud.billing.ledger import account_balance
 from cloud.models import LedgerEntry, PayerIban, Payment, PaymentReversal
 from cloud.payments.statement import REVERSAL, StatementTransaction
 

@@ -8,7 +8,11 @@ from decimal import Decimal
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 
+from cloud.accounts.organisations import create_organisation, create_site, set_tariff, upsert_account
+from cloud.ingest.enrolment import issue_token
+from cloud.models import Site
 from shared.batch import public_key_pem
 
 
@@ -21,8 +25,6 @@ class EnrolledGateway:
 
 
 def setup_cooperative(db, scenario, name_suffix: str = ""):
-    from cloud.organisations import create_organisation, create_site, set_tariff, upsert_account
-
     with db() as session:
         org = create_organisation(session, scenario.organisation["name"] + name_suffix, "cooperative",
                                   scenario.organisation["edrpou"], scenario.organisation["iban"])
@@ -34,10 +36,6 @@ def setup_cooperative(db, scenario, name_suffix: str = ""):
 
 
 def enrol(client, db, scenario, site_code: str, gateway_code: str, only=None) -> Ed25519PrivateKey:
-    from sqlalchemy import select
-
-    from cloud.enrolment import issue_token
-    from cloud.models import Site
 
     with db() as session:
         token = issue_token(session, session.scalar(select(Site).where(Site.code == site_code)))

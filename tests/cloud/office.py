@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from cloud.accounts.organisations import create_organisation, create_site, set_tariff, upsert_account
 from cloud.billing.run import billing_run
 from cloud.models import Account, Batch, Gateway, IntervalEnergy, Invoice, Meter, Organisation, Reading, Site
-from cloud.organisations import create_organisation, create_site, set_tariff, upsert_account
 
 IBAN = "UA853005280000026007012345678"
 

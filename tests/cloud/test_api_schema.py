@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from cloud import create_app
+from cloud.migrate import upgrade
+
 schemathesis = pytest.importorskip("schemathesis")
 
 
 def _app():
-    from cloud import create_app
-    from cloud.migrate import upgrade
-
     url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='balans-schema-')) / 'cloud.sqlite3'}"
     upgrade(url)
     return create_app({"DATABASE_URL": url, "SECRET_KEY": "schema", "TESTING": True})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import MetaData, select
 
-from cloud.backup import BackupError, backup, restore
+from cloud.admin.backup import BackupError, backup, restore
 from cloud.db import make_engine
 from tests.cloud.test_evidence import chain
 from tests.cloud.test_ingestion import post

@@ -5,17 +5,39 @@ code, and e-mail through the outbox to a real SMTP server on loopback.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from aiosmtpd.controller import Controller
+from openpyxl import load_workbook
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from cloud.billing.run import BillingError, account_balance, billing_run
-from cloud.models import Account, Invoice, LedgerEntry, Site
+from cloud.accounts.organisations import create_user
+from cloud.billing.delivery import queue_invoice_emails, run_pdf
+from cloud.billing.errors import BillingError
+from cloud.billing.ledger import account_balance
+from cloud.billing.run import billing_run
+from cloud.models import Account, Invoice, LedgerEntry, Organisation, Reading, ReminderRule, Site, Tariff
+from cloud.notifications.mail import SmtpSender, TelegramSender, send_pending
+from cloud.notifications.reminders import queue_reminders
+from cloud.payments.importer import import_statement
+from cloud.reports.accounting import debtors, turnover_csv, turnover_sheet, turnover_xlsx
+from cloud.reports.analytics import (
+    collection,
+    consumption_dynamics,
+    payments_by_channel_and_day,
+    regulator_summary,
+)
 from shared.batch import GENESIS_HASH, seal_batch
+from shared.nbu_qr import decode_url
+from tests.cloud.payments.statements import camt053, entry
 from tests.cloud.test_ingestion import post
 from tests.conftest import free_port
 
@@ -75,10 +97,6 @@ def test_a_draft_can_be_rerun_and_issuing_numbers_without_gaps(db, billed_month)
 
 
 def test_the_invoice_pdf_carries_the_wording_and_a_qr_code_that_pays_it(db, billed_month, tmp_path):
-    from pypdf import PdfReader
-
-    from cloud.billing.delivery import run_pdf
-    from shared.nbu_qr import decode_url
 
     run(db, billed_month, issue=True)
     with db() as session:
@@ -102,10 +120,6 @@ def test_the_invoice_pdf_carries_the_wording_and_a_qr_code_that_pays_it(db, bill
 
 
 def test_invoices_go_out_by_email_through_the_outbox(db, billed_month):
-    from aiosmtpd.controller import Controller
-
-    from cloud.billing.delivery import queue_invoice_emails
-    from cloud.mail import SmtpSender, send_pending
 
     run(db, billed_month, issue=True)
     with db() as session:
@@ -139,12 +153,6 @@ def test_invoices_go_out_by_email_through_the_outbox(db, billed_month):
 
 
 def test_turnover_sheet_and_debtors_add_up_to_the_ledger(db, billed_month):
-    from openpyxl import load_workbook
-
-    from cloud.models import Organisation
-    from cloud.payments.importer import import_statement
-    from cloud.reports import debtors, turnover_csv, turnover_sheet, turnover_xlsx
-    from tests.cloud.payments.statements import camt053, entry
 
     run(db, billed_month, issue=True)
     with db() as session:
@@ -167,15 +175,7 @@ def test_turnover_sheet_and_debtors_add_up_to_the_ledger(db, billed_month):
 
 
 def test_reminders_go_once_per_rule_and_month_by_email_and_telegram(db, billed_month):
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from aiosmtpd.controller import Controller
-
-    from cloud.mail import SmtpSender, TelegramSender, send_pending
-    from cloud.models import Organisation, ReminderRule
-    from cloud.reminders import queue_reminders
 
     run(db, billed_month, issue=True)
     with db() as session:
@@ -226,9 +226,6 @@ def test_reminders_go_once_per_rule_and_month_by_email_and_telegram(db, billed_m
 
 
 def test_benefit_subsidy_and_a_mid_month_tariff_change_on_the_invoice_and_in_the_ledger(db, billed_month):
-    from cloud.models import Organisation, Tariff
-    from cloud.reports import turnover_sheet
-
     with db() as session:
         account = session.scalar(select(Account).where(Account.number == "04001"))
         account.benefit_pct, account.benefit_norm_kwh, account.subsidy_uah = Decimal(50), Decimal(100), Decimal(850)
@@ -255,8 +252,6 @@ def test_benefit_subsidy_and_a_mid_month_tariff_change_on_the_invoice_and_in_the
 
 
 def test_a_gap_in_the_tariffs_is_named_and_nothing_is_billed(db, billed_month):
-    from cloud.models import Tariff
-
     with db() as session:
         session.scalar(select(Tariff)).valid_to = date(2026, 10, 20)
     with pytest.raises(BillingError, match="ends on 2026-10-20"):
@@ -266,9 +261,6 @@ def test_a_gap_in_the_tariffs_is_named_and_nothing_is_billed(db, billed_month):
 
 
 def test_the_accountant_bills_from_the_web_in_a_few_clicks(app, client, db, billed_month):
-    from cloud.models import Organisation
-    from cloud.organisations import create_user
-
     with db() as session:
         create_user(session, "buh@coop.ua", "correct horse battery", "accountant", session.scalar(select(Organisation)))
         code = session.get(Site, billed_month).code
@@ -284,9 +276,6 @@ def test_the_accountant_bills_from_the_web_in_a_few_clicks(app, client, db, bill
 
 
 def test_a_resident_submits_a_reading_and_a_wrong_one_is_explained(app, client, db, billed_month):
-    from cloud.models import Organisation, Reading
-    from cloud.organisations import create_user
-
     with db() as session:
         account = session.scalar(select(Account).where(Account.number == "04001"))
         create_user(session, "r@ex.ua", "correct horse battery", "resident", session.scalar(select(Organisation)),
@@ -304,17 +293,6 @@ def test_a_resident_submits_a_reading_and_a_wrong_one_is_explained(app, client, 
 
 
 def test_analytics_for_the_board_and_the_regulator(app, client, db, billed_month):
-    from cloud.analytics import (
-        collection,
-        consumption_dynamics,
-        payments_by_channel_and_day,
-        regulator_summary,
-    )
-    from cloud.models import Organisation
-    from cloud.organisations import create_user
-    from cloud.payments.importer import import_statement
-    from tests.cloud.payments.statements import camt053, entry
-
     run(db, billed_month, issue=True)
     today = date.today().strftime("%Y-%m")
     with db() as session:

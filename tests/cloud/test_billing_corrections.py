@@ -4,19 +4,20 @@ estimated or wrong is put right by a line on a later invoice that names the orig
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from cloud.accounts.organisations import create_site, create_user
 from cloud.billing.corrections import CorrectionError, record_correction
 from cloud.billing.document import invoice_document
+from cloud.billing.errors import BillingError
 from cloud.billing.invoice_pdf import render
-from cloud.billing.run import BillingError, account_balance
-from cloud.models import Account, Correction, Invoice, LedgerEntry, Meter, Organisation
-from cloud.organisations import create_site
+from cloud.billing.ledger import account_balance
+from cloud.models import Account, Correction, Invoice, LedgerEntry, Meter, Organisation, Tariff
 from tests.cloud.office import account_with_meter, bill, invoice_of, month, office, read
 
 
@@ -200,8 +201,6 @@ def test_of_several_falls_the_first_by_meter_and_time_is_named_and_other_registe
 
 
 def test_the_accountant_records_a_correction_from_the_billing_page(client, db, three_months):
-    from cloud.organisations import create_user
-
     with db() as session:
         org = session.scalar(select(Organisation))
         create_user(session, "buh@coop.ua", "correct horse battery", "accountant", org)
@@ -227,8 +226,6 @@ def test_the_accountant_records_a_correction_from_the_billing_page(client, db, t
 
 
 def test_another_organisation_can_neither_see_nor_correct_the_invoice(client, db, three_months):
-    from cloud.organisations import create_user
-
     with db() as session:
         august = invoice_of(session, "01001", "2026-08").number
         other, _ = office(session, name="ОК «Інший»", code="TP-9")
@@ -243,9 +240,6 @@ def test_another_organisation_can_neither_see_nor_correct_the_invoice(client, db
 
 
 def test_a_segment_whose_grid_has_a_gap_is_named(db):
-    from datetime import date
-
-    from cloud.models import Tariff
 
     with db() as session:
         org, site = office(session, kind="supplier", name="ТОВ «Енергозбут»", code="PS-9", price="")

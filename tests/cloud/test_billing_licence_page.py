@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from cloud.accounts.organisations import create_user
 from cloud.models import Meter
-from cloud.organisations import create_user
 from shared.licence import loss_reduction_return, roi
 from tests.cloud.office import account_with_meter, bill, intervals, month, office, read
 

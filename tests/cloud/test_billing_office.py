@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from cloud.accounts.organisations import create_user
 from cloud.models import Account, AuditLog, HeatingSeason, Meter, Reading, Tariff
-from cloud.organisations import create_user
 from tests.cloud.office import account_with_meter, bill, invoice_of, office, read
 
 

@@ -9,10 +9,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from cloud.accounts.organisations import create_user
+from cloud.billing.delivery import run_pdf
+from cloud.billing.errors import BillingError
 from cloud.billing.heat_run import set_heating_season
-from cloud.billing.run import BillingError
 from cloud.models import Account, Invoice, LedgerEntry, Meter, Organisation, Site, Tariff
 from tests.cloud.office import account_with_meter, bill, intervals, invoice_of, office, read
 
@@ -90,9 +93,6 @@ def test_the_supplier_bills_each_segment_by_its_grid_and_zones_at_a_price(db, su
 
 
 def test_the_suppliers_invoice_speaks_of_the_price(db, supplier):
-    from pypdf import PdfReader
-
-    from cloud.billing.delivery import run_pdf
 
     with db() as session:  # the paper-read household gets its intervals: now everyone can be billed
         paper = session.scalar(select(Meter).where(Meter.code == "MH-002"))
@@ -198,9 +198,6 @@ def test_outside_the_heating_season_only_the_fee_is_billed(db, building):
 
 
 def test_the_heat_invoice_prints_gcal(db, building):
-    from pypdf import PdfReader
-
-    from cloud.billing.delivery import run_pdf
 
     bill(db, "B-12", "2026-10", issue=True)
     with db() as session:
@@ -238,8 +235,6 @@ def test_a_flat_meter_away_for_verification_heats_by_last_periods_daily_average(
 
 
 def test_the_managers_pages_show_a_supplier_and_a_heat_run(client, db, supplier, building):
-    from cloud.organisations import create_user
-
     bill(db, "PS-3", "2026-10")
     bill(db, "B-12", "2026-10")
     with db() as session:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from cloud.collector import collector_paused
+from cloud.billing.collector import collector_paused
 
 
 @pytest.fixture(autouse=True)

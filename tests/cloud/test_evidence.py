@@ -9,7 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from cloud.evidence import export_evidence, find_line, verify_gateway
+from cloud.ingest.evidence import export_evidence, find_line, verify_gateway
+from cloud.ingest.gateways import revoke
 from cloud.models import Batch, Event, Gateway
 from shared.batch import GENESIS_HASH, b64, public_key_pem, seal_batch
 from tests.cloud.test_ingestion import post
@@ -81,8 +82,6 @@ def test_a_rotated_key_keeps_old_batches_verifiable(client, db, gateway):
 
 
 def test_a_revoked_gateway_is_refused_and_the_admin_sees_it(client, db, gateway):
-    from cloud.gateways import revoke
-
     with db() as session:
         revoke(session, session.scalar(select(Gateway)), "admin@coop.ua", "stolen")
     response = post(client, chain(gateway.key, 1)[0])

@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from cloud.ingestion import BatchWriter, IngestError
-from cloud.models import Batch, Event, IntervalEnergy, Reading
-from shared.batch import GENESIS_HASH, seal_batch
-from tests.cloud.test_ingestion import make_batch
+from bench.cloud_ingest import enrol_all, make_batches, via_http
+from cloud import create_app
+from cloud.ingest.ingestion import BatchWriter, IngestError, Parsed, parse_pool, parsed_rows, prepare_batch
+from cloud.migrate import upgrade
+from cloud.models import Batch, Event, Gateway, IntervalEnergy, Meter, Reading, Site
+from provisioning.demo import free_port, start_cloud
+from shared.batch import GENESIS_HASH, public_key_pem, seal_batch
+from tests.cloud.test_ingestion import make_batch, post
 
 
 def submit_together(app, db, batches) -> tuple[BatchWriter, list[tuple]]:
@@ -100,8 +105,6 @@ def test_a_full_disk_in_a_group_takes_nothing_of_the_others_with_it(app, db, gat
 
 def test_concurrent_senders_over_http_lose_nothing_and_double_nothing(client, db, gateway, senders=4):
     """Four senders post the same chain of batches at once: every batch is stored exactly once."""
-    from tests.cloud.test_ingestion import post
-
     chain, prev = [], None
     for seq in range(1, 9):
         batch = make_batch(gateway.key, seq=seq, prev=prev or make_batch(gateway.key).prev,
@@ -163,7 +166,6 @@ def learned(app, db, gateway, database_url) -> tuple[BatchWriter, object]:
     """A writer that has stored the gateway's first batch, so it parses the next ones ahead in a worker."""
     if not database_url.startswith("sqlite"):
         pytest.skip("parsing ahead in a worker is the SQLite group writer's; PostgreSQL parses in each request")
-    from cloud.ingestion import parse_pool
 
     if parse_pool() is None:
         pytest.skip("one CPU: batches are parsed by the writer")
@@ -191,9 +193,6 @@ def test_batches_parsed_ahead_are_stored_and_a_forged_one_is_refused_as_before(a
 
 
 def test_a_batch_parsed_ahead_with_meters_since_changed_is_converted_again(app, db, gateway, database_url):
-    from cloud.ingestion import Parsed, parse_pool, parsed_rows, prepare_batch
-    from cloud.models import Meter, Site
-
     writer, first = learned(app, db, gateway, database_url)
     assert writer._parse_ahead("gw-tp118", first.body, first.signature) is not None  # the key and meters are known
     second = make_batch(gateway.key, seq=2, prev=first.hash, meter="TP118-NEW", t="2026-10-01T00:15:00Z")
@@ -230,11 +229,6 @@ def _children(pid: int) -> set[int]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="processes are listed from /proc")
 def test_a_killed_server_leaves_no_parse_worker_behind(tmp_path):
     """The server parses ahead in a worker process; when the server is killed, its worker ends too."""
-    from bench.cloud_ingest import enrol_all, make_batches, via_http
-    from cloud import create_app
-    from cloud.migrate import upgrade
-    from provisioning.demo import free_port, start_cloud
-
     url = f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
     upgrade(url)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "test"})
@@ -256,8 +250,6 @@ def test_a_killed_server_leaves_no_parse_worker_behind(tmp_path):
 
 
 def test_a_dead_parse_worker_costs_no_batch(app, db, gateway, database_url):
-    from cloud.ingestion import parse_pool
-
     writer, first = learned(app, db, gateway, database_url)
     assert parse_pool().submit(abs, -1).result(30) == 1  # the pool's worker is up
     killed = list(parse_pool()._processes.values())
@@ -279,10 +271,6 @@ def test_a_dead_parse_worker_costs_no_batch(app, db, gateway, database_url):
 def test_a_batch_parsed_ahead_with_the_key_since_rotated_is_refused(app, db, gateway, database_url):
     """Parsed and verified ahead with the old key, the batch meets a rotated key at the writer: checked again
     with the key now in force, it is refused as forged."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from cloud.models import Gateway
-    from shared.batch import public_key_pem
 
     writer, first = learned(app, db, gateway, database_url)
     second = make_batch(gateway.key, seq=2, prev=first.hash, t="2026-10-01T00:15:00Z")

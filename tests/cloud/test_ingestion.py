@@ -8,8 +8,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
+from cloud.ingest.ingestion import missing_seqs
+from cloud.ingest.rate_limit import RateLimiter
 from cloud.models import Batch, Event, Gateway, IntervalEnergy, Reading
 from shared.batch import GENESIS_HASH, b64, seal_batch
+from tests.cloud.conftest import enrol
 
 
 def make_batch(key, seq=1, prev=GENESIS_HASH, meter="TP118-IN", t="2026-10-01T00:00:00Z", imp="18.434"):
@@ -102,8 +105,6 @@ def test_a_broken_chain_is_refused(client, gateway):
 
 
 def test_a_gap_is_accepted_recorded_and_filled_later(client, db, gateway):
-    from cloud.ingestion import missing_seqs
-
     one = make_batch(gateway.key)
     two = make_batch(gateway.key, seq=2, prev=one.hash, t="2026-10-01T00:15:00Z")
     three = make_batch(gateway.key, seq=3, prev=two.hash, t="2026-10-01T00:30:00Z")
@@ -155,15 +156,11 @@ def test_openapi_document_lists_the_routes(client):
 
 
 def test_an_enrolment_token_works_once(client, db, seed_scenario, gateway):
-    from tests.cloud.conftest import enrol
-
     with pytest.raises(AssertionError):
         enrol(client, db, seed_scenario, gateway.site, "gw-tp118")  # the same gateway id again: 409
 
 
 def test_a_runaway_gateway_gets_429_with_retry_after(app, client, gateway):
-    from cloud.rate_limit import RateLimiter
-
     app.extensions["balans_rate_limiter"] = RateLimiter(per_minute=60, burst=2)
     batch = make_batch(gateway.key)
     assert post(client, batch).status_code == 201

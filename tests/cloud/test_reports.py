@@ -9,7 +9,9 @@ import csv
 import io
 import json
 import re
+import threading
 import uuid
+import zipfile
 from datetime import date, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -18,12 +20,22 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl import load_workbook
+from playwright.sync_api import sync_playwright
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
-from cloud.billing.run import account_balance
-from cloud.models import Account, Invoice, LedgerEntry, Organisation
-from cloud.report_export import Column, Report, to_csv, to_xlsx
-from cloud.reports import REPORT_KINDS, build_report
+from cloud.accounts.organisations import create_organisation, create_user
+from cloud.billing.corrections import record_correction
+from cloud.billing.ledger import account_balance
+from cloud.models import Account, Invoice, LedgerEntry, Organisation, Payment
+from cloud.payments.importer import cash_payment, import_statement
+from cloud.payments.reversals import reverse_payment
+from cloud.reports.accounting import debtors as find_debtors
+from cloud.reports.analytics import collection
+from cloud.reports.catalogue import REPORT_KINDS, build_report
+from cloud.reports.export import Column, Report, to_csv, to_xlsx
+from tests.cloud.office import account_with_meter, bill, invoice_of, month, office, read
 from tests.cloud.payments.statements import camt053, entry
 from tests.cloud.test_billing import HOUSES, billed_month, run  # noqa: F401  (billed_month is a fixture)
 from tests.conftest import free_port
@@ -36,9 +48,6 @@ TODAY = date(2026, 12, 15)  # the day the office reads the reports
 @pytest.fixture
 def books(db, billed_month):  # noqa: F811
     """October billed (04001 with a benefit and a subsidy, 01002 a business); November's money in."""
-    from cloud.organisations import create_user
-    from cloud.payments.importer import cash_payment, import_statement
-
     with db() as session:
         bondarenko = session.scalar(select(Account).where(Account.number == "04001"))
         bondarenko.benefit_pct, bondarenko.benefit_norm_kwh, bondarenko.subsidy_uah = 50, 100, Decimal("850.00")
@@ -95,15 +104,12 @@ def test_debtors_are_the_positive_closing_balances_aged(db, books):
                              date.today() + timedelta(days=200))
     assert later.rows[0][later.column("days_90+")] == Decimal("1005.96") and later.marks == ["row-suspected_theft"]
     with db() as session:  # reminders read the same debtors, benefits and subsidies not counted twice
-        from cloud.reports import debtors as find_debtors
 
         [bondarenko] = find_debtors(session, books, TODAY)
     assert bondarenko.debt == Decimal("1005.96") and bondarenko.oldest_due is not None
 
 
 def test_collection_rate_is_paid_over_accrued(db, books):
-    from cloud.analytics import collection
-
     october, november = report(db, books, "turnover", "2026-10"), report(db, books, "turnover", "2026-11")
     rates = report(db, books, "collection", "2026-11")
     rows = {r[0]: r for r in rates.rows}
@@ -128,9 +134,6 @@ def test_payments_by_day_and_channel_reconcile_with_the_sheet(db, books):
 
 
 def test_a_reversed_payment_leaves_paid_and_the_payments_report_in_step(db, books):
-    from cloud.models import Payment
-    from cloud.payments.reversals import reverse_payment
-
     with db() as session:  # the bank takes 01002's 2 100.00 back; a queued payment is refunded to its payer
         overpaid = session.scalar(select(Payment).where(Payment.amount == Decimal("2100.00")))
         reverse_payment(session, overpaid, "reversal", "R-1", date(2026, 11, 21), "bank")
@@ -211,8 +214,6 @@ def cell_value(value):
 
 @pytest.mark.parametrize("kind", REPORT_KINDS)
 def test_screen_csv_and_xlsx_show_the_same_figures(client, db, books, kind):
-    from openpyxl import load_workbook
-
     expected = report(db, books, kind, "2026-11" if kind in ("turnover", "debtors", "payments", "collection")
                       else "2026-10")
     period = expected.subtitle.rsplit("період ", 1)[1].split(" ")[0]
@@ -271,8 +272,6 @@ def test_english_on_request(client, db, books):
 
 
 def test_the_cli_writes_the_same_report(app, db, books, tmp_path):
-    from openpyxl import load_workbook
-
     runner = app.test_cli_runner()
     result = runner.invoke(args=["report", "turnover", "--org", str(books), "--period", "2026-11"])
     assert result.exit_code == 0, result.output
@@ -293,14 +292,11 @@ def test_the_cli_writes_the_same_report(app, db, books, tmp_path):
 
 
 def test_money_is_written_exactly_or_not_at_all():
-    from openpyxl import load_workbook
-
     columns = (Column("what", "Що", "What"), Column("amount", "Сума", "Amount", places=2))
     big = Decimal("12345678901.23")  # more digits than a float keeps exactly with its kopecks
     sheet = Report("t", "Т", "", columns, [("a", big), ("b", Decimal("0.10"))], ("Разом", big + Decimal("0.10")))
     assert to_csv(sheet).decode("utf-8-sig").splitlines()[1:] == ["a;12345678901,23", "b;0,10", "Разом;12345678901,33"]
     xml = to_xlsx(sheet)
-    import zipfile
 
     assert b"<v>12345678901.23</v>" in zipfile.ZipFile(io.BytesIO(xml)).read("xl/worksheets/sheet1.xml")
     assert load_workbook(io.BytesIO(xml)).active["B4"].number_format == "#,##0.00"
@@ -313,10 +309,6 @@ def test_money_is_written_exactly_or_not_at_all():
 def test_a_report_reads_on_a_phone(app, client, db, books, database_url, tmp_path):
     """In a real browser at a phone's width: the chart is drawn, the table scrolls inside its card, the page
     itself does not scroll sideways, and both downloads are there."""
-    import threading
-
-    from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
 
     if not database_url.startswith("sqlite"):
         pytest.skip("one database is enough for the look of a page")
@@ -347,8 +339,6 @@ def test_a_report_reads_on_a_phone(app, client, db, books, database_url, tmp_pat
 
 
 def test_a_heat_network_reports_its_volumes_in_gcal(db):
-    from cloud.organisations import create_organisation
-
     with db() as session:
         org = create_organisation(session, "КП «Теплоенерго»", "heat", "12345678", "")
         consumption = build_report(session, org, "consumption", "2026-11", TODAY)
@@ -372,10 +362,6 @@ MONEY_IN = st.lists(st.tuples(
 def test_the_reports_agree_after_any_money_in_and_back(db, books, money_in):
     """Whatever comes in (by bank or cashier, matched or not) and goes back, every month's sheet closes on the
     ledger, the debtors are its positive balances, and the payments report reconciles with its «paid»."""
-    from cloud.models import Payment
-    from cloud.payments.importer import cash_payment, import_statement
-    from cloud.payments.reversals import reverse_payment
-
     with db() as session:
         org = session.get(Organisation, books)
         for account, amount, day, channel, reverse in money_in:
@@ -413,9 +399,6 @@ def test_the_reports_agree_after_any_money_in_and_back(db, books, money_in):
 def test_an_accountants_correction_is_a_recalculation_everywhere(db):
     """A correction (перерахунок) of August recorded by the accountant lands on October's invoice: the sheet
     shows it under «Перерахунки», the revenue structure as its own line, and both still add up."""
-    from cloud.billing.corrections import record_correction
-    from tests.cloud.office import account_with_meter, bill, invoice_of, month, office, read
-
     with db() as session:
         org, site = office(session)
         _, meter = account_with_meter(session, org, site, "01001")

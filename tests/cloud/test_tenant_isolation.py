@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from cloud.models import Account, BillingRun, Invoice, Site
-from cloud.organisations import create_user
+from cloud.accounts.organisations import create_user
+from cloud.models import Account, BillingRun, Invoice, Organisation, Site
 from tests.cloud.conftest import setup_cooperative
 
 PASSWORD = "correct horse battery"
@@ -17,8 +17,6 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def two_orgs(app, db, seed_scenario):
-    from cloud.models import Organisation
-
     org_a, site_a = setup_cooperative(db, seed_scenario)
     org_b, _ = setup_cooperative(db, seed_scenario, name_suffix="-B")
     with db() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -80,7 +81,5 @@ def test_qr_payload_has_the_13_fields_of_format_002():
 @pytest.mark.parametrize(("field", "value"), [("iban", "UA12"), ("code", "1234"), ("purpose", "x" * 141),
                                               ("recipient", "")])
 def test_a_bad_detail_names_the_field(field, value):
-    from dataclasses import replace
-
     with pytest.raises(QrError, match=field):
         payload(replace(REQUEST, **{field: value}))

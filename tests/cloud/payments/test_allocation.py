@@ -24,6 +24,7 @@ from cloud.payments.allocation import (
     allocate,
     allocate_payment,
     book_of,
+    refund_part,
     reverse_payment,
 )
 
@@ -99,8 +100,6 @@ def test_a_book_is_a_value():
 
 
 def test_a_partial_refund_takes_credit_first_then_the_newest_invoice():
-    from cloud.payments.allocation import refund_part
-
     book = book_of([SEPTEMBER, OCTOBER], [("p1", Decimal("600.00"))])  # 200 + 300 paid, 100.00 credit
     book = refund_part(book, "p1", Decimal("150.00"))
     assert (book.credit, book.outstanding(1), book.outstanding(2)) == (Decimal("0.00"), Decimal("0.00"),
@@ -116,8 +115,6 @@ amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("900.00"), pl
 
 @given(st.lists(amounts, min_size=1, max_size=4), st.lists(amounts, min_size=1, max_size=3), st.data())
 def test_refunds_in_parts_equal_one_refund_and_every_kopeck_is_placed(payments, invoices, data):
-    from cloud.payments.allocation import refund_part
-
     dues = [InvoiceDue(i, date(2026, 1 + i, 1), date(2026, 1 + i, 21), amount) for i, amount in enumerate(invoices)]
     book = book_of(dues, [(f"p{i}", amount) for i, amount in enumerate(payments)])
     target = data.draw(st.sampled_from(sorted(book.payments)))

@@ -7,18 +7,23 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
+from cloud.accounts.organisations import create_user
 from cloud.models import Account, AuditLog, LedgerEntry, Organisation, PayerIban, Payment
-from cloud.organisations import create_user
-from cloud.payments.importer import import_statement
+from cloud.payments.importer import cash_payment, import_statement
 from tests.cloud.conftest import setup_cooperative
 from tests.cloud.payments.statements import camt053 as statement
 from tests.cloud.payments.statements import entry
+from tests.conftest import free_port
 
 PASSWORD = "correct horse battery"
 PARENT = "UA903052992990004149123456789"  # pays for two flats
@@ -243,12 +248,7 @@ def test_the_cli_books_cash_once_per_receipt_and_works_the_queue(app, db, office
 def test_an_accountant_works_the_payments_on_a_phone(app, db, office, database_url, tmp_path):
     """In a real browser at a phone's width, with CSRF on: cash entered through the form, a queued payment
     assigned, and no page scrolls sideways."""
-    import threading
 
-    from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
-
-    from tests.conftest import free_port
 
     if not database_url.startswith("sqlite"):
         pytest.skip("one database is enough for the look of a page")
@@ -295,12 +295,8 @@ def test_an_accountant_works_the_payments_on_a_phone(app, db, office, database_u
 
 def test_the_same_receipt_sent_twice_at_once_is_one_payment(db, office, database_url):
     """PostgreSQL: the second entry waits on the first one's receipt, then finds it instead of failing."""
-    import threading
-    import time
-
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite writers are queued by the app's write lock; the race is PostgreSQL's")
-    from cloud.payments.importer import cash_payment
 
     outcome = {}
 

@@ -18,6 +18,7 @@ from cloud.payments.csv_statement import (
     shipped_mappings,
 )
 from cloud.payments.formats import parse_statement
+from cloud.payments.matching import AccountIndex, match_account
 from cloud.payments.statement import StatementError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -49,7 +50,6 @@ def test_a_privatbank_business_export_as_the_bank_writes_it():
         (Decimal("70000.00"), "UA493052990000026005005000001", "out"),
         (Decimal("1250.40"), "UA213223130000026007233566001", "out")]
     # Matching reads the Latin «i» as Ukrainian: «ос.рахунок №04001» finds the account.
-    from cloud.payments.matching import AccountIndex, match_account
 
     assert match_account(second.purpose, "", AccountIndex(["04001"])).account == "04001"
 

@@ -4,6 +4,7 @@ applied exactly once, a forged callback refused, a reversal undone on the ledger
 from __future__ import annotations
 
 import re
+import urllib.parse
 from datetime import date
 from decimal import Decimal
 
@@ -61,7 +62,6 @@ def test_a_card_payment_from_the_cabinet_lands_once_and_a_reversal_undoes_it(clo
     invoice_page = resident.get(re.search(r'href="(/cabinet/invoices/\d+)"', cabinet).group(1))
     action = re.search(r'action="(/cabinet/invoices/\d+/card)"', invoice_page).group(1)
     token = re.search(r'name="csrf_token" value="([^"]+)"', invoice_page).group(1)
-    import urllib.parse
 
     with resident.opener.open(base + action, data=urllib.parse.urlencode({"csrf_token": token}).encode()) as reply:
         checkout_page = reply.read().decode()

@@ -4,6 +4,7 @@ small receiver on loopback that verifies it, applies it once per order id, and r
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 import urllib.parse
@@ -29,7 +30,6 @@ PUBLIC, PRIVATE = "sandbox_i000000001", "sandbox_private_key_of_the_cooperative"
 
 def test_the_signature_is_base64_sha1_of_key_data_key():
     # LiqPay's documented construction, computed independently here.
-    import hashlib
 
     data = encode_data({"version": 3, "action": "pay", "amount": "1.00"})
     expected = base64.b64encode(hashlib.sha1(f"{PRIVATE}{data}{PRIVATE}".encode()).digest()).decode()

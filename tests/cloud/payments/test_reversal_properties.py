@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from cloud.accounts.organisations import create_organisation, upsert_account
 from cloud.models import LedgerEntry, Organisation, Payment, PaymentReversal
-from cloud.organisations import create_organisation, upsert_account
 from cloud.payments.importer import import_statement
 from tests.cloud.payments.statements import camt053 as statement
 from tests.cloud.payments.statements import entry

@@ -4,12 +4,15 @@ overdue), the account's balance is its ledger, and a statement imported twice ch
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from cloud.accounts.organisations import create_user
 from cloud.models import (
     Account,
     BillingRun,
@@ -21,12 +24,13 @@ from cloud.models import (
     PaymentReversal,
     Site,
 )
-from cloud.organisations import create_user
 from cloud.payments import camt053
 from cloud.payments.allocation import OVERDUE, PAID, PARTLY_PAID
 from cloud.payments.book import invoice_statuses
 from cloud.payments.importer import import_statement
 from cloud.payments.liqpay import encode_data, sign
+from cloud.payments.queue import unmatched_payments
+from cloud.payments.reversals import ReversalError, apply_reversal
 from tests.cloud.conftest import setup_cooperative
 from tests.cloud.payments.statements import camt053 as statement
 from tests.cloud.payments.statements import entry
@@ -132,7 +136,6 @@ def test_a_reversal_in_the_same_statement_takes_a_queued_payment_out_of_the_queu
     result = run_import(db, coop, statement(entry("80.00", "за світло", "Q-1", iban="UA22"),
                                             debit("80.00", "Q-1", "UA22", reversal=True)))
     assert (result.unmatched, result.reversed) == (1, 1)
-    from cloud.payments.queue import unmatched_payments
 
     with db() as session:
         assert unmatched_payments(session, coop["org"]) == []
@@ -230,9 +233,6 @@ def test_an_accountant_reverses_a_cash_entry_made_in_error(app, db, coop):
 ])
 def test_a_bank_export_in_its_real_layout_imports_from_the_command_line(app, db, coop, fixture, fmt, incoming,
                                                                          refunded):
-    import json
-    from pathlib import Path
-
     path = Path(__file__).parent / "fixtures" / fixture
     runner = app.test_cli_runner()
     first = runner.invoke(args=["import-statement", "--org", str(coop["org"]), str(path), "--format", fmt, "--json"])
@@ -251,7 +251,6 @@ def test_a_bank_export_in_its_real_layout_imports_from_the_command_line(app, db,
             return f"{Decimal(paid):.2f}"
 
         assert {n: balance(n) for n in incoming} == {**incoming, **refunded}
-        from cloud.payments.queue import unmatched_payments
 
         assert unmatched_payments(session, coop["org"]) == []
 
@@ -321,8 +320,6 @@ def test_part_of_an_overpayment_sent_back_is_a_partial_refund_of_that_payment(db
 
 
 def test_a_refund_beyond_the_credit_or_the_payment_waits_for_an_accountant(db, coop):
-    from cloud.payments.reversals import ReversalError, apply_reversal
-
     run_import(db, coop, statement(entry("900.00", "о/р 01001", "P-2", day="2026-11-03")))  # 100.00 credit
     result = run_import(db, coop, statement(debit("250.00", "OUT-P3", PAYER)), "p3.xml")
     # More than the account has to give back: not booked, kept for an accountant (not the cooperative's own).

@@ -1,74 +1,33 @@
-"""Manager pages: the site's micro-balance for a period, losses per line, and the money side."""
+"""The accountant's billing pages: draft and issue a run, the run's invoices as one PDF, corrections, and the
+licence offer beside the month's figures."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from cloud import db
-from cloud.auth import STAFF_ROLES, current_user
-from cloud.auth import login_required as require
-from cloud.models import BillingRun, IntervalEnergy, Meter, Site
-from cloud.site_balance import site_balance
+from cloud.accounts.auth import current_user, requires
+from cloud.billing.corrections import CorrectionError, record_correction
+from cloud.billing.delivery import run_pdf as render_run
+from cloud.billing.errors import BillingError
+from cloud.billing.run import billing_run
+from cloud.i18n import translate
+from cloud.models import Account, BillingRun, Correction, Invoice, Organisation, Site, Tariff
+from cloud.permissions import Action
+from cloud.sites.balance import site_balance
+from cloud.sites.views import latest_period, org_site
+from shared.licence import loss_reduction_return, monthly_price, roi, yearly_price
+from shared.money import MoneyError, uah
 
-bp = Blueprint("dashboard", __name__, url_prefix="/sites")
-
-
-def org_site(code: str) -> Site:
-    """The site with ``code`` in the signed-in user's organisation — or 404, never another org's."""
-    user = current_user()
-    site = db.session().scalar(select(Site).where(Site.code == code, Site.org_id == user.org_id))
-    if site is None:
-        abort(404)
-    return site
-
-
-def latest_period(site: Site) -> str | None:
-    last = db.session().scalar(
-        select(func.max(IntervalEnergy.start)).join(Meter, Meter.id == IntervalEnergy.meter_id)
-        .where(Meter.site_id == site.id)
-    )
-    return None if last is None else f"{last:%Y-%m}"
-
-
-@bp.get("/")
-@require(*STAFF_ROLES)
-def sites():
-    user = current_user()
-    rows = db.session().scalars(select(Site).where(Site.org_id == user.org_id).order_by(Site.code)).all()
-    return render_template("sites.html", sites=rows)
-
-
-@bp.get("/<code>")
-@require(*STAFF_ROLES)
-def site(code: str):
-    found = org_site(code)
-    period = request.args.get("period") or latest_period(found)
-    balance = None
-    run = None
-    if period:
-        try:
-            balance = site_balance(db.session(), found, period)
-        except ValueError:
-            abort(400)
-        run = db.session().scalar(select(BillingRun).where(BillingRun.site_id == found.id,
-                                                           BillingRun.period == period))
-    lines = found.lines
-    names = {line.number: line.name for line in lines}
-    worst = max((abs(b.loss_pct) for b in balance.lines if b.loss_pct is not None), default=Decimal(1)) if balance else 1
-    return render_template("site.html", site=found, period=period, balance=balance, run=run, names=names,
-                           scale=max(Decimal(worst), Decimal(1)))
+bp = Blueprint("billing", __name__, url_prefix="/sites")
 
 
 @bp.get("/<code>/invoices/<period>.pdf")
-@require("org_admin", "manager", "accountant", "clerk", "operator")
+@requires(Action.PRINT_INVOICES)
 def run_pdf(code: str, period: str):
-    from flask import Response
-
-    from cloud.billing.delivery import run_pdf as render_run
-
     found = org_site(code)
     pdf = render_run(db.session(), found, period)
     return Response(pdf, mimetype="application/pdf",
@@ -76,13 +35,9 @@ def run_pdf(code: str, period: str):
 
 
 @bp.route("/<code>/billing", methods=["GET", "POST"])
-@require("org_admin", "accountant", "clerk", "manager")
+@requires(Action.RUN_BILLING)
 def billing(code: str):
     """The accountant's billing run: preview as a draft, re-run, then issue — in a few clicks."""
-    from flask import flash, redirect, url_for
-
-    from cloud.billing.run import BillingError, billing_run
-
     found = org_site(code)
     period = request.values.get("period") or latest_period(found)
     if request.method == "POST":
@@ -96,14 +51,12 @@ def billing(code: str):
         except BillingError as exc:
             db.session().rollback()
             flash(str(exc), "problem")
-        return redirect(url_for("dashboard.billing", code=code, period=period))
+        return redirect(url_for("billing.billing", code=code, period=period))
     run = db.session().scalar(select(BillingRun).where(BillingRun.site_id == found.id, BillingRun.period == period))
     licence = licence_offer(found, period, run)
     pending = pending_on_site(found)
     invoices = []
     if run is not None:
-        from cloud.models import Account, Invoice
-
         invoices = db.session().execute(
             select(Invoice.number, Account.number, Account.holder, Invoice.quantity_kwh, Invoice.total, Invoice.id)
             .join(Account, Account.id == Invoice.account_id).where(Invoice.run_id == run.id)
@@ -114,8 +67,6 @@ def billing(code: str):
 
 def pending_on_site(site: Site) -> list:
     """Corrections recorded for the site's accounts that no issued invoice carries yet."""
-    from cloud.models import Account, Correction, Invoice
-
     return db.session().execute(
         select(Invoice.number, Account.number, Correction.amount, Correction.reason)
         .join(Invoice, Invoice.id == Correction.invoice_id).join(Account, Account.id == Correction.account_id)
@@ -124,16 +75,9 @@ def pending_on_site(site: Site) -> list:
 
 
 @bp.post("/<code>/corrections")
-@require("org_admin", "accountant")
+@requires(Action.CORRECT_INVOICE)
 def correction(code: str):
     """The accountant records a correction (перерахунок) of an issued invoice; the next run carries it."""
-    from flask import flash, redirect, url_for
-
-    from cloud.billing.corrections import CorrectionError, record_correction
-    from cloud.i18n import translate
-    from cloud.models import Organisation
-    from shared.money import MoneyError, uah
-
     found = org_site(code)
     user = current_user()
     try:
@@ -145,15 +89,12 @@ def correction(code: str):
     except (CorrectionError, MoneyError) as exc:
         db.session().rollback()
         flash(str(exc), "problem")
-    return redirect(url_for("dashboard.billing", code=found.code, period=request.form.get("period") or None))
+    return redirect(url_for("billing.billing", code=found.code, period=request.form.get("period") or None))
 
 
 def licence_offer(site: Site, period: str | None, run: BillingRun | None) -> dict | None:
     """Balans's own licence for this organisation (item 8 of the seed's price list) beside what a loss
     reduction of 1 and 2 percentage points of this month's input would save in a year."""
-    from cloud.models import Account, Tariff
-    from shared.licence import loss_reduction_return, monthly_price, roi, yearly_price
-
     session = db.session()
     subscribers = session.scalar(select(func.count()).select_from(Account).where(Account.org_id == site.org_id))
     tariff = session.scalar(select(Tariff.purchase_price).where(Tariff.org_id == site.org_id)

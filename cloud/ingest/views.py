@@ -1,4 +1,4 @@
-"""The gateway API under /api/v1/: enrolment and batch ingestion, JSON errors, an OpenAPI document."""
+"""The gateway API under /api/v1/: enrolment, key rotation and batch ingestion, JSON errors, an OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from cloud import db
-from cloud.enrolment import EnrolmentError, enrol_gateway
-from cloud.gateways import rotate_key
-from cloud.ingestion import BatchWriter, IngestError, ingest_batch
-from cloud.openapi import OPENAPI
-from cloud.rate_limit import RateLimiter
+from cloud.ingest.enrolment import EnrolmentError, enrol_gateway
+from cloud.ingest.gateways import rotate_key
+from cloud.ingest.ingestion import BatchWriter, IngestError, ingest_batch
+from cloud.ingest.openapi import OPENAPI
+from cloud.ingest.rate_limit import RateLimiter
 from shared.batch import BatchError, unb64
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -136,23 +136,6 @@ def rotate_gateway_key(code: str):
     except BatchError as exc:
         return error(400, exc.code, exc.reason, exc.field)
     return jsonify({"status": "rotated", "gateway": gateway.code}), 200
-
-
-@bp.post("/payments/liqpay")
-def liqpay_callback():
-    """LiqPay's server callback (form fields data and signature)."""
-    from cloud.payments.card import apply_callback
-    from cloud.payments.liqpay import CallbackError
-
-    session = db.session()
-    try:
-        with db.write_lock():
-            outcome = apply_callback(session, request.form.get("data", ""), request.form.get("signature", ""))
-            session.commit()
-    except CallbackError as exc:
-        session.rollback()
-        return error(exc.status, "bad_callback", str(exc))
-    return jsonify({"status": outcome}), 200
 
 
 @bp.get("/openapi.json")

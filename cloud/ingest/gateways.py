@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
-from cloud.enrolment import EnrolmentError
+from cloud.ingest.enrolment import EnrolmentError
 from cloud.models import Gateway, GatewayKey, utcnow
 from shared.batch import BatchError, load_public_key, verify_signature
 

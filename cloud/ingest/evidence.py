@@ -7,6 +7,7 @@ period, the gateway's public key and a README so anyone can check them with open
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.models import Batch, Gateway, GatewayKey, IntervalEnergy, Line, Meter, Site
-from cloud.site_balance import period_bounds
+from cloud.sites.balance import period_bounds
 from shared.batch import BatchError, batch_hash, load_public_key, verify_signature
 
 
@@ -122,8 +123,6 @@ def find_line(db: Session, line_number: str, site_code: str | None = None) -> tu
 
 def export_evidence(db: Session, site: Site, line: Line, period: str, out: Path) -> dict:
     """Write the raw batches that carry the line's interval energy for ``period`` into ``out``."""
-    import hashlib
-
     site_code, line_number = site.code, line.number
     start, end = period_bounds(period)
     meters = db.scalars(select(Meter.id).where(Meter.line_id == line.id)).all()

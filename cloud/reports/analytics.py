@@ -1,6 +1,6 @@
 """Analytics for the board, the city council and the regulator (НКРЕКП): payments by channel and day,
 collection rate, consumption dynamics and averages, revenue structure. All from the ledger, invoices and
-payments of one organisation; each also as a Report (cloud.report_export) for the page, CSV, XLSX and CLI.
+payments of one organisation; each also as a Report (cloud.reports.export) for the page, CSV, XLSX and CLI.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud.models import Invoice, LedgerEntry, Organisation, Payment, PaymentReversal
-from cloud.report_export import Column, Report, money, totals_row
-from cloud.reports import KNOWN_KINDS, in_unit, word
-from cloud.reports import (
+from cloud.reports.accounting import KNOWN_KINDS, in_unit, word
+from cloud.reports.accounting import (
     regulator_summary as regulator_summary,  # built from the turnover sheet; kept here too
 )
-from cloud.site_balance import period_bounds
+from cloud.reports.export import Column, Report, money, totals_row
+from cloud.sites.balance import period_bounds
 
 ZERO = Decimal("0.00")
 TENTH = Decimal("0.1")

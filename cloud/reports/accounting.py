@@ -1,12 +1,10 @@
 """Reports the accounting asks for, from the ledger: оборотно-сальдова відомість (turnover sheet), debtors with
-ageing and the regulator's summary by consumer category — and the catalogue of every report (``build_report``)
-that pages, files and the CLI share. Because all of them start from the ledger, they add up to the accounts'
+ageing and the regulator's summary by consumer category (every report by kind: ``catalogue.py``). Because all of them start from the ledger, they add up to the accounts'
 balances: Σ closing of the sheet = Σ ledger, debtors = Σ closing debit, regulator = the sheet by category.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -17,8 +15,8 @@ from sqlalchemy.orm import Session
 from cloud.i18n import MESSAGES
 from cloud.models import Account, Invoice, LedgerEntry, Organisation
 from cloud.payments.allocation import BUCKETS, InvoiceDue, ageing, allocate
-from cloud.report_export import Column, Report, money, to_csv, to_xlsx, totals_row
-from cloud.site_balance import period_bounds
+from cloud.reports.export import Column, Report, money, to_csv, to_xlsx, totals_row
+from cloud.sites.balance import period_bounds
 
 ZERO = Decimal("0.00")
 TURNOVER_COLUMNS = (
@@ -260,31 +258,6 @@ def regulator_report(db: Session, org: Organisation, period: str, today: date, l
     columns = tuple(in_unit(c, org) for c in REGULATOR_COLUMNS)
     return Report("regulator", word("regulator_summary", lang), _subtitle(org.name, period, lang), columns, rows,
                   totals_row(columns, rows, word("total", lang), [c.key for c in columns[1:]]), lang)
-
-
-Builder = Callable[[Session, Organisation, str, date, str], Report]
-
-
-def catalogue() -> dict[str, Builder]:
-    """Every report by kind, in the order the office reads them."""
-    from cloud import analytics
-
-    return {"turnover": turnover_report, "debtors": debtors_report, "payments": analytics.payments_report,
-            "collection": analytics.collection_report, "consumption": analytics.consumption_report,
-            "revenue": analytics.revenue_report, "regulator": regulator_report}
-
-
-REPORT_KINDS = ("turnover", "debtors", "payments", "collection", "consumption", "revenue", "regulator")
-
-
-def build_report(db: Session, org: Organisation, kind: str, period: str, today: date | None = None,
-                 lang: str = "uk") -> Report:
-    """One report of one organisation for one period (YYYY-MM), in Ukrainian or English."""
-    builders = catalogue()
-    if kind not in builders:
-        raise ValueError(f"report must be one of {', '.join(REPORT_KINDS)}, got {kind!r}")
-    period_bounds(period)  # a clear error for a malformed period
-    return builders[kind](db, org, period, today or date.today(), lang)
 
 
 # Kept for callers of the first version: the turnover sheet as CSV text and as an XLSX workbook.

@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+
 CSV_DELIMITER = ";"
 CSV_DECIMAL = ","
 MONEY_FORMAT = "#,##0.00"
@@ -144,11 +149,6 @@ def to_xlsx(report: Report) -> bytes:
 
     Written in openpyxl's write-only mode: a sheet of 100 000 accounts streams out in seconds.
     """
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
-
     book = Workbook(write_only=True)
     page = book.create_sheet(report.kind[:31])
     for index, column in enumerate(report.columns, start=1):

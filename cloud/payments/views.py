@@ -11,16 +11,18 @@ import secrets
 from datetime import date
 from decimal import InvalidOperation
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from cloud import db
-from cloud.auth import current_user, login_required
+from cloud.accounts.auth import current_user, requires
 from cloud.i18n import MESSAGES, translate
 from cloud.models import Account, Invoice, Organisation, Payment, PaymentReversal, utcnow
 from cloud.payments.book import account_book
+from cloud.payments.card import apply_callback
 from cloud.payments.csv_statement import parse_amount
 from cloud.payments.importer import PaymentEntryError, cash_payment, resolve_unmatched
+from cloud.payments.liqpay import CallbackError
 from cloud.payments.queue import conflicting_ibans, find_account, unmatched_payment, unmatched_payments
 from cloud.payments.reversals import (
     ReversalError,
@@ -29,9 +31,11 @@ from cloud.payments.reversals import (
     reverse_payment,
     unlinked_reversals,
 )
+from cloud.permissions import Action
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
-ROLES = ("accountant", "org_admin")
+# The payment provider's server calls back here; it proves itself with a signature, not a session (no CSRF).
+callbacks = Blueprint("payment_callbacks", __name__, url_prefix="/api/v1/payments")
 
 WORDS: dict[str, dict[str, str]] = {
     "payments": {"uk": "Оплати", "en": "Payments"},
@@ -139,7 +143,7 @@ def today() -> date:
 
 
 @bp.route("/cash", methods=["GET", "POST"])
-@login_required(*ROLES)
+@requires(Action.MANAGE_PAYMENTS)
 def cash():
     """Cash taken at the office: account, amount, date, receipt — booked once even if the form is sent twice."""
     org = own_org()
@@ -181,7 +185,7 @@ def cash():
 
 
 @bp.get("/unmatched")
-@login_required(*ROLES)
+@requires(Action.MANAGE_PAYMENTS)
 def unmatched():
     org = own_org()
     session = db.session()
@@ -192,7 +196,7 @@ def unmatched():
 
 
 @bp.post("/unmatched/<int:payment_id>")
-@login_required(*ROLES)
+@requires(Action.MANAGE_PAYMENTS)
 def assign(payment_id: int):
     org = own_org()
     session = db.session()
@@ -215,7 +219,7 @@ def assign(payment_id: int):
 
 
 @bp.post("/reversals/<int:reversal_id>")
-@login_required(*ROLES)
+@requires(Action.MANAGE_PAYMENTS)
 def link(reversal_id: int):
     """Link an unlinked bank reversal to the payment it undoes (one of the candidates shown)."""
     org = own_org()
@@ -245,7 +249,7 @@ def link(reversal_id: int):
 
 
 @bp.get("/account")
-@login_required(*ROLES)
+@requires(Action.MANAGE_PAYMENTS)
 def account():
     """One account: its invoices with their status today, its payments (reversed ones marked), its credit."""
     org = own_org()
@@ -271,7 +275,7 @@ def account():
 
 
 @bp.post("/<int:payment_id>/reverse")
-@login_required(*ROLES)
+@requires(Action.MANAGE_PAYMENTS)
 def reverse(payment_id: int):
     """An accountant's storno of a whole payment (cash on the wrong account, a payment refunded by hand)."""
     org = own_org()
@@ -297,3 +301,17 @@ def reverse(payment_id: int):
         flash(say("reversed_done", amount=f"{payment.amount:.2f}") if done else
               say("err_reversed", payment=payment.id), "ok" if done else "problem")
     return redirect(url_for("payments.account", number=number))
+
+
+@callbacks.post("/liqpay")
+def liqpay_callback():
+    """LiqPay's server callback (form fields data and signature)."""
+    session = db.session()
+    try:
+        with db.write_lock():
+            outcome = apply_callback(session, request.form.get("data", ""), request.form.get("signature", ""))
+            session.commit()
+    except CallbackError as exc:
+        session.rollback()
+        return jsonify({"error": "bad_callback", "message": str(exc)}), exc.status
+    return jsonify({"status": outcome}), 200

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 import segno
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 from sqlalchemy import select
 
 from cloud import db
-from cloud.auth import current_user, login_required
+from cloud.accounts.auth import current_user, requires
+from cloud.audit import audit
 from cloud.billing.document import invoice_document
 from cloud.billing.invoice_pdf import render
-from cloud.billing.run import account_balance
+from cloud.billing.ledger import account_balance
 from cloud.i18n import translate
-from cloud.models import Account, Invoice, Organisation
+from cloud.models import Account, Invoice, Meter, Organisation, Reading, utcnow
+from cloud.payments.card import start_order
+from cloud.payments.liqpay import checkout
+from cloud.permissions import Action
 
 bp = Blueprint("cabinet", __name__, url_prefix="/cabinet")
 
@@ -36,7 +42,7 @@ def own_invoice(invoice_id: int) -> tuple[Account, Invoice, Organisation]:
 
 
 @bp.get("/")
-@login_required("resident")
+@requires(Action.USE_CABINET)
 def index():
     account = own_account()
     invoices = db.session().scalars(
@@ -50,7 +56,7 @@ def index():
 
 
 @bp.get("/invoices/<int:invoice_id>")
-@login_required("resident")
+@requires(Action.USE_CABINET)
 def invoice(invoice_id: int):
     account, found, org = own_invoice(invoice_id)
     document = invoice_document(db.session(), found)
@@ -60,7 +66,7 @@ def invoice(invoice_id: int):
 
 
 @bp.get("/invoices/<int:invoice_id>.pdf")
-@login_required("resident")
+@requires(Action.USE_CABINET)
 def invoice_pdf(invoice_id: int):
     _, found, _ = own_invoice(invoice_id)
     pdf = render([invoice_document(db.session(), found)])
@@ -69,13 +75,9 @@ def invoice_pdf(invoice_id: int):
 
 
 @bp.post("/invoices/<int:invoice_id>/card")
-@login_required("resident")
+@requires(Action.USE_CABINET)
 def pay_by_card(invoice_id: int):
     """Start a LiqPay checkout for the invoice's amount due; the browser goes on to LiqPay's page."""
-    from flask import current_app, url_for
-
-    from cloud.payments.card import start_order
-    from cloud.payments.liqpay import checkout
 
     account, found, org = own_invoice(invoice_id)
     if not org.liqpay_public_key:
@@ -84,7 +86,7 @@ def pay_by_card(invoice_id: int):
     order = start_order(db.session(), org, account, found.id, document.to_pay)
     fields = checkout(org.liqpay_public_key, org.liqpay_private_key, order.order_id, document.to_pay,
                       document.purpose, url_for("cabinet.index", _external=True),
-                      url_for("api.liqpay_callback", _external=True),
+                      url_for("payment_callbacks.liqpay_callback", _external=True),
                       sandbox=bool(current_app.config.get("LIQPAY_SANDBOX")))
     db.session().commit()
     return render_template("card_checkout.html", action=current_app.config["LIQPAY_CHECKOUT_URL"], fields=fields,
@@ -92,15 +94,10 @@ def pay_by_card(invoice_id: int):
 
 
 @bp.route("/reading", methods=["GET", "POST"])
-@login_required("resident")
+@requires(Action.USE_CABINET)
 def submit_reading():
     """The resident submits their meter's reading (for meters no gateway reads); checked before it counts."""
-    from decimal import Decimal, InvalidOperation
 
-    from flask import flash, redirect, request, url_for
-
-    from cloud.audit import audit
-    from cloud.models import Meter, Reading, utcnow
 
     account = own_account()
     # The account's meter in service (after a replacement the new one, never the removed one).

@@ -5,24 +5,33 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import InvalidOperation
+from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from cloud.cli.lookup import app as _app
+from cloud.cli.lookup import find_org, performs
 from cloud.db import session_scope
-
-
-def _org(db, ref: str):
-    from cloud.cli import _org as find_org
-
-    return find_org(db, ref)
+from cloud.models import Payment, PaymentReversal
+from cloud.payments.csv_statement import parse_amount
+from cloud.payments.importer import PaymentEntryError, cash_payment, import_statement, resolve_unmatched
+from cloud.payments.queue import conflicting_ibans, find_account, unmatched_payments
+from cloud.payments.reversals import (
+    ReversalError,
+    apply_reversal,
+    candidates_for,
+    reverse_payment,
+    unlinked_reversals,
+)
+from cloud.payments.statement import StatementError
+from cloud.permissions import Action
 
 
 def _payment(db, org_id: int, payment_id: int):
-    from cloud.models import Payment
-
     payment = db.scalar(select(Payment).where(Payment.org_id == org_id, Payment.id == payment_id))
     if payment is None:
         raise click.ClickException(f"payment {payment_id} does not exist in this organisation")
@@ -36,6 +45,7 @@ def _date(text: str) -> date:
         raise click.ClickException(f"--date {text!r} is not a date (YYYY-MM-DD)") from None
 
 
+@performs(Action.MANAGE_PAYMENTS)
 @click.command("cash")
 @click.option("--org", "org_ref", required=True, help="organisation id or exact name")
 @click.option("--account", required=True, help="account number (особовий рахунок); «1001» finds «01001»")
@@ -50,18 +60,13 @@ def cash_cmd(org_ref, account, amount, day, receipt, as_json):
 
     Example: balans cloud cash --org 1 --account 01001 --amount 1250.40 --date 2026-11-10 --receipt КВ-17
     """
-    from decimal import InvalidOperation
-
-    from cloud.payments.csv_statement import parse_amount
-    from cloud.payments.importer import PaymentEntryError, cash_payment
-    from cloud.payments.queue import find_account
 
     try:
         value = parse_amount(amount, decimal_comma=True)
     except InvalidOperation:
         raise click.ClickException(f"--amount {amount!r} is not an amount (e.g. 1250.40)") from None
     with session_scope(current_app._get_current_object()) as db:
-        org = _org(db, org_ref)
+        org = find_org(db, org_ref)
         try:
             payment, created = cash_payment(db, org, find_account(db, org.id, account), value, _date(day), "cli",
                                             receipt, today=date.today())
@@ -77,6 +82,7 @@ def cash_cmd(org_ref, account, amount, day, receipt, as_json):
                    f"receipt {result['receipt']} (payment {result['payment']})")
 
 
+@performs(Action.MANAGE_PAYMENTS)
 @click.command("unmatched")
 @click.option("--org", "org_ref", required=True, help="organisation id or exact name")
 @click.option("--json", "as_json", is_flag=True)
@@ -86,11 +92,8 @@ def unmatched_cmd(org_ref, as_json):
 
     Example: balans cloud unmatched --org 1 --json
     """
-    from cloud.payments.queue import conflicting_ibans, unmatched_payments
-    from cloud.payments.reversals import candidates_for, unlinked_reversals
-
     with session_scope(current_app._get_current_object()) as db:
-        org = _org(db, org_ref)
+        org = find_org(db, org_ref)
         conflicts = conflicting_ibans(db, org.id)
         queue = [{"payment": p.id, "booked": p.booked.isoformat(), "amount_uah": f"{p.amount:.2f}", "payer": p.payer,
                   "payer_iban": p.payer_iban, "purpose": p.purpose, "why": p.matched_by,
@@ -114,6 +117,7 @@ def unmatched_cmd(org_ref, as_json):
     click.echo(f"{len(queue)} unmatched, {len(reversals)} reversals to link, {len(ibans)} conflicting IBANs")
 
 
+@performs(Action.MANAGE_PAYMENTS)
 @click.command("assign-payment")
 @click.option("--org", "org_ref", required=True, help="organisation id or exact name")
 @click.option("--payment", "payment_id", required=True, type=int, help="the payment's id (balans cloud unmatched)")
@@ -124,11 +128,8 @@ def assign_payment_cmd(org_ref, payment_id, account):
 
     Example: balans cloud assign-payment --org 1 --payment 42 --account 04001
     """
-    from cloud.payments.importer import PaymentEntryError, resolve_unmatched
-    from cloud.payments.queue import find_account
-
     with session_scope(current_app._get_current_object()) as db:
-        org = _org(db, org_ref)
+        org = find_org(db, org_ref)
         payment = _payment(db, org.id, payment_id)
         try:
             target = find_account(db, org.id, account)
@@ -138,6 +139,7 @@ def assign_payment_cmd(org_ref, payment_id, account):
         click.echo(f"payment {payment.id} ({payment.amount:.2f} UAH) on account {target.number}; payer IBAN: {iban}")
 
 
+@performs(Action.MANAGE_PAYMENTS)
 @click.command("reverse-payment")
 @click.option("--org", "org_ref", required=True, help="organisation id or exact name")
 @click.option("--payment", "payment_id", required=True, type=int)
@@ -149,10 +151,8 @@ def reverse_payment_cmd(org_ref, payment_id, day, reason):
 
     Example: balans cloud reverse-payment --org 1 --payment 42 --reason "внесено двічі"
     """
-    from cloud.payments.reversals import ReversalError, reverse_payment
-
     with session_scope(current_app._get_current_object()) as db:
-        org = _org(db, org_ref)
+        org = find_org(db, org_ref)
         payment = _payment(db, org.id, payment_id)
         try:
             done = reverse_payment(db, payment, "hand", f"hand:{payment.id}", _date(day), "cli", purpose=reason)
@@ -161,6 +161,7 @@ def reverse_payment_cmd(org_ref, payment_id, day, reason):
         click.echo(f"payment {payment.id} ({payment.amount:.2f} UAH) {'reversed' if done else 'was already reversed'}")
 
 
+@performs(Action.MANAGE_PAYMENTS)
 @click.command("link-reversal")
 @click.option("--org", "org_ref", required=True, help="organisation id or exact name")
 @click.option("--reversal", "reversal_id", required=True, type=int, help="(balans cloud unmatched)")
@@ -171,11 +172,8 @@ def link_reversal_cmd(org_ref, reversal_id, payment_id):
 
     Example: balans cloud link-reversal --org 1 --reversal 3 --payment 42
     """
-    from cloud.models import PaymentReversal
-    from cloud.payments.reversals import ReversalError, apply_reversal
-
     with session_scope(current_app._get_current_object()) as db:
-        org = _org(db, org_ref)
+        org = find_org(db, org_ref)
         reversal = db.scalar(select(PaymentReversal).where(PaymentReversal.org_id == org.id,
                                                            PaymentReversal.id == reversal_id,
                                                            PaymentReversal.payment_id.is_(None)))
@@ -188,4 +186,38 @@ def link_reversal_cmd(org_ref, reversal_id, payment_id):
         click.echo(f"payment {payment_id} reversed by reversal {reversal_id}")
 
 
-PAYMENT_COMMANDS = [cash_cmd, unmatched_cmd, assign_payment_cmd, reverse_payment_cmd, link_reversal_cmd]
+@performs(Action.MANAGE_PAYMENTS)
+@click.command("import-statement")
+@click.option("--org", "org_ref", required=True, help="organisation id or exact name")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", default="camt053", show_default=True, help="camt053, csv:MAPPING "
+              "(csv:privatbank-business, csv:monobank-business) or csv:path/to/mapping.toml")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def import_statement_cmd(org_ref, path, fmt, as_json):
+    """Import a bank statement: whole or nothing; a re-import adds nothing.
+
+    Example: balans cloud import-statement --org 1 statement-2026-11-03.xml --json
+    """
+
+    with session_scope(_app()) as db:
+        try:
+            result = import_statement(db, find_org(db, org_ref), Path(path).read_bytes(), Path(path).name, fmt, "cli")
+        except (StatementError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{result.imported} imported ({result.matched} matched, {result.unmatched} unmatched), "
+                   f"{result.duplicates} already there; {result.total:.2f} UAH"
+                   + (f"; {result.reversed} reversed ({result.reversed_total:.2f} UAH"
+                      + (f", {result.partial_refunds} of them partial refunds" if result.partial_refunds else "")
+                      + ")" if result.reversed else "")
+                   + (f"; {result.unlinked_reversals} reversals to link (balans cloud unmatched)"
+                      if result.unlinked_reversals else "")
+                   + (f"; {result.conflicting_ibans} payer IBANs no longer trusted" if result.conflicting_ibans
+                      else ""))
+
+
+
+COMMANDS = [import_statement_cmd, cash_cmd, unmatched_cmd, assign_payment_cmd, reverse_payment_cmd, link_reversal_cmd]

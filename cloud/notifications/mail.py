@@ -4,7 +4,10 @@ and sent over SMTP later with retries, so a mail server that is down loses nothi
 
 from __future__ import annotations
 
+import json
 import smtplib
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
@@ -50,10 +53,6 @@ class TelegramSender:
     timeout: float = 30
 
     def send_text(self, chat_id: str, text: str) -> None:
-        import json
-        import urllib.error
-        import urllib.request
-
         body = json.dumps({"chat_id": chat_id, "text": text}).encode()
         request = urllib.request.Request(f"{self.base_url.rstrip('/')}/bot{self.token}/sendMessage", data=body,
                                          headers={"Content-Type": "application/json"}, method="POST")

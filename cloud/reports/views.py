@@ -8,14 +8,15 @@ from datetime import date
 from flask import Blueprint, Response, abort, g, render_template, request
 
 from cloud import db
-from cloud.analytics import collection, consumption_dynamics
-from cloud.auth import current_user, login_required
+from cloud.accounts.auth import current_user, requires
 from cloud.models import Organisation
-from cloud.report_export import FORMATS, export
-from cloud.reports import REPORT_KINDS, build_report, word
+from cloud.permissions import Action
+from cloud.reports.accounting import word
+from cloud.reports.analytics import collection, consumption_dynamics
+from cloud.reports.catalogue import REPORT_KINDS, build_report
+from cloud.reports.export import FORMATS, export
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
-ROLES = ("org_admin", "manager", "accountant", "clerk", "operator")
 FILE_NAMES = {"turnover": "osv", "debtors": "borzhnyky", "payments": "platezhi", "collection": "riven-oplat",
               "consumption": "spozhyvannia", "revenue": "struktura-narakhuvan", "regulator": "zvedennia-nkrekp"}
 
@@ -61,19 +62,19 @@ TABS = {"turnover": ("ОСВ", "Turnover"), "debtors": ("Боржники", "Deb
 
 
 @bp.get("/turnover")
-@login_required(*ROLES)
+@requires(Action.VIEW_REPORTS)
 def turnover():
     return _report("turnover")
 
 
 @bp.get("/debtors")
-@login_required(*ROLES)
+@requires(Action.VIEW_REPORTS)
 def debtors_page():
     return _report("debtors")
 
 
 @bp.get("/<kind>")
-@login_required(*ROLES)
+@requires(Action.VIEW_REPORTS)
 def report(kind: str):
     if kind not in REPORT_KINDS:
         abort(404)
@@ -81,7 +82,7 @@ def report(kind: str):
 
 
 @bp.get("/analytics")
-@login_required(*ROLES)
+@requires(Action.VIEW_REPORTS)
 def analytics():
     """The board's overview: the period's collection, consumption at a glance, and every report."""
     period, org = _period(), _org()

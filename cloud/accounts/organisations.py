@@ -8,12 +8,13 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.accounts.auth import hash_password
 from cloud.audit import audit
-from cloud.auth import hash_password
 from cloud.models import Account, Organisation, Site, Tariff, User
+from cloud.permissions import PEOPLE, Role
 
 KINDS = ("cooperative", "osbb", "cottage_town", "supplier", "heat")
-ROLES = ("operator", "org_admin", "manager", "accountant", "clerk", "installer", "resident")
+ROLES = tuple(role.value for role in PEOPLE)
 
 
 class SetupError(ValueError):
@@ -60,7 +61,7 @@ def create_user(db: Session, email: str, password: str, role: str, org: Organisa
         raise SetupError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if len(password) < 8:
         raise SetupError("password must be at least 8 characters")
-    if role == "resident" and account is None:
+    if role == Role.RESIDENT and account is None:
         raise SetupError("a resident must be linked to their account (--account)")
     if db.scalar(select(User).where(User.email == email.lower())) is not None:
         raise SetupError(f"user {email} already exists")

@@ -10,16 +10,16 @@ from flask import Blueprint, Response, render_template
 from sqlalchemy import select
 
 from cloud import db
-from cloud.auth import current_user, login_required
-from cloud.ingestion import missing_seqs
+from cloud.accounts.auth import current_user, requires
+from cloud.ingest.ingestion import missing_seqs
 from cloud.models import AuditLog, Event, Gateway, Site
+from cloud.permissions import Action
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-ADMIN_ROLES = ("org_admin", "manager", "operator")
 
 
 @bp.get("/gateways")
-@login_required(*ADMIN_ROLES)
+@requires(Action.ADMINISTER)
 def gateways():
     org_id = current_user().org_id
     session = db.session()
@@ -43,13 +43,13 @@ def _audit_rows(limit: int | None = None):
 
 
 @bp.get("/audit")
-@login_required(*ADMIN_ROLES)
+@requires(Action.ADMINISTER)
 def audit():
     return render_template("admin_audit.html", entries=_audit_rows(500))
 
 
 @bp.get("/audit.csv")
-@login_required(*ADMIN_ROLES)
+@requires(Action.ADMINISTER)
 def audit_csv():
     buffer = io.StringIO()
     writer = csv.writer(buffer)

@@ -23,6 +23,7 @@ from operator import itemgetter
 from typing import NoReturn
 
 import orjson
+import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
@@ -92,8 +93,6 @@ def insert_rows(db: Session, table: str, columns: tuple[str, ...], rows: list[tu
 
 def _copy_rows(db: Session, table: str, names: str, rows: list[tuple]) -> bool:
     """PostgreSQL: COPY the rows in a savepoint; False when one is already stored (then insert row by row)."""
-    import psycopg
-
     try:
         with db.begin_nested() as savepoint:
             driver = savepoint.session.connection().connection.driver_connection

@@ -9,9 +9,9 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.mail import queue_mail
 from cloud.models import Account, Organisation, ReminderRule
-from cloud.reports import debtors
+from cloud.notifications.mail import queue_mail
+from cloud.reports.accounting import debtors
 
 
 def queue_reminders(db: Session, org: Organisation, today: date) -> int:

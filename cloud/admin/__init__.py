@@ -1,0 +1,1 @@
+"""The organisation's administration: gateways, the audit log, backups."""

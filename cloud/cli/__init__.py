@@ -1,0 +1,1 @@
+"""The ``balans cloud`` command line: thin over the domain packages, each of which keeps its own commands."""
