@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean install system-deps schema
+.PHONY: demo test lint bench clean install system-deps schema translations
 
 # What the product and its tests need from the system: the DejaVu font (invoice PDFs), socat (serial PTY
 # pairs), mbpoll (an independent Modbus master), openssl (evidence checks), pg_dump (backups), pdftoppm and
@@ -47,6 +47,15 @@ schema: $(STAMP)
 	rm -f cloud/migrations/versions/*.py
 	tmp=$$(mktemp -d) && $(BIN)/python -c "import sys; from cloud.migrate import revision; revision(sys.argv[1], 'initial schema')" "sqlite:///$$tmp/schema.sqlite3" && rm -rf $$tmp
 	mv cloud/migrations/versions/*_initial_schema.py cloud/migrations/versions/0001_initial_schema.py
+
+# The word catalogues (docs/cloud.md): the keys code and templates use → messages.pot → each language's
+# messages.po (a new key arrives empty, to translate) → the messages.mo Flask-Babel reads (committed too).
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --add-location=file --sort-output --project=Balans --version=0.1 \
+	  --copyright-holder=Balans --msgid-bugs-address="the Balans office" -o cloud/translations/messages.pot .
+	$(BIN)/pybabel update -i cloud/translations/messages.pot -d cloud/translations --no-fuzzy-matching \
+	  --ignore-obsolete
+	$(BIN)/pybabel compile -d cloud/translations --statistics
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis var

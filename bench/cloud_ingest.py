@@ -34,7 +34,8 @@ from cloud import create_app
 from cloud.accounts.organisations import create_organisation, create_site
 from cloud.db import session_scope
 from cloud.ingest.enrolment import enrol_gateway, issue_token
-from cloud.ingest.ingestion import BatchWriter, ingest_batch
+from cloud.ingest.group_writer import BatchWriter
+from cloud.ingest.service import ingest_batch
 from cloud.migrate import upgrade
 from provisioning.demo import free_port, start_cloud
 from shared.batch import GENESIS_HASH, b64, public_key_pem, seal_batch
@@ -109,10 +110,10 @@ def raw_limit(app, url: str, chains) -> float:
     return seconds
 
 
-def via_service(app, chains) -> float:
+def via_service(app, chains, **writer_options) -> float:
     """Each gateway's chain from its own thread, as the HTTP workers would call the service function."""
     engine = app.extensions["balans_engine"]
-    writer = (BatchWriter(app.extensions["balans_sessions"], threading.Lock())
+    writer = (BatchWriter(app.extensions["balans_sessions"], threading.Lock(), **writer_options)
               if engine.dialect.name == "sqlite" else None)
 
     def send(chain) -> None:
@@ -178,6 +179,29 @@ def measure(url: str, gateways: int, per_gateway: int, repeats: int, folder: Pat
             "service_ratio": round(service / limit, 2), "http_ratio": round(http / limit, 2)}
 
 
+VARIANTS = {"no_parse_workers": {"parse_ahead": False}, "no_wal_thread": {"background_checkpoints": False},
+            "neither": {"parse_ahead": False, "background_checkpoints": False}}
+
+
+def measure_variants(url: str, gateways: int, per_gateway: int, repeats: int) -> dict:
+    """The SQLite group writer without its parse workers, without its checkpoint thread, and without both:
+    what each part earns, as service ratios to the same raw executemany."""
+    upgrade(url)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "GATEWAY_RATE_PER_MINUTE": 10**6})
+    best = {name: float("inf") for name in ("full", *VARIANTS)}
+    limit = float("inf")
+    offset = 1000
+    for _ in range(repeats):
+        for name, options in (("full", {}), *VARIANTS.items()):
+            chains = make_batches(gateways, per_gateway, offset)
+            enrol_all(app, chains, offset)
+            offset += 1
+            limit = min(limit, raw_limit(app, url, chains))
+            best[name] = min(best[name], via_service(app, chains, **options))
+    app.extensions["balans_engine"].dispose()
+    return {f"service_ratio_{name}": round(seconds / limit, 2) for name, seconds in best.items()}
+
+
 def pg_url() -> str | None:
     try:
         name = f"balans_bench_{uuid.uuid4().hex[:8]}"
@@ -191,6 +215,8 @@ def pg_url() -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="4 gateways × 2 batches (CI)")
+    parser.add_argument("--variants", action="store_true",
+                        help="also measure the SQLite writer without its parse workers and its checkpoint thread")
     args = parser.parse_args()
     gateways, per_gateway, repeats = (4, 2, 1) if args.quick else (4, 25, 5)
     folder = Path(tempfile.mkdtemp(prefix="balans-ingest-"))
@@ -198,6 +224,9 @@ def main() -> None:
     figures = {"readings": sqlite["readings"], "gateways": gateways, "batch_readings": 10 * METERS,
                "http_sqlite_ratio": sqlite["http_ratio"], "service_sqlite_ratio": sqlite["service_ratio"],
                "sqlite": sqlite}
+    if args.variants:
+        figures["sqlite_variants"] = measure_variants(f"sqlite:///{folder / 'variants.sqlite3'}", gateways,
+                                                      per_gateway, repeats)
     url = pg_url()
     if url:
         pg = measure(url, gateways, per_gateway, repeats, folder)

@@ -30,8 +30,9 @@ from cloud.ingest.enrolment import issue_token
 from cloud.migrate import upgrade
 from edge.clock import VirtualClock
 from edge.config import load_config
+from edge.energy import MEASURED, IntervalEnergy
 from edge.gateway import Gateway
-from edge.reports import iso
+from edge.store import GatewayDatabase
 from provisioning.demo import start_cloud
 from provisioning.enrolment import enrol
 
@@ -51,20 +52,18 @@ def backlog(gateway: Gateway, scenario, days: int) -> tuple[int, int]:
     """Readings every 15 minutes for ``days`` days, and the intervals they close, all unsent."""
     start = scenario.period_start
 
-    def write(db):
-        readings, intervals = [], []
+    def write(db: GatewayDatabase) -> tuple[int, int]:
+        readings = intervals = 0
         for index in range(days * 96):
-            ts = iso(start + timedelta(minutes=15 * index))
-            for m in scenario.meters:
-                kwh = Decimal(m.start_kwh) + Decimal(index * 120 + m.unit).scaleb(-3)
-                readings.append((m.meter, ts, float(index * 900),
-                                 json.dumps({"import_kwh": f"{kwh:.3f}", "export_kwh": "0.000",
-                                             "voltage_l1": "229.700"})))
-                intervals.append((m.meter, ts, 120, 0, "measured"))
-        db.conn.executemany("INSERT INTO readings(meter, ts, mono, q) VALUES (?, ?, ?, ?)", readings)
-        db.conn.executemany("INSERT INTO intervals(meter, start, imp_wh, exp_wh, flag) VALUES (?, ?, ?, ?, ?)",
-                            intervals)
-        return len(readings), len(intervals)
+            at = start + timedelta(minutes=15 * index)
+            values = {m.meter: {"import_kwh": f"{Decimal(m.start_kwh) + Decimal(index * 120 + m.unit).scaleb(-3):.3f}",
+                                "export_kwh": "0.000", "voltage_l1": "229.700"} for m in scenario.meters}
+            db.save_readings(at, float(index * 900), values)
+            db.save_intervals([IntervalEnergy(m.meter, at, Decimal("0.120"), Decimal(0), MEASURED)
+                               for m in scenario.meters])
+            readings += len(values)
+            intervals += len(values)
+        return readings, intervals
 
     return gateway.store.write_sync(write)
 
@@ -96,8 +95,8 @@ def main() -> None:
         started = time.perf_counter()
         batches = asyncio.run(drain(gateway))
         seconds = time.perf_counter() - started
-        pending = gateway.store.read_sync(
-            lambda db: db.execute("SELECT count(*) FROM batches WHERE status != 'sent'").fetchone()[0])
+        counts = gateway.store.read_sync(GatewayDatabase.batch_counts)
+        pending = sum(counts.values()) - counts.get("sent", 0)
         assert pending == 0, f"{pending} batches not delivered"
         gateway.store.close()
     finally:

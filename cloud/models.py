@@ -7,7 +7,7 @@ Times are stored as naive UTC. Money is Numeric(14, 2) (hryvnias with kopecks).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -27,12 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from cloud.clock import utcnow  # the column default; imported from here by many
+
 MONEY = Numeric(14, 2)
 ENERGY = Numeric(14, 3)  # kWh to the Wh
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):

@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from datetime import UTC, datetime
+from datetime import date
 from pathlib import Path
 
 import click
 
+from edge.clock import AcceleratedClock
 from edge.config import ConfigError, load_config
+from edge.energy_reports import gateway_balance, gateway_status, voltage_compliance
+from edge.gateway import Gateway
+from edge.logs import configure
+from edge.simulator import SimulatedStation, serve_forever
+from edge.store import open_database
+from shared.calendar import parse_iso
+from shared.scenario import ScenarioError, load_scenario
 
 
 def _config(path: str):
@@ -33,9 +41,6 @@ def run(config_path, log_level):
 
     Example: balans edge run --config /etc/balans/gateway.toml
     """
-    from edge.gateway import Gateway
-    from edge.logs import configure
-
     configure(log_level)
     config = _config(config_path)
 
@@ -58,13 +63,10 @@ def run(config_path, log_level):
 @click.option("--period", required=True, help="YYYY-MM")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def balance(config_path, period, as_json):
-    """The station's micro-balance for a month, from the gateway's own store (no cloud needed).
+    """The station's micro-balance for a Kyiv calendar month, from the gateway's own store (no cloud needed).
 
     Example: balans edge balance --config gateway.toml --period 2026-10 --json
     """
-    from edge.reports import gateway_balance
-    from edge.store import open_database
-
     config = _config(config_path)
     db = open_database(config.database)
     try:
@@ -85,18 +87,18 @@ def balance(config_path, period, as_json):
 
 @edge_group.command("voltage")
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--week", "week_start", required=True, help="first day of the week, YYYY-MM-DD")
+@click.option("--week", "week_start", required=True, help="first day of the week (Kyiv calendar), YYYY-MM-DD")
 def voltage(config_path, week_start):
     """EN 50160 weekly voltage compliance per meter and phase, as JSON.
 
     Example: balans edge voltage --config gateway.toml --week 2026-10-05
     """
-    from edge.reports import voltage_compliance
-    from edge.store import open_database
-
+    try:
+        week = date.fromisoformat(week_start)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {week_start!r}", param_hint="--week") from exc
     config = _config(config_path)
-    start = datetime.fromisoformat(week_start).replace(tzinfo=UTC)
-    click.echo(json.dumps(voltage_compliance(open_database(config.database), config, start), ensure_ascii=False,
+    click.echo(json.dumps(voltage_compliance(open_database(config.database), config, week), ensure_ascii=False,
                           indent=2))
 
 
@@ -105,9 +107,6 @@ def voltage(config_path, week_start):
 @click.option("--json", "as_json", is_flag=True)
 def status(config_path, as_json):
     """Meters online/offline, backlog, last upload.  Example: balans edge status --config gateway.toml --json"""
-    from edge.reports import gateway_status
-    from edge.store import open_database
-
     config = _config(config_path)
     document = gateway_status(open_database(config.database), config)
     if as_json:
@@ -126,21 +125,18 @@ def status(config_path, as_json):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5020, show_default=True)
 @click.option("--speed", default=1.0, show_default=True, help="simulated seconds per real second")
-@click.option("--start", default="", help="simulated start time (ISO); default: the scenario's period start")
+@click.option("--start", default="",
+              help="simulated start time (ISO, UTC unless it says otherwise); default: the scenario's period start")
 def sim(scenario_path, host, port, speed, start):
     """Serve a scenario's meters over Modbus TCP (a unit id per meter, Eastron register maps).
 
     Example: balans sim --scenario examples/seed-cottage-town.toml --port 5020 --speed 3600
     """
-    from edge.clock import AcceleratedClock
-    from edge.simulator import SimulatedStation, serve_forever
-    from shared.scenario import ScenarioError, load_scenario
-
     try:
         scenario = load_scenario(Path(scenario_path).read_text(encoding="utf-8"), scenario_path)
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from exc
-    begin = datetime.fromisoformat(start).replace(tzinfo=UTC) if start else scenario.period_start
+    begin = parse_iso(start) if start else scenario.period_start
     station = SimulatedStation(scenario, AcceleratedClock(begin, speed), host, port)
     click.echo(f"simulating {scenario.site} ({len(scenario.meters)} meters) on {host}:{port}, "
                f"units 1..{len(scenario.meters)}", err=True)

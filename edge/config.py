@@ -15,8 +15,8 @@ from pathlib import Path
 from shared.balance import StationTopology, Thresholds, build_topology
 from shared.profiles import ProfileError, load_profiles
 from shared.scenario import Scenario
-
-ROLES = ("station_input", "feeder", "subscriber")
+from shared.site_document import BALANCE_ROLES as ROLES
+from shared.site_document import LINE_ROLES
 
 
 class ConfigError(ValueError):
@@ -94,17 +94,6 @@ class GatewayConfig:
 
     def topology(self) -> StationTopology:
         return build_topology(((m.id, m.role, m.line) for m in self.meters), self.lines)
-
-    def site_document(self) -> dict:
-        """The topology and meters as sent to the cloud at enrolment."""
-        return {
-            "site": self.site,
-            "lines": [{"number": n, "name": name} for n, name in self.lines.items()],
-            "meters": [
-                {"id": m.id, "profile": m.profile, "role": m.role, "line": m.line, "account": m.account}
-                for m in self.meters
-            ],
-        }
 
 
 def load_config(path: Path) -> GatewayConfig:
@@ -193,7 +182,7 @@ def _meter(spec: dict, where: str) -> MeterConfig:
         raise ConfigError(f"{where} ({spec['id']}): role must be one of {', '.join(ROLES)}")
     if not 1 <= int(spec["unit"]) <= 247:
         raise ConfigError(f"{where} ({spec['id']}): unit must be 1..247")
-    if spec["role"] in ("feeder", "subscriber") and not spec.get("line"):
+    if spec["role"] in LINE_ROLES and not spec.get("line"):
         raise ConfigError(f"{where} ({spec['id']}): a {spec['role']} needs line = \"N\"")
     return MeterConfig(
         id=str(spec["id"]),

@@ -1,17 +1,18 @@
 """The gateway daemon: poll every bus, store readings, close intervals, seal and forward batches.
 
-One coordinator per meter keeps its schedule and availability: a silent meter is retried
-with back-off and reported offline once, then online once when it answers again.
+A coordinator: the interval maths is pure (``edge.energy``), every SQL statement is the store's
+(``edge.store``), sealing is the outbox's and sending the uplink's. One coordinator per meter keeps its
+schedule and availability: a silent meter is retried with back-off and reported offline once, then online
+once when it answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -21,12 +22,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.clock import Clock, SystemClock
 from edge.config import GatewayConfig, MeterConfig
-from edge.energy import CounterPoint, intervals_between
+from edge.energy import CounterPoint, IntervalEnergy, MeterCounter, advance_counter, counter_rollover
+from edge.energy_reports import balances
+from edge.health import serve_health
 from edge.modbus_bus import MeterUnavailable, ModbusBus
-from edge.outbox import HIGH, add_event, seal_pending
-from edge.store import Store, get_meta, set_meta
+from edge.outbox import seal_pending
+from edge.retention import check_disk, prune
+from edge.store import HIGH, NORMAL, GatewayDatabase, Store
 from edge.uplink import RefusedError, TransientUplinkError, Uplink
-from shared.batch import load_private_key
+from shared.batch import load_private_key, private_key_pem
+from shared.calendar import day_bounds, iso_utc, kyiv_day
 from shared.voltage_quality import VoltageTracker
 
 log = logging.getLogger("balans.edge")
@@ -38,14 +43,6 @@ SANE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 CLOCK_TOLERANCE = timedelta(seconds=120)
 
 
-def iso(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 @dataclass
 class MeterCoordinator:
     """Schedule, failure and recovery of one meter (logged once each way)."""
@@ -54,10 +51,8 @@ class MeterCoordinator:
     online: bool | None = None
     failures: int = 0
     skip: int = 0
-    last: CounterPoint | None = None
-    boundary: CounterPoint | None = None
+    counter: MeterCounter = field(default_factory=MeterCounter)
     voltage: dict[str, VoltageTracker] = field(default_factory=dict)
-    serial: str | None = None
     tamper_reported: bool = False
     rollover: Decimal | None = None  # the counter's wrap-around value in kWh, when its register has one
 
@@ -92,16 +87,7 @@ class PollResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def counter_rollover(profile) -> Decimal | None:
-    """Where an integer energy register wraps, in kWh (2^bits × scale); None for float registers."""
-    register = profile.register("import_kwh")
-    bits = {"uint16": 16, "uint32": 32, "uint64": 64}.get(register.type if register else "")
-    return None if bits is None else Decimal(2**bits) * Decimal(register.scale)
-
-
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
-    from shared.batch import private_key_pem
-
     if path.exists():
         return load_private_key(path.read_bytes())
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,19 +121,16 @@ class Gateway:
         self._last_clock: tuple[datetime, float] | None = None
         self.store.read_sync(self._restore)
 
-    def _restore(self, db) -> None:
-        for coordinator in self.meters.values():
-            coordinator.last = coordinator.boundary = None
-        for meter, ts, imp, exp in db.execute("SELECT meter, ts, imp, exp FROM last_readings"):
-            if meter in self.meters:
-                self.meters[meter].last = CounterPoint(parse_iso(ts), Decimal(imp), Decimal(exp))
-        for meter, ts, imp, exp in db.execute("SELECT meter, ts, imp, exp FROM boundaries"):
-            if meter in self.meters:
-                self.meters[meter].boundary = CounterPoint(parse_iso(ts), Decimal(imp), Decimal(exp))
-        for meter, online, failures in db.execute("SELECT meter, online, failures FROM meter_state"):
-            if meter in self.meters:
-                self.meters[meter].online = bool(online)
-                self.meters[meter].failures = failures or 0
+    def _restore(self, db: GatewayDatabase) -> None:
+        """Each meter's counter and availability as last stored (after a restart, or a poll that was lost)."""
+        counters = db.counters()
+        for meter_id, coordinator in self.meters.items():
+            stored = counters.get(meter_id, MeterCounter())
+            coordinator.counter = replace(coordinator.counter, last=stored.last, boundary=stored.boundary)
+        for meter_id, state in db.meter_states().items():
+            if meter_id in self.meters:
+                self.meters[meter_id].online = state.online
+                self.meters[meter_id].failures = state.failures
 
     # --- polling -----------------------------------------------------------------------------
     async def poll_cycle(self) -> PollResult:
@@ -159,7 +142,7 @@ class Gateway:
                 by_bus.setdefault(coordinator.meter.bus, []).append(coordinator)
         await asyncio.gather(*(self._poll_bus(self.buses[name], group, result) for name, group in by_bus.items()))
         try:
-            await self.store.write(lambda db: self._record(db, result))
+            await self.store.write(partial(self._record, result))
         except sqlite3.OperationalError as exc:
             if "full" not in str(exc):
                 raise
@@ -168,7 +151,7 @@ class Gateway:
             # and say how many polls were lost as soon as there is room again.
             self.lost_cycles += 1
             self.lost_since = self.lost_since or result.at
-            log.error("disk full: poll at %s not stored (%d so far)", iso(result.at), self.lost_cycles)
+            log.error("disk full: poll at %s not stored (%d so far)", iso_utc(result.at), self.lost_cycles)
             await self.store.read(self._restore)
             return result
         self.cycles += 1
@@ -186,7 +169,7 @@ class Gateway:
                 except MeterUnavailable as exc:
                     result.failed[coordinator.meter.id] = str(exc) + (f" (after {attempt} retries)" if attempt else "")
 
-    def _check_clock(self, db, result: PollResult) -> bool:
+    def _check_clock(self, db: GatewayDatabase, result: PollResult) -> bool:
         """True when interval boundaries may be taken from this cycle's wall-clock time."""
         trusted = result.at >= SANE_EPOCH
         jumped = False
@@ -196,151 +179,101 @@ class Gateway:
             if abs(drift) > CLOCK_TOLERANCE:
                 jumped = True
                 log.warning("wall clock jumped by %s s between polls", int(drift.total_seconds()))
-                add_event(db, result.at, "clock_jump", None,
-                          {"seconds": int(drift.total_seconds()), "from": iso(wall0), "to": iso(result.at)}, HIGH)
+                db.add_event(result.at, "clock_jump", None, {"seconds": int(drift.total_seconds()),
+                                                             "from": iso_utc(wall0), "to": iso_utc(result.at)}, HIGH)
         self._last_clock = (result.at, result.mono)
         state = "jumped" if jumped else "trusted" if trusted else "untrusted"
         if state != self.clock_state and state == "untrusted":
-            add_event(db, result.at, "clock_untrusted", None, {"wall": iso(result.at)}, HIGH)
+            db.add_event(result.at, "clock_untrusted", None, {"wall": iso_utc(result.at)}, HIGH)
         self.clock_state = state
-        set_meta(db, "clock_state", state)
+        db.set_meta("clock_state", state)
         if not trusted or jumped:
             # Readings are kept, but no interval is cut from a time base that is wrong or has just changed:
             # energy counting restarts at the next boundary (the gap shows as missing, never as consumption).
             for coordinator in self.meters.values():
-                coordinator.boundary = None
-                coordinator.last = None
+                coordinator.counter = replace(coordinator.counter, last=None, boundary=None)
             return False
         return True
 
-    def _record(self, db, result: PollResult) -> None:
-        ts = iso(result.at)
+    def _record(self, result: PollResult, db: GatewayDatabase) -> None:
+        """One poll into the store, in one transaction: readings, the intervals they close, events, state."""
         if self.lost_cycles:
-            add_event(db, result.at, "readings_lost", None, {"polls": self.lost_cycles, "from": iso(self.lost_since),
-                                                             "to": ts, "reason": "disk full"}, HIGH)
+            db.add_event(result.at, "readings_lost", None, {"polls": self.lost_cycles,
+                                                            "from": iso_utc(self.lost_since),
+                                                            "to": iso_utc(result.at), "reason": "disk full"}, HIGH)
         clock_ok = self._check_clock(db, result)
-        readings, intervals = [], []
+        intervals: list[IntervalEnergy] = []
+        voltage: list[tuple[str, str, datetime, float]] = []
         for meter_id, values in result.values.items():
             coordinator = self.meters[meter_id]
             if coordinator.answered():
                 log.info("meter %s is back online", meter_id, extra={"meter": meter_id, "gateway": self.config.gateway_id})
-                add_event(db, result.at, "meter_online", meter_id)
-            readings.append((meter_id, ts, result.mono, json.dumps(values, sort_keys=True)))
-            self._voltage(db, coordinator, result.at, values)
+                db.add_event(result.at, "meter_online", meter_id)
+            voltage += self._voltage(db, coordinator, result.at, values)
             self._tamper(db, coordinator, result.at, values)
             if "import_kwh" in values and clock_ok:
                 intervals += self._energy(db, coordinator, result.at, values)
-            db.execute(
-                "INSERT OR REPLACE INTO meter_state(meter, online, since, last_ts, last_q, failures) "
-                "VALUES (?, 1, COALESCE((SELECT since FROM meter_state WHERE meter = ? AND online = 1), ?), ?, ?, 0)",
-                [meter_id, meter_id, ts, ts, json.dumps(values, sort_keys=True)],
-            )
+        db.save_readings(result.at, result.mono, result.values)
         for meter_id, reason in result.failed.items():
             coordinator = self.meters[meter_id]
             if coordinator.failed():
                 log.warning("meter %s is offline: %s", meter_id, reason,
                             extra={"meter": meter_id, "bus": coordinator.meter.bus, "gateway": self.config.gateway_id})
-                add_event(db, result.at, "meter_offline", meter_id, {"reason": reason}, HIGH)
-                db.execute(
-                    "INSERT OR REPLACE INTO meter_state(meter, online, since, last_ts, last_q, failures) VALUES "
-                    "(?, 0, ?, (SELECT last_ts FROM meter_state WHERE meter = ?), "
-                    "(SELECT last_q FROM meter_state WHERE meter = ?), ?)",
-                    [meter_id, ts, meter_id, meter_id, coordinator.failures],
-                )
+                db.add_event(result.at, "meter_offline", meter_id, {"reason": reason}, HIGH)
+                db.mark_offline(meter_id, result.at, coordinator.failures)
             else:
-                db.execute("UPDATE meter_state SET failures = ? WHERE meter = ?", [coordinator.failures, meter_id])
-        db.conn.executemany("INSERT INTO readings(meter, ts, mono, q) VALUES (?, ?, ?, ?)", readings)
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO intervals(meter, start, imp_wh, exp_wh, flag) VALUES (?, ?, ?, ?, ?)", intervals
-        )
+                db.set_failures(meter_id, coordinator.failures)
+        db.add_voltage_samples(voltage)
+        db.save_intervals(intervals)
 
-    def _voltage(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> None:
-        """Over-/under-voltage and interruptions (EN 50160) as alerts, each when its episode has ended.
+    def _voltage(self, db: GatewayDatabase, coordinator: MeterCoordinator, at: datetime,
+                 values: dict[str, str]) -> list[tuple[str, str, datetime, float]]:
+        """Over-/under-voltage and interruptions (EN 50160) as alerts, each when its episode has ended; returns
+        the samples for the 10-minute means.
 
         An open episode is kept in the store, so a restart in the middle of an outage does not split it.
         """
+        samples = []
+        window = at.replace(minute=at.minute - at.minute % 10, second=0, microsecond=0)
         for phase in ("l1", "l2", "l3"):
             value = values.get(f"voltage_{phase}")
             if value is None:
                 continue
-            window = at.replace(minute=at.minute - at.minute % 10, second=0, microsecond=0)
-            db.execute(
-                "INSERT INTO voltage_10min(meter, phase, start, total, samples) VALUES (?, ?, ?, ?, 1) "
-                "ON CONFLICT(meter, phase, start) DO UPDATE SET total = total + excluded.total, samples = samples + 1",
-                [coordinator.meter.id, phase, iso(window), float(value)])
+            samples.append((coordinator.meter.id, phase, window, float(value)))
             key = f"voltage:{coordinator.meter.id}:{phase}"
             tracker = coordinator.voltage.get(phase)
             if tracker is None:
-                tracker = coordinator.voltage[phase] = VoltageTracker.restore(get_meta(db, key))
+                tracker = coordinator.voltage[phase] = VoltageTracker.restore(db.get_meta(key))
             for event in tracker.observe(at, float(value)):
-                add_event(db, at, f"voltage_{event.kind}", coordinator.meter.id, {"phase": phase, **event.as_json()},
-                          HIGH)
+                db.add_event(at, f"voltage_{event.kind}", coordinator.meter.id, {"phase": phase, **event.as_json()},
+                             HIGH)
             state = tracker.state()
-            if state or get_meta(db, key):
-                set_meta(db, key, state)
+            if state or db.get_meta(key):
+                db.set_meta(key, state)
+        return samples
 
-    def _tamper(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> None:
+    def _tamper(self, db: GatewayDatabase, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> None:
         """A line node that refused a settings write without the unlock code: someone is tampering."""
         flags = values.get("status_flags")
         refused = flags is not None and int(flags) & 0x0004
         if refused and not coordinator.tamper_reported:
-            add_event(db, at, "tamper", coordinator.meter.id, {"status_flags": flags, "reason": "settings write refused"},
-                      HIGH)
+            db.add_event(at, "tamper", coordinator.meter.id, {"status_flags": flags, "reason": "settings write refused"},
+                         HIGH)
         coordinator.tamper_reported = bool(refused)
 
-    def _energy(self, db, coordinator: MeterCoordinator, at: datetime, values: dict[str, str]) -> list[tuple]:
+    def _energy(self, db: GatewayDatabase, coordinator: MeterCoordinator, at: datetime,
+                values: dict[str, str]) -> list[IntervalEnergy]:
+        """The intervals this reading closes (``edge.energy.advance_counter``); what it showed becomes events."""
         meter = coordinator.meter
-        current = CounterPoint(at, Decimal(values["import_kwh"]), Decimal(values.get("export_kwh", "0")))
-        serial = values.get("serial_number")
-        if serial is not None and coordinator.serial is not None and serial != coordinator.serial:
-            # Another meter answers at this address: a replacement. Its counter starts a new segment.
-            add_event(db, at, "meter_replaced", meter.id, {"old_serial": coordinator.serial, "new_serial": serial,
-                                                           "reading": str(current.imp)}, HIGH)
-            coordinator.last = coordinator.boundary = None
-        if serial is not None:
-            coordinator.serial = serial
-        previous = coordinator.last
-        rows: list[tuple] = []
-        if previous is not None and current.ts > previous.ts:
-            delta = current.imp - previous.imp
-            hours = Decimal((current.ts - previous.ts).total_seconds()) / 3600
-            plausible = meter.max_kw * hours * Decimal("1.5") + 1
-            rollover = coordinator.rollover
-            if delta < 0 and rollover is not None and previous.imp > rollover * Decimal("0.9") \
-                    and rollover - previous.imp + current.imp <= plausible:
-                # The counter wrapped past its largest value: continue on the unwrapped scale.
-                add_event(db, at, "counter_rollover", meter.id, {"before": str(previous.imp), "after": str(current.imp)})
-                previous = CounterPoint(previous.ts, previous.imp - rollover, previous.exp)
-                if coordinator.boundary is not None:
-                    b = coordinator.boundary
-                    coordinator.boundary = CounterPoint(b.ts, b.imp - rollover, b.exp)
-                delta = current.imp - previous.imp
-            if delta < 0 or current.exp < previous.exp:
-                # The counter went back: a reset or a replaced meter. Start a new segment.
-                add_event(db, at, "counter_reset", meter.id,
-                          {"before": str(previous.imp), "after": str(current.imp)}, HIGH)
-                coordinator.boundary = None
-            elif delta > plausible:
-                add_event(db, at, "implausible_jump", meter.id,
-                          {"kwh": str(delta), "hours": f"{hours:.2f}", "max_kw": str(meter.max_kw)}, HIGH)
-                coordinator.boundary = None
-            else:
-                closed, coordinator.boundary = intervals_between(
-                    meter.id, previous, current, coordinator.boundary, self.step, self.max_gap
-                )
-                rows = [(i.meter, iso(i.start), int(i.imp * 1000), int(i.exp * 1000), i.flag) for i in closed]
-        elif previous is None:
-            _, coordinator.boundary = intervals_between(meter.id, current, current, None, self.step, self.max_gap)
-        coordinator.last = current
-        db.execute("INSERT OR REPLACE INTO last_readings(meter, ts, imp, exp) VALUES (?, ?, ?, ?)",
-                   [meter.id, iso(current.ts), f"{current.imp:f}", f"{current.exp:f}"])
-        if coordinator.boundary is not None:
-            b = coordinator.boundary
-            db.execute("INSERT OR REPLACE INTO boundaries(meter, ts, imp, exp) VALUES (?, ?, ?, ?)",
-                       [meter.id, iso(b.ts), f"{b.imp:f}", f"{b.exp:f}"])
-        else:
-            db.execute("DELETE FROM boundaries WHERE meter = ?", [meter.id])
-        return rows
+        reading = CounterPoint(at, Decimal(values["import_kwh"]), Decimal(values.get("export_kwh", "0")))
+        advance = advance_counter(meter.id, coordinator.counter, reading, values.get("serial_number"),
+                                  max_kw=meter.max_kw, rollover=coordinator.rollover, step=self.step,
+                                  max_gap=self.max_gap)
+        for event in advance.events:
+            db.add_event(at, event.kind, meter.id, event.detail, HIGH if event.alert else NORMAL)
+        coordinator.counter = advance.counter
+        db.save_counter(meter.id, advance.counter)
+        return advance.intervals
 
     async def seal(self) -> int:
         now = self.clock.now()
@@ -352,17 +285,11 @@ class Gateway:
         return len(sealed)
 
     # --- forwarding --------------------------------------------------------------------------
-    def _next_pending(self, db):
-        return db.execute(
-            "SELECT seq, body, signature FROM batches WHERE status = 'pending' "
-            "ORDER BY priority = 'high' DESC, seq LIMIT 1"
-        ).fetchone()
-
     async def forward_pending(self) -> int:
         """Send pending batches until none is left; returns how many were delivered."""
         delivered = 0
         while self.refused is None:
-            row = await self.store.read(self._next_pending)
+            row = await self.store.read(GatewayDatabase.pending_batch)
             if row is None:
                 return delivered
             seq, body, signature = row
@@ -373,45 +300,35 @@ class Gateway:
                 log.error("cloud refused batch %s: %s; sending stops, everything is kept", seq, exc.body)
                 await self.store.write(partial(self._mark_refused, seq, exc, self.clock.now()))
                 return delivered
-            await self.store.write(partial(self._mark_sent, seq, outcome.status, iso(self.clock.now())))
+            await self.store.write(partial(_mark_sent, seq, outcome.status, self.clock.now()))
             self.last_upload = self.clock.now()
             delivered += 1
         return delivered
 
-    def _housekeeping(self, now: datetime, db) -> None:
+    def _housekeeping(self, now: datetime, db: GatewayDatabase) -> None:
         """Once a day: delete what the retention policy allows, and say so when the disk is still short."""
-        from edge.retention import check_disk, prune
-
         removed = prune(db, now)
         if any(removed.values()):
             log.info("retention: %s", removed)
         check_disk(db, self.config.database, now)
         self._theft_alerts(db, now)
 
-    def _theft_alerts(self, db, now: datetime) -> None:
-        """Yesterday's micro-balance, offline: a line whose losses suggest theft raises a high-priority alert."""
-        from edge.reports import balances
-
-        day_end = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        day_start = day_end - timedelta(days=1)
+    def _theft_alerts(self, db: GatewayDatabase, now: datetime) -> None:
+        """Yesterday's micro-balance (the Kyiv day before ``now``'s), offline: a line whose losses suggest theft
+        raises a high-priority alert."""
+        day_start, day_end = day_bounds(kyiv_day(now) - timedelta(days=1))
         for day, result in balances(db, self.config, day_start, day_end, "day"):
             for line in result.lines:
                 if line.status == "suspected_theft":
-                    add_event(db, now, "suspected_theft", None,
-                              {"day": day, "line": line.line, "feeder_kwh": f"{line.feeder_kwh:f}",
-                               "subscribers_kwh": f"{line.subscribers_kwh:f}", "loss_pct": f"{line.loss_pct:.1f}"},
-                              HIGH)
+                    db.add_event(now, "suspected_theft", None,
+                                 {"day": day, "line": line.line, "feeder_kwh": f"{line.feeder_kwh:f}",
+                                  "subscribers_kwh": f"{line.subscribers_kwh:f}", "loss_pct": f"{line.loss_pct:.1f}"},
+                                 HIGH)
 
     @staticmethod
-    def _mark_sent(seq: int, status: str, sent_at: str, db) -> None:
-        db.execute("UPDATE batches SET status = 'sent', sent_at = ?, last_error = ? WHERE seq = ?",
-                   [sent_at, status, seq])
-
-    @staticmethod
-    def _mark_refused(seq: int, error: RefusedError, at: datetime, db) -> None:
-        db.execute("UPDATE batches SET status = 'refused', last_error = ? WHERE seq = ?",
-                   [json.dumps(error.body), seq])
-        add_event(db, at, "uplink_refused", None, {"seq": seq, "status": error.status, **error.body}, HIGH)
+    def _mark_refused(seq: int, error: RefusedError, at: datetime, db: GatewayDatabase) -> None:
+        db.mark_batch_refused(seq, error.body)
+        db.add_event(at, "uplink_refused", None, {"seq": seq, "status": error.status, **error.body}, HIGH)
 
     async def forward_loop(self) -> None:
         while True:
@@ -433,13 +350,13 @@ class Gateway:
         next_poll = midnight + step * ((now - midnight) // step)
         if next_poll < now:
             next_poll += step
-        last_prune = None
+        last_housekeeping = None
         while until is None or next_poll <= until:
             await self.clock.sleep_until(next_poll)
             await self.poll_cycle()
             await self.seal()
-            if last_prune != next_poll.date():
-                last_prune = next_poll.date()
+            if last_housekeeping != kyiv_day(next_poll):  # the first poll of each Kyiv day
+                last_housekeeping = kyiv_day(next_poll)
                 await self.store.write(partial(self._housekeeping, next_poll))
             next_poll += step
 
@@ -447,8 +364,6 @@ class Gateway:
         forward = asyncio.create_task(self.forward_loop(), name="balans-forward")
         health = None
         if self.config.health_port:
-            from edge.health import serve_health
-
             health = await serve_health(self, "127.0.0.1", self.config.health_port)
         try:
             await self.poll_loop()
@@ -465,6 +380,8 @@ class Gateway:
         self.store.close()
 
     async def pending_batches(self) -> int:
-        return await self.store.read(
-            lambda db: db.execute("SELECT count(*) FROM batches WHERE status = 'pending'").fetchone()[0]
-        )
+        return await self.store.read(GatewayDatabase.pending_batch_count)
+
+
+def _mark_sent(seq: int, status: str, at: datetime, db: GatewayDatabase) -> None:
+    db.mark_batch_sent(seq, status, at)

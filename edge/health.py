@@ -12,12 +12,12 @@ import time
 
 from aiohttp import web
 
+from edge.energy_reports import gateway_status
+
 log = logging.getLogger("balans.edge.health")
 
 
 def health_app(gateway) -> web.Application:
-    from edge.reports import gateway_status
-
     async def health(_request: web.Request) -> web.Response:
         status = await gateway.store.read(lambda db: gateway_status(db, gateway.config))
         polling = gateway.last_cycle is not None and time.monotonic() - gateway.last_cycle < 3 * gateway.config.poll_seconds

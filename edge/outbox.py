@@ -6,22 +6,18 @@ leaves one of the two states, never a row in no batch or in two.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 
-import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.store import get_meta, set_meta
-from shared.batch import GENESIS_HASH, SealedBatch, seal_batch
-
-HIGH = "high"
-NORMAL = "normal"
+from edge.store import HIGH, NORMAL, GatewayDatabase, UnsentEvent, UnsentInterval, UnsentReading
+from shared.batch import SealedBatch, seal_batch
+from shared.calendar import iso_utc
 
 
 def seal_pending(
-    db: sqlite_utils.Database,
+    db: GatewayDatabase,
     key: Ed25519PrivateKey,
     gateway: str,
     created: datetime,
@@ -34,80 +30,45 @@ def seal_pending(
     """
     sealed: list[SealedBatch] = []
     while limit_batches is None or len(sealed) < limit_batches:
-        events = db.execute(
-            "SELECT id, ts, kind, meter, detail, priority FROM events WHERE seq IS NULL "
-            "ORDER BY priority = 'high' DESC, id LIMIT ?", [max_rows],
-        ).fetchall()
-        alerts = [e for e in events if e[5] == HIGH]
+        events = db.unsent_events(max_rows)
+        alerts = [e for e in events if e.priority == HIGH]
         if alerts:
             # An alert (voltage, suspected theft, meter offline, tamper) jumps the queue: its
             # batch goes out alone and first.
             sealed.append(_seal(db, key, gateway, created, [], [], alerts, HIGH))
             continue
         budget = max_rows - len(events)
-        readings = db.execute(
-            "SELECT id, meter, ts, q FROM readings WHERE seq IS NULL ORDER BY id LIMIT ?", [budget]
-        ).fetchall()
+        readings = db.unsent_readings(budget)
         budget -= len(readings)
-        intervals = db.execute(
-            "SELECT meter, start, imp_wh, exp_wh, flag FROM intervals WHERE seq IS NULL ORDER BY start, meter LIMIT ?",
-            [max(budget, 0)],
-        ).fetchall()
+        intervals = db.unsent_intervals(max(budget, 0))
         if not (events or readings or intervals):
             break
         sealed.append(_seal(db, key, gateway, created, readings, intervals, events, NORMAL))
     return sealed
 
 
-def _seal(db, key, gateway, created, readings, intervals, events, priority) -> SealedBatch:
-    seq = int(get_meta(db, "last_seq", "0")) + 1
-    prev = get_meta(db, "chain_head", GENESIS_HASH)
+def _seal(db: GatewayDatabase, key: Ed25519PrivateKey, gateway: str, created: datetime,
+          readings: list[UnsentReading], intervals: list[UnsentInterval], events: list[UnsentEvent],
+          priority: str) -> SealedBatch:
+    last_seq, prev = db.chain_head()
+    stamp = iso_utc(created)
     batch = seal_batch(
         key,
         gateway=gateway,
-        seq=seq,
+        seq=last_seq + 1,
         prev=prev,
-        created=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created=stamp,
         priority=priority,
-        readings=[{"m": m, "t": t, "q": json.loads(q)} for _, m, t, q in readings],
-        intervals=[{"m": m, "t": s, "imp": wh_to_kwh(i), "exp": wh_to_kwh(e), "f": f} for m, s, i, e, f in intervals],
-        events=[
-            {"t": ts, "kind": kind, **({"m": meter} if meter else {}), "detail": json.loads(detail or "{}")}
-            for _, ts, kind, meter, detail, _ in events
-        ],
+        readings=[{"m": r.meter, "t": r.ts, "q": r.values} for r in readings],
+        intervals=[{"m": i.meter, "t": i.start, "imp": wh_to_kwh(i.imp_wh), "exp": wh_to_kwh(i.exp_wh), "f": i.flag}
+                   for i in intervals],
+        events=[{"t": e.ts, "kind": e.kind, **({"m": e.meter} if e.meter else {}), "detail": e.detail}
+                for e in events],
     )
-    rows = len(readings) + len(intervals) + len(events)
-    db.execute(
-        "INSERT INTO batches(seq, hash, prev, body, signature, created, priority, rows, status, attempts) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)",
-        [seq, batch.hash, prev, batch.body, batch.signature, batch.document()["created"], priority, rows],
-    )
-    _mark(db, "readings", "id", [r[0] for r in readings], seq)
-    _mark(db, "events", "id", [e[0] for e in events], seq)
-    if intervals:
-        db.conn.executemany(
-            "UPDATE intervals SET seq = ? WHERE meter = ? AND start = ?",
-            [(seq, m, s) for m, s, *_ in intervals],
-        )
-    set_meta(db, "last_seq", seq)
-    set_meta(db, "chain_head", batch.hash)
+    db.save_batch(batch, stamp, priority, readings, intervals, events)
     return batch
 
 
 def wh_to_kwh(wh: int) -> str:
     """Integer Wh → the batch's decimal kWh string: 118 → "0.118"."""
     return f"{Decimal(wh).scaleb(-3):.3f}"
-
-
-def _mark(db, table: str, pk: str, ids: list[int], seq: int) -> None:
-    if ids:
-        db.conn.executemany(f"UPDATE {table} SET seq = ? WHERE {pk} = ?", [(seq, i) for i in ids])
-
-
-def add_event(db: sqlite_utils.Database, ts: datetime, kind: str, meter: str | None = None,
-              detail: dict | None = None, priority: str = NORMAL) -> None:
-    db.execute(
-        "INSERT INTO events(ts, kind, meter, detail, priority) VALUES (?, ?, ?, ?, ?)",
-        [ts.strftime("%Y-%m-%dT%H:%M:%SZ"), kind, meter, json.dumps(detail or {}, ensure_ascii=False,
-                                                                     sort_keys=True), priority],
-    )

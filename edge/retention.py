@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import sqlite_utils
-
-from edge.outbox import HIGH, add_event
+from edge.store import HIGH, GatewayDatabase
+from shared.calendar import day_bounds, kyiv_day
 
 
 @dataclass(frozen=True)
@@ -30,33 +29,26 @@ class RetentionPolicy:
     min_free_mb: int = 200
 
 
-def prune(db: sqlite_utils.Database, now: datetime, policy: RetentionPolicy = RetentionPolicy()) -> dict[str, int]:
+def prune(db: GatewayDatabase, now: datetime, policy: RetentionPolicy = RetentionPolicy()) -> dict[str, int]:
     """Delete what the policy allows (call inside the store's write transaction)."""
 
-    def cutoff(days: int) -> str:
-        return (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def cutoff(days: int) -> datetime:
+        return now - timedelta(days=days)
 
-    sent_before = cutoff(policy.batch_days)
-    bodies = db.execute(
-        "UPDATE batches SET body = x'', signature = x'' WHERE status = 'sent' AND sent_at < ? AND length(body) > 0",
-        [sent_before]).rowcount
-    readings = db.execute(
-        "DELETE FROM readings WHERE ts < ? AND seq IN (SELECT seq FROM batches WHERE status = 'sent')",
-        [cutoff(policy.reading_days)]).rowcount
-    intervals = db.execute(
-        "DELETE FROM intervals WHERE start < ? AND seq IN (SELECT seq FROM batches WHERE status = 'sent')",
-        [cutoff(policy.interval_days)]).rowcount
-    voltage = db.execute("DELETE FROM voltage_10min WHERE start < ?", [cutoff(policy.voltage_days)]).rowcount
-    return {"batch_bodies": bodies, "readings": readings, "intervals": intervals, "voltage_means": voltage}
+    return {
+        "batch_bodies": db.strip_sent_batch_bodies(cutoff(policy.batch_days)),
+        "readings": db.delete_sent_readings(cutoff(policy.reading_days)),
+        "intervals": db.delete_sent_intervals(cutoff(policy.interval_days)),
+        "voltage_means": db.delete_voltage_means(cutoff(policy.voltage_days)),
+    }
 
 
-def check_disk(db: sqlite_utils.Database, database: Path, now: datetime,
+def check_disk(db: GatewayDatabase, database: Path, now: datetime,
                policy: RetentionPolicy = RetentionPolicy()) -> bool:
-    """True when there is room; otherwise records a 'disk_low' event (once a day) and returns False."""
+    """True when there is room; otherwise records a 'disk_low' event (once a Kyiv day) and returns False."""
     free_mb = shutil.disk_usage(Path(database).parent).free // 2**20
     if free_mb >= policy.min_free_mb:
         return True
-    day = now.strftime("%Y-%m-%d")
-    if not db.execute("SELECT 1 FROM events WHERE kind = 'disk_low' AND ts LIKE ?", [day + "%"]).fetchone():
-        add_event(db, now, "disk_low", None, {"free_mb": free_mb, "min_free_mb": policy.min_free_mb}, HIGH)
+    if not db.has_event("disk_low", *day_bounds(kyiv_day(now))):
+        db.add_event(now, "disk_low", None, {"free_mb": free_mb, "min_free_mb": policy.min_free_mb}, HIGH)
     return False

@@ -48,13 +48,21 @@ class MeterModel:
 
     meter: SimMeter
     period_start: datetime
-    days_in_period: int
+    period_end: datetime
+
+    @property
+    def days_in_period(self) -> float:
+        return self._days(self.period_end)
+
+    def _days(self, at: datetime) -> float:
+        """Days since the period's start, each shaped by the daily load curve."""
+        days, within = divmod((at - self.period_start).total_seconds(), 86400.0)
+        return days + day_fraction(within)
 
     def progress(self, at: datetime) -> float:
-        """Fraction of the period's energy counted by ``at``; exactly 0 and 1 at the bounds."""
-        seconds = (at - self.period_start).total_seconds()
-        days, within = divmod(seconds, 86400.0)
-        return (days + day_fraction(within)) / self.days_in_period
+        """Fraction of the period's energy counted by ``at``; exactly 0 and 1 at the bounds (a Kyiv month is
+        not whole UTC days: the clocks change in March and October)."""
+        return self._days(at) / self.days_in_period
 
     def values(self, at: datetime) -> dict[str, float]:
         progress = self.progress(at)
@@ -133,9 +141,9 @@ class SimulatedStation:
         self.serial_port = serial_port  # serve Modbus RTU on this serial device instead of TCP
         self.baudrate = baudrate
         profiles = load_profiles()
-        days = (scenario.period_end - scenario.period_start).days
         self.meters = {
-            m.unit: SimulatedMeterContext(MeterModel(m, scenario.period_start, days), profiles[m.profile], clock)
+            m.unit: SimulatedMeterContext(MeterModel(m, scenario.period_start, scenario.period_end),
+                                          profiles[m.profile], clock)
             for m in scenario.meters
         }
         self.context = ModbusServerContext(devices=dict(self.meters), single=False)

@@ -42,7 +42,7 @@ from cloud.sites.balance import site_balance
 from edge.clock import VirtualClock
 from edge.config import config_toml_from_scenario, load_config
 from edge.gateway import Gateway
-from edge.reports import gateway_balance
+from edge.energy_reports import gateway_balance
 from edge.simulator import SimulatedStation
 from provisioning.enrolment import enrol
 from shared.scenario import Scenario, load_scenario

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.config import GatewayConfig
 from edge.gateway import load_or_create_key
 from shared.batch import b64, private_key_pem, public_key_pem
+from shared.site_document import MeterRole, MeterSpec, SiteDocument, SiteDocumentError, build, to_json
 
 
 class EnrolmentFailed(Exception):
@@ -49,6 +51,17 @@ def rotate_key(config: GatewayConfig, timeout: float = 30) -> dict:
     return answer
 
 
+def site_document(config: GatewayConfig, created: datetime) -> SiteDocument:
+    """The station's lines and meters from the gateway's configuration, as the cloud is told at enrolment."""
+    meters = (MeterSpec(id=m.id, role=MeterRole(m.role), line=m.line, account=m.account, profile=m.profile)
+              for m in config.meters)
+    try:
+        return build(site=config.site, lines=config.lines, meters=meters, created=created)
+    except SiteDocumentError as exc:
+        raise EnrolmentFailed(f"the configuration's site cannot be sent: {exc} — fix [[line]]/[[meter]] "
+                              "in the gateway's configuration (docs/site-document.md)") from exc
+
+
 def enrol(config: GatewayConfig, token: str, cloud_url: str | None = None, timeout: float = 30) -> dict:
     """POST /api/v1/enrol; returns the cloud's answer or raises with its error message."""
     key = load_or_create_key(config.key_path)
@@ -56,6 +69,6 @@ def enrol(config: GatewayConfig, token: str, cloud_url: str | None = None, timeo
         "token": token,
         "gateway": config.gateway_id,
         "public_key": public_key_pem(key.public_key()),
-        "site": config.site_document(),
+        "site": to_json(site_document(config, datetime.now(UTC))),
     }
     return _post((cloud_url or config.cloud_url).rstrip("/") + "/api/v1/enrol", document, timeout)

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from shared.site_document import MeterRole
+
 KWH = Decimal("0.001")
 PCT = Decimal("0.1")
 
@@ -84,11 +86,11 @@ def build_topology(meters: Iterable[tuple[str, str, str | None]], lines: Iterabl
     feeders: dict[str | None, list[str]] = {}
     subscribers: dict[str | None, list[str]] = {}
     for meter, role, line in meters:  # one pass: a station has thousands of subscribers
-        if role == "station_input":
+        if role == MeterRole.STATION_INPUT:
             inputs.append(meter)
-        elif role == "feeder":
+        elif role == MeterRole.FEEDER:
             feeders.setdefault(line, []).append(meter)
-        elif role == "subscriber":
+        elif role == MeterRole.SUBSCRIBER:
             subscribers.setdefault(line, []).append(meter)
     found = tuple(LineTopology(number, feeders[number][0] if number in feeders else None,
                                tuple(subscribers.get(number, ()))) for number in lines)

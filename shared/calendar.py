@@ -34,9 +34,20 @@ def previous_period(period: str) -> str:
     return f"{year - (month == 1):04d}-{(month - 2) % 12 + 1:02d}"
 
 
+def period_days(period: str) -> tuple[date, date]:
+    """The first and the last calendar day of the month ``YYYY-MM`` (inclusive)."""
+    year, month = parse_period(period)
+    return date(year, month, 1), date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+
+
 def kyiv_midnight(day: date) -> datetime:
     """00:00 of a Kyiv calendar day, as an aware UTC instant."""
     return datetime(day.year, day.month, day.day, tzinfo=KYIV).astimezone(UTC)
+
+
+def naive_midnight(day: date) -> datetime:
+    """:func:`kyiv_midnight` as naive UTC, the cloud's form."""
+    return kyiv_midnight(day).replace(tzinfo=None)
 
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
@@ -59,6 +70,13 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def as_utc(ts: datetime) -> datetime:
     """An aware instant in UTC; a naive one is taken as UTC already (how the cloud's columns hold them)."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def from_kyiv_wall(ts: datetime) -> datetime:
+    """A time a person typed — Kyiv wall-clock when it carries no offset — as naive UTC, the cloud's form.
+    In the hour repeated when the clocks go back, the first (summer-time) one is meant."""
+    aware = ts.replace(tzinfo=KYIV) if ts.tzinfo is None else ts
+    return aware.astimezone(UTC).replace(tzinfo=None)
 
 
 def kyiv_time(ts: datetime) -> datetime:

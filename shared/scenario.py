@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from shared.balance import StationTopology, Thresholds, build_topology
+from shared.calendar import period_bounds
 
 SURNAMES = (
     "Іваненко", "Петренко", "Коваленко", "Шевченко", "Бондаренко", "Ткаченко", "Кравченко",
@@ -60,13 +61,12 @@ class Scenario:
 
     @property
     def period_start(self) -> datetime:
-        year, month = (int(x) for x in self.period.split("-"))
-        return datetime(year, month, 1, tzinfo=UTC)
+        """The period's first instant: 00:00 of its first day in Kyiv, in UTC."""
+        return period_bounds(self.period)[0]
 
     @property
     def period_end(self) -> datetime:
-        year, month = (int(x) for x in self.period.split("-"))
-        return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        return period_bounds(self.period)[1]
 
     def topology(self) -> StationTopology:
         return build_topology(((m.meter, m.role, m.line) for m in self.meters), self.line_names)

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.calendar import iso_utc
+
 UN = 230.0
 WINDOW = timedelta(minutes=10)
 SHORT_INTERRUPTION = timedelta(minutes=3)
@@ -40,8 +42,8 @@ class VoltageEvent:
     extreme: float
 
     def as_json(self) -> dict:
-        return {"kind": self.kind, "start": self.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "end": self.end.strftime("%Y-%m-%dT%H:%M:%SZ"), "extreme_v": f"{self.extreme:.1f}"}
+        return {"kind": self.kind, "start": iso_utc(self.start), "end": iso_utc(self.end),
+                "extreme_v": f"{self.extreme:.1f}"}
 
 
 def ten_minute_means(samples: Iterable[tuple[datetime, float]]) -> list[tuple[datetime, float]]:

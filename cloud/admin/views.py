@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cloud import db
 from cloud.accounts.auth import current_user, requires
-from cloud.ingest.ingestion import missing_seqs
+from cloud.ingest.chain import missing_seqs
 from cloud.models import AuditLog, Event, Gateway, Site
 from cloud.permissions import Action
 

@@ -26,6 +26,7 @@ from cloud.cli.lookup import find_org, find_site, performs
 from cloud.db import session_scope
 from cloud.models import Account
 from cloud.permissions import Action
+from shared.calendar import from_kyiv_wall
 from shared.money import MoneyError, uah
 
 
@@ -111,7 +112,7 @@ def set_account(org_ref, number, category, area, common_coefficient, benefit_pct
 @click.command("enter-reading")
 @click.option("--site", "site_code", required=True)
 @click.option("--meter", "meter_code", required=True)
-@click.option("--at", "at", required=True, help="YYYY-MM-DD[ HH:MM], UTC")
+@click.option("--at", "at", required=True, help="YYYY-MM-DD[ HH:MM], Kyiv time (or with an offset: …T10:00+00:00)")
 @click.option("--value", required=True, help="the counter, kWh (or Gcal with --gcal)")
 @click.option("--gcal", is_flag=True, help="a heat meter's counter")
 @with_appcontext
@@ -120,7 +121,7 @@ def enter_reading_cmd(site_code, meter_code, at, value, gcal):
 
     with session_scope(_app()) as db:
         try:
-            enter_reading(db, find_site(db, site_code), meter_code, datetime.fromisoformat(at),
+            enter_reading(db, find_site(db, site_code), meter_code, from_kyiv_wall(datetime.fromisoformat(at)),
                           Decimal(value.replace(",", ".")), "cli", "heat_gcal" if gcal else "import_kwh")
         except (ReadingError, ValueError, ArithmeticError) as exc:
             raise click.ClickException(str(exc)) from exc
@@ -152,7 +153,7 @@ def import_readings_cmd(site_code, path):
 @click.option("--site", "site_code", required=True)
 @click.option("--old", "old_code", required=True)
 @click.option("--new", "new_code", required=True)
-@click.option("--at", "at", required=True, help="YYYY-MM-DD HH:MM, UTC")
+@click.option("--at", "at", required=True, help="YYYY-MM-DD HH:MM, Kyiv time (or with an offset)")
 @click.option("--old-reading", required=True, help="the old meter's last counter")
 @click.option("--new-reading", default="0", help="the new meter's first counter")
 @with_appcontext
@@ -164,7 +165,7 @@ def replace_meter_cmd(site_code, old_code, new_code, at, old_reading, new_readin
 
     with session_scope(_app()) as db:
         try:
-            replace_meter(db, find_site(db, site_code), old_code, new_code, datetime.fromisoformat(at),
+            replace_meter(db, find_site(db, site_code), old_code, new_code, from_kyiv_wall(datetime.fromisoformat(at)),
                           Decimal(old_reading), Decimal(new_reading), "cli")
         except (ReadingError, ValueError, ArithmeticError) as exc:
             raise click.ClickException(str(exc)) from exc

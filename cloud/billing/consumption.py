@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from cloud.errors import ExplainedError, Phrase
 from cloud.models import IntervalEnergy, Invoice, Meter, Reading, Site
+from shared.calendar import kyiv_time
 from shared.tariffs import zone_of
 
 KWH = Decimal("1")
@@ -25,7 +27,7 @@ KYIV = ZoneInfo("Europe/Kyiv")
 ESTIMATE_MONTHS = 3
 
 
-class ReadingError(ValueError):
+class ReadingError(ExplainedError, ValueError):
     """A reading that cannot be billed; the message names the meter, the reading and why."""
 
 
@@ -78,12 +80,15 @@ def checked_bounds(db: Session, site: Site, start: datetime, end: datetime) -> d
     if any(fell for *_, fell in rows):
         # The first fall by meter and time, in the database's own order, with its details.
         wrong = db.execute(select(ordered).where(falls).order_by(ordered.c.code, ordered.c.ts).limit(1)).one()
-        who = {"office": "entered by the office", "resident": "submitted by the resident"}.get(wrong.source,
-                                                                                                "from the gateway")
+        who = {"office": Phrase("entered by the office", "reading_by_office"),
+               "resident": Phrase("submitted by the resident", "reading_by_resident")}.get(
+            wrong.source, Phrase("from the gateway", "reading_by_gateway"))
         raise ReadingError(
-            f"meter {wrong.code}: the reading of {wrong.ts:%Y-%m-%d %H:%M} ({wrong.value:.3f}, {who}) is lower than "
-            f"the one before it ({wrong.previous:.3f} on {wrong.previous_ts:%Y-%m-%d %H:%M}); if the meter was "
-            "replaced, record the new meter with its installation date, otherwise correct the reading")
+            f"meter {wrong.code}: the reading of {kyiv_time(wrong.ts):%Y-%m-%d %H:%M} ({wrong.value:.3f}, {who}) is lower than "
+            f"the one before it ({wrong.previous:.3f} on {kyiv_time(wrong.previous_ts):%Y-%m-%d %H:%M}); if the meter was "
+            "replaced, record the new meter with its installation date, otherwise correct the reading",
+            "err_reading_below_previous", meter=wrong.code, at=f"{kyiv_time(wrong.ts):%Y-%m-%d %H:%M}", value=f"{wrong.value:.3f}",
+            who=who, previous=f"{wrong.previous:.3f}", previous_at=f"{kyiv_time(wrong.previous_ts):%Y-%m-%d %H:%M}")
     found: dict[int, dict[datetime, Decimal]] = {}
     bounds = (start, end)
     for meter_id, bound, import_kwh, _ in rows:
@@ -165,8 +170,10 @@ def segment_consumption(db: Session, segment: Segment, energies, bounds) -> Cons
     if first is None or last is None:
         return None
     if last < first:
-        raise ReadingError(f"meter {meter.code}: the reading at {segment.end:%Y-%m-%d} ({last}) is lower than at "
-                           f"{segment.start:%Y-%m-%d} ({first}); check for a replaced meter or a typing error")
+        raise ReadingError(f"meter {meter.code}: the reading at {kyiv_time(segment.end):%Y-%m-%d} ({last}) is lower than at "
+                           f"{kyiv_time(segment.start):%Y-%m-%d} ({first}); check for a replaced meter or a typing error",
+                           "err_reading_fell", meter=meter.code, end=f"{kyiv_time(segment.end):%Y-%m-%d}", last=last,
+                           start=f"{kyiv_time(segment.start):%Y-%m-%d}", first=first)
     return Consumption(last - first, first, last, "readings")
 
 

@@ -14,12 +14,13 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
+from cloud.errors import ExplainedError
 from cloud.models import Correction, Invoice, LedgerEntry, Organisation
 from shared.money import round_kopecks
 from shared.tariffs import Line
 
 
-class CorrectionError(ValueError):
+class CorrectionError(ExplainedError, ValueError):
     """A correction that cannot be recorded; the message says which invoice and why."""
 
 
@@ -29,13 +30,17 @@ def record_correction(db: Session, org: Organisation, invoice_number: str, amoun
     account's next invoice. ``amount`` > 0 charges more, < 0 credits; kopecks, no more digits."""
     invoice = db.scalar(select(Invoice).where(Invoice.org_id == org.id, Invoice.number == invoice_number))
     if invoice is None or invoice.status != "issued":
-        raise CorrectionError(f"invoice №{invoice_number} is not an issued invoice of {org.name}")
+        raise CorrectionError(f"invoice №{invoice_number} is not an issued invoice of {org.name}",
+                              "err_correction_no_invoice", invoice=invoice_number, org=org.name)
     if amount == 0:
-        raise CorrectionError(f"invoice №{invoice_number}: a correction of 0.00 UAH changes nothing")
+        raise CorrectionError(f"invoice №{invoice_number}: a correction of 0.00 UAH changes nothing",
+                              "err_correction_zero", invoice=invoice_number)
     if round_kopecks(amount) != amount:
-        raise CorrectionError(f"invoice №{invoice_number}: {amount} UAH has more than two decimals")
+        raise CorrectionError(f"invoice №{invoice_number}: {amount} UAH has more than two decimals",
+                              "err_correction_kopecks", invoice=invoice_number, amount=amount)
     if not reason.strip():
-        raise CorrectionError(f"invoice №{invoice_number}: say why (the reason is printed on the next invoice)")
+        raise CorrectionError(f"invoice №{invoice_number}: say why (the reason is printed on the next invoice)",
+                              "err_correction_reason", invoice=invoice_number)
     correction = Correction(org_id=org.id, account_id=invoice.account_id, invoice_id=invoice.id, quantity=quantity,
                             amount=amount, reason=reason.strip()[:300], actor=actor)
     db.add(correction)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud.models import Account, Invoice, LedgerEntry, Meter, Organisation
+from shared.calendar import kyiv_day
 from shared.cost_sharing import COOPERATIVE_WORDING
 from shared.nbu_qr import PaymentRequest, payment_url
 
@@ -106,7 +107,7 @@ def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
     ).all()
     return InvoiceDocument(
         number=invoice.number or "чернетка", period=invoice.period,
-        issued=invoice.issued_at.date() if invoice.issued_at else None, due=invoice.due_date,
+        issued=kyiv_day(invoice.issued_at) if invoice.issued_at else None, due=invoice.due_date,
         org_name=org.name, org_code=org.edrpou, org_iban=org.iban, org_address=org.address,
         # A tariff change or an estimate adds to the wording, so it starts the line rather than being it.
         cooperative=org.kind in ("cooperative", "osbb", "cottage_town")

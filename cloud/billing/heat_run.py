@@ -19,7 +19,9 @@ from cloud.billing.consumption import counter_at
 from cloud.billing.draft import Drafted, DraftInvoice
 from cloud.billing.errors import BillingError
 from cloud.billing.tariff_grid import Tariffs
+from cloud.errors import Phrase
 from cloud.models import Account, HeatingSeason, Invoice, Meter, Organisation, Site
+from shared.calendar import kyiv_day, naive_midnight
 from shared.heat import HeatError, Unit, distribute
 from shared.money import line_amount
 from shared.tariffs import RatingError, energy_lines, fee_lines, heat_benefit_line, subsidy_line
@@ -35,9 +37,8 @@ def heating_windows(db: Session, org_id: int, start: datetime, end: datetime) ->
     windows = []
     for season in db.scalars(select(HeatingSeason).where(HeatingSeason.org_id == org_id)
                              .order_by(HeatingSeason.starts)):
-        first = max(start, datetime.combine(season.starts, datetime.min.time()))
-        last = end if season.ends is None else min(end, datetime.combine(season.ends + timedelta(days=1),
-                                                                         datetime.min.time()))
+        first = max(start, naive_midnight(season.starts))
+        last = end if season.ends is None else min(end, naive_midnight(season.ends + timedelta(days=1)))
         if first < last:
             windows.append((first, last))
     return windows
@@ -59,27 +60,30 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
     the benefit within the social norm of area, the subsidy. Outside the heating season only the fee is
     billed (and the subsidy credited)."""
     tariffs = Tariffs(db, org.id, start, end).for_period(True)
-    first_day, last_day = start.date(), (end - timedelta(days=1)).date()
+    first_day, last_day = kyiv_day(start), kyiv_day(end) - timedelta(days=1)
     building = db.scalar(select(Meter).where(Meter.site_id == site.id, Meter.role == "heat_building"))
     if building is None:
-        raise BillingError(f"site {site.code}: no building heat meter (a meter with role heat_building)")
+        raise BillingError(f"site {site.code}: no building heat meter (a meter with role heat_building)",
+                           "err_no_building_meter", site=site.code)
     accounts = db.scalars(select(Account).where(Account.org_id == org.id, Account.site_id == site.id)
                           .order_by(Account.number)).all()
     own = {m.account_id: m for m in db.scalars(select(Meter).where(
         Meter.site_id == site.id, Meter.role == "subscriber", Meter.account_id.is_not(None)))}
     windows = heating_windows(db, org.id, start, end)
-    days = sum(((b - a).days for a, b in windows), 0)
+    days = sum(((kyiv_day(b) - kyiv_day(a)).days for a, b in windows), 0)  # calendar days: not 24 h each
     drafted = Drafted()
     building_gcal = metered_gcal(db, building.id, windows)
     if building_gcal is None:
-        drafted.problems.append(f"building meter {building.code} has no reading at the bounds of the heating days of "
-                                f"{period}; nothing billed")
+        drafted.problems.append(Phrase(f"building meter {building.code} has no reading at the bounds of the heating "
+                                       f"days of {period}; nothing billed", "problem_building_unread",
+                                       meter=building.code, period=period))
         drafted.summary = {"distributed_kwh": "0", "distributed_uah": "0.00", "unit": "Гкал"}
         return drafted
     units, unit_meter = [], {}
     for account in accounts:
         if account.heated_area_m2 is None:
-            raise BillingError(f"account {account.number}: no heated area; enter it before billing heat")
+            raise BillingError(f"account {account.number}: no heated area; enter it before billing heat",
+                               "err_no_heated_area", account=account.number)
         gcal, daily = None, None
         meter = own.get(account.id)
         if meter is not None and windows:
@@ -88,11 +92,13 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
                 # Away for verification (or not read): the previous period's average daily consumption.
                 daily = previous_daily(db, account.id, meter.code, period)
                 if daily is None:
-                    drafted.problems.append(f"account {account.number}: heat meter {meter.code} has no reading for "
-                                            f"{period} and no earlier daily average; drafted by area, cannot be "
-                                            "issued")
+                    drafted.problems.append(Phrase(
+                        f"account {account.number}: heat meter {meter.code} has no reading for {period} and no "
+                        "earlier daily average; drafted by area, cannot be issued", "problem_heat_meter_unread",
+                        account=account.number, meter=meter.code, period=period))
             elif gcal < 0:
-                raise BillingError(f"account {account.number}: heat meter {meter.code} went down by {-gcal} Gcal")
+                raise BillingError(f"account {account.number}: heat meter {meter.code} went down by {-gcal} Gcal",
+                                   "err_heat_meter_down", account=account.number, meter=meter.code, gcal=-gcal)
             unit_meter[account.number] = (meter, gcal, daily)
         units.append(Unit(account.number, Decimal(account.heated_area_m2), gcal, daily,
                           common_coefficient=Decimal(account.common_coefficient or 1)))
@@ -100,7 +106,8 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
         shares = {share.ref: share for share in distribute(building_gcal, units, Decimal(site.heat_common_share),
                                                            days)} if units else {}
     except HeatError as exc:
-        raise BillingError(f"site {site.code}, {period}: {exc}") from exc
+        raise BillingError(f"site {site.code}, {period}: {exc}", "err_at_site_period", site=site.code,
+                           period=period, detail=exc) from exc
     distributed = Decimal(0)
     for account in accounts:
         share = shares[account.number]
@@ -124,7 +131,8 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
                                         Decimal(account.benefit_norm_m2 or 0), Decimal(account.benefit_pct or 0),
                                         tariffs[-1].unit_price)
         except RatingError as exc:
-            raise BillingError(f"account {account.number}: {exc}") from exc
+            raise BillingError(f"account {account.number}: {exc}", "err_at_account", account=account.number,
+                               detail=exc) from exc
         if benefit is not None:
             lines.append(benefit)
         subsidy = subsidy_line(Decimal(account.subsidy_uah or 0))

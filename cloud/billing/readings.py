@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from cloud.audit import audit
 from cloud.billing.consumption import ReadingError
 from cloud.models import Meter, Reading, Site
+from shared.calendar import from_kyiv_wall, kyiv_time
 
 REGISTERS = ("import_kwh", "heat_gcal")
 
@@ -35,8 +36,8 @@ def enter_reading(db: Session, site: Site, meter_code: str, at: datetime, value:
     if value < 0:
         raise ReadingError(f"meter {meter_code}: a counter cannot be negative ({value})")
     if meter.removed_at is not None and at > meter.removed_at:
-        raise ReadingError(f"meter {meter_code} was removed on {meter.removed_at:%Y-%m-%d %H:%M}; "
-                           f"a reading of {at:%Y-%m-%d %H:%M} belongs to the meter that replaced it")
+        raise ReadingError(f"meter {meter_code} was removed on {kyiv_time(meter.removed_at):%Y-%m-%d %H:%M}; "
+                           f"a reading of {kyiv_time(at):%Y-%m-%d %H:%M} belongs to the meter that replaced it")
     around = {}
     for name, where, order in (("before", Reading.ts < at, Reading.ts.desc()), ("after", Reading.ts > at, Reading.ts)):
         row = db.execute(select(Reading.ts, Reading.values).where(Reading.meter_id == meter.id, where)
@@ -45,14 +46,14 @@ def enter_reading(db: Session, site: Site, meter_code: str, at: datetime, value:
             around[name] = (row.ts, Decimal(row.values[register]))
     if "before" in around and value < around["before"][1]:
         ts, previous = around["before"]
-        raise ReadingError(f"meter {meter_code}: {value} at {at:%Y-%m-%d %H:%M} is lower than the reading before it "
-                           f"({previous} on {ts:%Y-%m-%d %H:%M}); a replaced meter is recorded with replace-meter")
+        raise ReadingError(f"meter {meter_code}: {value} at {kyiv_time(at):%Y-%m-%d %H:%M} is lower than the reading before it "
+                           f"({previous} on {kyiv_time(ts):%Y-%m-%d %H:%M}); a replaced meter is recorded with replace-meter")
     if "after" in around and value > around["after"][1]:
         ts, following = around["after"]
-        raise ReadingError(f"meter {meter_code}: {value} at {at:%Y-%m-%d %H:%M} is higher than the reading after it "
-                           f"({following} on {ts:%Y-%m-%d %H:%M})")
+        raise ReadingError(f"meter {meter_code}: {value} at {kyiv_time(at):%Y-%m-%d %H:%M} is higher than the reading after it "
+                           f"({following} on {kyiv_time(ts):%Y-%m-%d %H:%M})")
     if db.scalar(select(Reading.id).where(Reading.meter_id == meter.id, Reading.ts == at)) is not None:
-        raise ReadingError(f"meter {meter_code} already has a reading at {at:%Y-%m-%d %H:%M}")
+        raise ReadingError(f"meter {meter_code} already has a reading at {kyiv_time(at):%Y-%m-%d %H:%M}")
     reading = Reading(meter_id=meter.id, ts=at, values={register: f"{value:.4f}" if register == "heat_gcal"
                                                         else f"{value:.3f}"}, source=source)
     db.add(reading)
@@ -63,8 +64,8 @@ def enter_reading(db: Session, site: Site, meter_code: str, at: datetime, value:
 
 
 def import_readings(db: Session, site: Site, text: str, name: str, actor: str) -> int:
-    """A CSV of readings (``meter,at,value[,register]``, a header row): every row is checked; an error names
-    the file, the line and why."""
+    """A CSV of readings (``meter,at,value[,register]``, a header row; ``at`` in Kyiv time unless it carries an
+    offset): every row is checked; an error names the file, the line and why."""
     rows = list(csv.DictReader(io.StringIO(text)))
     missing = {"meter", "at", "value"} - set(rows[0] if rows else ())
     if missing:
@@ -72,7 +73,7 @@ def import_readings(db: Session, site: Site, text: str, name: str, actor: str) -
     # The caller's transaction rolls back on the error, so a file counts whole or not at all.
     for line, row in enumerate(rows, start=2):
         try:
-            at = datetime.fromisoformat((row["at"] or "").strip())
+            at = from_kyiv_wall(datetime.fromisoformat((row["at"] or "").strip()))
             value = Decimal((row["value"] or "").strip().replace(",", "."))
             enter_reading(db, site, (row["meter"] or "").strip(), at, value, actor,
                           (row.get("register") or "import_kwh").strip())
@@ -87,7 +88,7 @@ def replace_meter(db: Session, site: Site, old_code: str, new_code: str, at: dat
     with its first reading — so the billing run adds both meters' parts of the month."""
     old = _meter(db, site, old_code)
     if old.removed_at is not None:
-        raise ReadingError(f"meter {old_code} was already removed on {old.removed_at:%Y-%m-%d}")
+        raise ReadingError(f"meter {old_code} was already removed on {kyiv_time(old.removed_at):%Y-%m-%d}")
     if db.scalar(select(Meter.id).where(Meter.site_id == site.id, Meter.code == new_code)) is not None:
         raise ReadingError(f"meter {new_code} is already on site {site.code}")
     enter_reading(db, site, old_code, at, old_final, actor, register)

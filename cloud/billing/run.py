@@ -38,7 +38,9 @@ from cloud.billing.draft import Drafted, DraftInvoice
 from cloud.billing.errors import BillingError
 from cloud.billing.heat_run import heat_invoices
 from cloud.billing.tariff_grid import Grid, Tariffs
+from cloud.clock import kyiv_today
 from cloud.db import driver_rows, insert_rows
+from cloud.errors import Phrase
 from cloud.models import (
     Account,
     BillingRun,
@@ -49,7 +51,8 @@ from cloud.models import (
     Site,
     utcnow,
 )
-from cloud.sites.balance import input_kwh, meter_energy, period_bounds
+from cloud.sites.balance import input_kwh, meter_energy
+from shared.calendar import kyiv_day, naive_period_bounds
 from shared.cost_sharing import cost_recovery
 from shared.tariffs import (
     Line,
@@ -207,20 +210,26 @@ def electricity_invoices(db: Session, site: Site, org: Organisation, period: str
             elif grid.tariffs[0].zones and len(account_segments) == 1 and account_segments[0].whole:
                 by_zone = zone_consumption(db, account_segments[0].meter.id, start, end, grid.tariffs[0].zones)
                 if by_zone is None:
-                    drafted.problems.append(f"account {account.number}: meter {codes} has a time-of-use tariff but "
-                                            f"not every 15-minute interval of {period}; not billed")
+                    drafted.problems.append(Phrase(
+                        f"account {account.number}: meter {codes} has a time-of-use tariff but not every 15-minute "
+                        f"interval of {period}; not billed", "problem_zones_incomplete", account=account.number,
+                        meter=codes, period=period))
                     continue
                 used = used._replace(by_zone=by_zone)
         except ReadingError as exc:
-            raise BillingError(f"account {account.number}, {exc}") from exc
+            raise BillingError(f"account {account.number}, {exc}", "err_at_account", account=account.number,
+                               detail=exc) from exc
         if used is None:
-            drafted.problems.append(f"account {account.number}: meter {codes} has incomplete data for {period} and "
-                                    "no billed month to estimate from; not billed")
+            drafted.problems.append(Phrase(
+                f"account {account.number}: meter {codes} has incomplete data for {period} and no billed month to "
+                "estimate from; not billed", "problem_nothing_to_estimate", account=account.number, meter=codes,
+                period=period))
             continue
         try:
             lines = rate(used, org, account, grid, cooperative, carried.get(account_id))
         except RatingError as exc:
-            raise BillingError(f"account {account.number}, meter {codes}: {exc}") from exc
+            raise BillingError(f"account {account.number}, meter {codes}: {exc}", "err_at_account_meter",
+                               account=account.number, meter=codes, detail=exc) from exc
         quantity = amount = Decimal(0)
         for line in lines:
             if line.kind == "energy":
@@ -267,14 +276,15 @@ def trueups(db: Session, org: Organisation, site: Site, period: str, drafted: Dr
             select(Meter.id, Meter.code, Meter.account_id, Meter.installed_at, Meter.removed_at).where(
                 Meter.site_id == site.id, Meter.account_id == account_id, Meter.role == "subscriber"))]
         for invoice in invoices:
-            e_start, e_end = period_bounds(invoice.period)
+            e_start, e_end = naive_period_bounds(invoice.period)
             try:
                 actual = account_consumption(db, segments(meters, e_start, e_end), {}, {})
             except ReadingError as exc:
-                raise BillingError(f"account {account.number}, {exc}") from exc
+                raise BillingError(f"account {account.number}, {exc}", "err_at_account", account=account.number,
+                                   detail=exc) from exc
             if actual is None:
                 continue  # readings still do not reach that month: it stays an estimate for now
-            first, last = e_start.date(), (e_end - timedelta(days=1)).date()
+            first, last = kyiv_day(e_start), kyiv_day(e_end) - timedelta(days=1)
             grid = tariffs.grid(account.category, first, last)
             rerated = rate(actual._replace(export_kwh=Decimal(0)), org, account, grid, cooperative, None)
             line, refers = trueup_line(invoice, actual.kwh.quantize(KWH, ROUND_HALF_UP), rerated)
@@ -292,16 +302,17 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
 
 
 def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) -> RunResult:
-    start, end = period_bounds(period)
+    start, end = naive_period_bounds(period)
     org = db.get(Organisation, site.org_id)
     run = db.scalar(select(BillingRun).where(BillingRun.site_id == site.id, BillingRun.period == period))
     if run is not None and run.status == "issued":
         raise BillingError(f"the run of site {site.code} for {period} is issued and cannot change; "
-                           "corrections go into a later period")
+                           "corrections go into a later period", "err_run_issued", site=site.code, period=period)
     try:
         bounds = checked_bounds(db, site, start, end)
     except ReadingError as exc:
-        raise BillingError(f"site {site.code}, {period}: {exc}") from exc
+        raise BillingError(f"site {site.code}, {period}: {exc}", "err_at_site_period", site=site.code,
+                           period=period, detail=exc) from exc
     if org.kind == "heat":
         drafted = heat_invoices(db, site, org, period, start, end)
     else:
@@ -309,8 +320,10 @@ def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) 
     add_corrections(db, org, drafted)
     if issue and drafted.problems:
         problems = drafted.problems
-        more = f"; … and {len(problems) - 5} more" if len(problems) > 5 else ""
-        raise BillingError(f"cannot issue {period} for site {site.code}: " + "; ".join(problems[:5]) + more)
+        shown = problems[:5] + ([Phrase(f"… and {len(problems) - 5} more", "problem_and_more",
+                                        count=len(problems) - 5)] if len(problems) > 5 else [])
+        raise BillingError(f"cannot issue {period} for site {site.code}: " + "; ".join(shown), "err_cannot_issue",
+                           period=period, site=site.code, problems=shown)
     if run is None:
         run = BillingRun(org_id=org.id, site_id=site.id, period=period, status="draft")
         db.add(run)
@@ -345,7 +358,7 @@ def store_invoices(db: Session, run: BillingRun, org: Organisation, invoices: li
     opening = {account_id: str(Decimal(balance or 0)) for account_id, balance in db.connection().execute(
         select(LedgerEntry.account_id, func.sum(LedgerEntry.amount)).where(LedgerEntry.org_id == org.id)
         .group_by(LedgerEntry.account_id)).all()}
-    due = (now + timedelta(days=DUE_DAYS)).date().isoformat()
+    due = (kyiv_day(now) + timedelta(days=DUE_DAYS)).isoformat()
     status, issued_at = ("draft", None) if numbers is None else ("issued", now.strftime("%Y-%m-%d %H:%M:%S.%f"))
     org_id, run_id, period = org.id, run.id, run.period  # plain values: read once, not per invoice
     rows = []
@@ -396,4 +409,4 @@ def issue_invoices(db: Session, run: BillingRun, org: Organisation, invoices: li
 
 
 def today() -> date:
-    return utcnow().date()
+    return kyiv_today()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from cloud.billing.errors import BillingError
 from cloud.models import Tariff
+from shared.calendar import kyiv_day
 from shared.tariffs import Line, RatingError, TariffPeriod, check_validity, fee_lines
 
 
@@ -27,7 +28,7 @@ class Tariffs:
     """The organisation's tariffs read once per run, checked for the period per kind and customer segment."""
 
     def __init__(self, db: Session, org_id: int, start: datetime, end: datetime):
-        self.org_id, self.first_day, self.last_day = org_id, start.date(), (end - timedelta(days=1)).date()
+        self.org_id, self.first_day, self.last_day = org_id, kyiv_day(start), kyiv_day(end) - timedelta(days=1)
         self.rows = db.scalars(select(Tariff).where(Tariff.org_id == org_id).order_by(Tariff.valid_from)).all()
         self._checked: dict[tuple, list[TariffPeriod]] = {}
         self._grids: dict[tuple, Grid] = {}
@@ -50,8 +51,11 @@ class Tariffs:
             try:
                 self._checked[key] = check_validity(periods, first_day, last_day)
             except RatingError as exc:
-                what = f", segment {segment}" if own else ""
-                raise BillingError(f"organisation {self.org_id}{what}: {exc}") from exc
+                if own:
+                    raise BillingError(f"organisation {self.org_id}, segment {segment}: {exc}", "err_tariffs_segment",
+                                       org=self.org_id, segment=segment, detail=exc) from exc
+                raise BillingError(f"organisation {self.org_id}: {exc}", "err_tariffs", org=self.org_id,
+                                   detail=exc) from exc
         return self._checked[key]
 
     def grid(self, segment: str, first_day: date | None = None, last_day: date | None = None) -> Grid:

@@ -14,7 +14,7 @@ from cloud.billing.corrections import CorrectionError, record_correction
 from cloud.billing.delivery import run_pdf as render_run
 from cloud.billing.errors import BillingError
 from cloud.billing.run import billing_run
-from cloud.i18n import translate
+from cloud.i18n import explain, translate
 from cloud.models import Account, BillingRun, Correction, Invoice, Organisation, Site, Tariff
 from cloud.permissions import Action
 from cloud.sites.balance import site_balance
@@ -45,12 +45,12 @@ def billing(code: str):
         try:
             result = billing_run(db.session(), found, period, issue=action == "issue", actor=current_user().email)
             db.session().commit()
-            flash(f"{result.status}: {result.invoices}", "ok")
+            flash(translate("run_made", status=translate(result.status), invoices=result.invoices), "ok")
             for problem in result.problems[:20]:
-                flash(problem, "problem")
+                flash(explain(problem), "problem")
         except BillingError as exc:
             db.session().rollback()
-            flash(str(exc), "problem")
+            flash(explain(exc), "problem")
         return redirect(url_for("billing.billing", code=code, period=period))
     run = db.session().scalar(select(BillingRun).where(BillingRun.site_id == found.id, BillingRun.period == period))
     licence = licence_offer(found, period, run)
@@ -80,16 +80,27 @@ def correction(code: str):
     """The accountant records a correction (перерахунок) of an issued invoice; the next run carries it."""
     found = org_site(code)
     user = current_user()
+    amount, kwh = request.form.get("amount", ""), request.form.get("kwh") or "0"
     try:
         record_correction(db.session(), db.session().get(Organisation, user.org_id),
-                          request.form.get("invoice", "").strip(), uah(request.form.get("amount", "")),
-                          request.form.get("reason", ""), user.email, uah(request.form.get("kwh") or "0"))
+                          request.form.get("invoice", "").strip(),
+                          typed_number(amount, "err_amount_format", amount=amount), request.form.get("reason", ""),
+                          user.email, typed_number(kwh, "err_kwh_format", kwh=kwh))
         db.session().commit()
         flash(translate("correction_recorded"), "ok")
-    except (CorrectionError, MoneyError) as exc:
+    except CorrectionError as exc:
         db.session().rollback()
-        flash(str(exc), "problem")
+        flash(explain(exc), "problem")
     return redirect(url_for("billing.billing", code=found.code, period=request.form.get("period") or None))
+
+
+def typed_number(text: str, code: str, **params) -> Decimal:
+    """A number as the accountant typed it (a decimal comma allowed); when it is not one, a CorrectionError
+    whose key names the field."""
+    try:
+        return uah(text)
+    except MoneyError:
+        raise CorrectionError(f"not a number: {text!r}", code, **params) from None
 
 
 def licence_offer(site: Site, period: str | None, run: BillingRun | None) -> dict | None:

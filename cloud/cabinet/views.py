@@ -117,7 +117,7 @@ def submit_reading():
         if value is None or value < 0:
             error = translate("reading_not_number")
         elif previous is not None and value < previous:
-            error = translate("reading_lower").format(previous=previous)
+            error = translate("reading_lower", previous=previous)
         elif previous is not None and value - previous > 100 * max((utcnow() - last.ts).total_seconds() / 3600, 1):
             error = translate("reading_too_high")
         else:

@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.clock import kyiv_today
 from cloud.models import Gateway, Organisation, Site
 from cloud.permissions import COMMAND_LINE_ROLE, Action, allowed, roles_for
 
@@ -47,7 +48,7 @@ def find_gateway(db: Session, code: str) -> Gateway:
 def day_option(text: str, option: str = "--date") -> date:
     """A YYYY-MM-DD option (today when empty), with an error that names the option."""
     try:
-        return date.fromisoformat(text) if text else date.today()
+        return date.fromisoformat(text) if text else kyiv_today()
     except ValueError:
         raise click.ClickException(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
 

@@ -20,6 +20,7 @@ from cloud.ingest.evidence import export_evidence, find_line, verify_gateway
 from cloud.ingest.gateways import revoke
 from cloud.models import Gateway
 from cloud.permissions import Action
+from shared.calendar import from_kyiv_wall
 
 
 @performs(Action.SET_UP)
@@ -51,8 +52,8 @@ def verify(gateway_code, since, until, as_json):
         gateway = db.scalar(select(Gateway).where(Gateway.code == gateway_code))
         if gateway is None:
             raise click.ClickException(f"gateway {gateway_code!r} is not enrolled")
-        report = verify_gateway(db, gateway, datetime.fromisoformat(since) if since else None,
-                                datetime.fromisoformat(until) if until else None)
+        report = verify_gateway(db, gateway, from_kyiv_wall(datetime.fromisoformat(since)) if since else None,
+                                from_kyiv_wall(datetime.fromisoformat(until)) if until else None)
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from cloud.audit import audit
 from cloud.models import Account, EnrolmentToken, Gateway, GatewayKey, Line, Meter, Site, utcnow
 from shared.batch import BatchError, load_public_key
-
-ROLES = ("station_input", "feeder", "subscriber")
+from shared.calendar import iso_utc
+from shared.site_document import SiteDocument, SiteDocumentError, parse_site_document
 
 
 class EnrolmentError(Exception):
@@ -40,8 +40,12 @@ def issue_token(db: Session, site: Site, hours: int = 72, actor: str = "system")
     return token
 
 
-def enrol_gateway(db: Session, token: str, gateway_code: str, public_key: str, site_document: dict) -> Gateway:
-    """Bind a gateway's key and its site's topology to the token's site (caller commits)."""
+def enrol_gateway(db: Session, token: str, gateway_code: str, public_key: str, site_document: object) -> Gateway:
+    """Bind a gateway's key and its site's topology to the token's site (caller commits).
+
+    ``site_document`` is the decoded JSON the gateway sent (docs/site-document.md). Every refusal comes before
+    anything is written, so a refused enrolment leaves the token usable for a corrected retry.
+    """
     record = db.scalar(select(EnrolmentToken).where(EnrolmentToken.token_hash == _digest(token or "")))
     if record is None:
         raise EnrolmentError(403, "bad_token", "enrolment token is not known", "token")
@@ -55,10 +59,14 @@ def enrol_gateway(db: Session, token: str, gateway_code: str, public_key: str, s
         raise EnrolmentError(422, "bad_public_key", exc.reason, "public_key") from exc
     if not gateway_code or len(gateway_code) > 60:
         raise EnrolmentError(422, "invalid", "gateway id must be 1–60 characters", "gateway")
+    try:
+        document = parse_site_document(site_document, "site")
+    except SiteDocumentError as exc:
+        raise EnrolmentError(422, "invalid", exc.reason, exc.field) from exc
     if db.scalar(select(Gateway).where(Gateway.code == gateway_code)) is not None:
         raise EnrolmentError(409, "gateway_exists", f"gateway {gateway_code!r} is already enrolled", "gateway")
     site = db.get(Site, record.site_id)
-    apply_site_document(db, site, site_document)
+    apply_site_document(db, site, document)
     gateway = Gateway(org_id=site.org_id, site_id=site.id, code=gateway_code, public_key=public_key)
     db.add(gateway)
     db.flush()
@@ -66,50 +74,36 @@ def enrol_gateway(db: Session, token: str, gateway_code: str, public_key: str, s
     record.used_at = utcnow()
     record.gateway_id = gateway.id
     audit(db, site.org_id, f"gateway:{gateway_code}", "gateway.enrol", f"site:{site.code}", None,
-          {"gateway": gateway_code, "meters": len(site_document.get("meters", []))})
+          {"gateway": gateway_code, "lines": len(document.lines), "meters": len(document.meters),
+           **({"created": iso_utc(document.created)} if document.created else {})})
     return gateway
 
 
-def apply_site_document(db: Session, site: Site, document: dict) -> None:
+def apply_site_document(db: Session, site: Site, document: SiteDocument) -> None:
     """Create or update the site's lines and meters (and link subscriber meters to accounts)."""
-    if not isinstance(document, dict):
-        raise EnrolmentError(422, "invalid", "site must be an object", "site")
     lines = {line.number: line for line in db.scalars(select(Line).where(Line.site_id == site.id))}
-    for i, spec in enumerate(document.get("lines", [])):
-        number = str(spec.get("number", ""))
-        if not number:
-            raise EnrolmentError(422, "invalid", "line number is missing", f"site.lines[{i}].number")
-        if number not in lines:
-            lines[number] = Line(org_id=site.org_id, site_id=site.id, number=number)
-            db.add(lines[number])
-        lines[number].name = str(spec.get("name", number))
+    for spec in document.lines:
+        if spec.number not in lines:
+            lines[spec.number] = Line(org_id=site.org_id, site_id=site.id, number=spec.number)
+            db.add(lines[spec.number])
+        lines[spec.number].name = spec.name
     db.flush()
     accounts = {a.number: a for a in db.scalars(select(Account).where(Account.org_id == site.org_id))}
     meters = {m.code: m for m in db.scalars(select(Meter).where(Meter.site_id == site.id))}
-    for i, spec in enumerate(document.get("meters", [])):
-        where = f"site.meters[{i}]"
-        code, role = str(spec.get("id", "")), spec.get("role")
-        if not code:
-            raise EnrolmentError(422, "invalid", "meter id is missing", f"{where}.id")
-        if role not in ROLES:
-            raise EnrolmentError(422, "invalid", f"role must be one of {', '.join(ROLES)}", f"{where}.role")
-        line = spec.get("line")
-        if role != "station_input" and str(line) not in lines:
-            raise EnrolmentError(422, "invalid", f"line {line!r} is not among the site's lines", f"{where}.line")
+    for spec in document.meters:
         account = None
-        if spec.get("account"):
-            number = str(spec["account"])
-            account = accounts.get(number)
+        if spec.account is not None:
+            account = accounts.get(spec.account)
             if account is None:
-                account = accounts[number] = Account(org_id=site.org_id, site_id=site.id, number=number)
+                account = accounts[spec.account] = Account(org_id=site.org_id, site_id=site.id, number=spec.account)
                 db.add(account)
                 db.flush()
-        meter = meters.get(code) or Meter(org_id=site.org_id, site_id=site.id, code=code, installed_at=utcnow())
-        meter.profile = str(spec.get("profile", ""))
-        meter.role = role
-        meter.line_id = lines[str(line)].id if line is not None and str(line) in lines else None
+        meter = meters.get(spec.id) or Meter(org_id=site.org_id, site_id=site.id, code=spec.id, installed_at=utcnow())
+        meter.profile = spec.profile
+        meter.role = spec.role.value  # the column holds the plain text
+        meter.line_id = lines[spec.line].id if spec.line is not None else None
         meter.account_id = account.id if account else None
-        if code not in meters:
+        if spec.id not in meters:
             db.add(meter)
-            meters[code] = meter
+            meters[spec.id] = meter
     db.flush()

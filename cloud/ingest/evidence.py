@@ -16,9 +16,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.clock import utcnow
 from cloud.models import Batch, Gateway, GatewayKey, IntervalEnergy, Line, Meter, Site
-from cloud.sites.balance import period_bounds
 from shared.batch import BatchError, batch_hash, load_public_key, verify_signature
+from shared.calendar import kyiv_time, naive_period_bounds
 
 
 @dataclass
@@ -124,7 +125,7 @@ def find_line(db: Session, line_number: str, site_code: str | None = None) -> tu
 def export_evidence(db: Session, site: Site, line: Line, period: str, out: Path) -> dict:
     """Write the raw batches that carry the line's interval energy for ``period`` into ``out``."""
     site_code, line_number = site.code, line.number
-    start, end = period_bounds(period)
+    start, end = naive_period_bounds(period)
     meters = db.scalars(select(Meter.id).where(Meter.line_id == line.id)).all()
     codes = db.scalars(select(Meter.code).where(Meter.line_id == line.id).order_by(Meter.code)).all()
     batch_ids = db.scalars(
@@ -161,7 +162,7 @@ def export_evidence(db: Session, site: Site, line: Line, period: str, out: Path)
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     (out / "README.txt").write_text(EVIDENCE_README.format(
-        line=line_number, site=site_code, period=period, exported=datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
+        line=line_number, site=site_code, period=period, exported=kyiv_time(utcnow()).strftime("%Y-%m-%d %H:%M (Kyiv)"),
         meters=", ".join(codes), first=batches[0].seq if batches else "—", last=batches[-1].seq if batches else "—",
     ), encoding="utf-8")
     return manifest

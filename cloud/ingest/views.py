@@ -9,10 +9,12 @@ from werkzeug.exceptions import HTTPException
 
 from cloud import db
 from cloud.ingest.enrolment import EnrolmentError, enrol_gateway
+from cloud.ingest.errors import IngestError
 from cloud.ingest.gateways import rotate_key
-from cloud.ingest.ingestion import BatchWriter, IngestError, ingest_batch
+from cloud.ingest.group_writer import BatchWriter
 from cloud.ingest.openapi import OPENAPI
 from cloud.ingest.rate_limit import RateLimiter
+from cloud.ingest.service import ingest_batch
 from shared.batch import BatchError, unb64
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

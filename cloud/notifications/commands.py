@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
 from cloud.cli.lookup import app as _app
 from cloud.cli.lookup import find_org, performs
+from cloud.clock import kyiv_today
 from cloud.db import session_scope
 from cloud.notifications.mail import SmtpSender, TelegramSender, send_pending
 from cloud.notifications.reminders import queue_reminders
@@ -45,7 +44,7 @@ def remind(org_ref):
 
 
     with session_scope(_app()) as db:
-        click.echo(f"{queue_reminders(db, find_org(db, org_ref), date.today())} reminders queued")
+        click.echo(f"{queue_reminders(db, find_org(db, org_ref), kyiv_today())} reminders queued")
 
 
 COMMANDS = [send_mail, remind]

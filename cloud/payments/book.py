@@ -22,6 +22,7 @@ from cloud.payments.allocation import (
     allocate_payment,
     refund_part,
 )
+from shared.calendar import kyiv_day
 
 INVOICE, PAYMENT, REVERSAL = 0, 1, 2  # on one day: the invoice first, then money in, then money back
 
@@ -34,7 +35,7 @@ def account_book(db: Session, org_id: int, account_id: int) -> AccountBook:
             .join(LedgerEntry, LedgerEntry.invoice_id == Invoice.id)
             .where(Invoice.org_id == org_id, Invoice.account_id == account_id, Invoice.status == "issued")
             .group_by(Invoice.id, Invoice.issued_at, Invoice.due_date)):
-        day = issued.date() if issued else due
+        day = kyiv_day(issued) if issued else due
         if amount is not None and amount > 0 and day is not None:
             events.append((day, INVOICE, invoice_id, InvoiceDue(invoice_id, day, due or day, amount)))
     for payment_id, booked, amount in db.execute(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
+from cloud.clock import kyiv_today
 from cloud.models import Account, CardOrder, Organisation, Payment
 from cloud.payments.importer import book_payment
 from cloud.payments.liqpay import FAILED, PAID, REVERSED, Callback, CallbackError, verify_callback
@@ -44,7 +44,7 @@ def apply_callback(db: Session, data: str, signature: str) -> str:
     if callback.status in PAID:
         if paid is not None:
             return "duplicate"
-        payment = Payment(org_id=org.id, key=key, channel="card", booked=date.today(), amount=callback.amount,
+        payment = Payment(org_id=org.id, key=key, channel="card", booked=kyiv_today(), amount=callback.amount,
                           payer=account.holder, purpose=f"LiqPay {callback.payment_id} order {order.order_id}",
                           account_id=account.id, matched_by="order")
         db.add(payment)
@@ -58,7 +58,7 @@ def apply_callback(db: Session, data: str, signature: str) -> str:
         if paid is None:
             return "nothing to reverse"
         # Idempotent by the order: LiqPay's retries of «reversed» find the reversal already there.
-        done = reverse_payment(db, paid, "card", f"liqpay-reversed:{order.order_id}", date.today(), "liqpay",
+        done = reverse_payment(db, paid, "card", f"liqpay-reversed:{order.order_id}", kyiv_today(), "liqpay",
                                purpose=f"LiqPay {callback.payment_id} order {order.order_id} reversed")
         order.status = "reversed"
         return "reversed" if done is not None else "duplicate"

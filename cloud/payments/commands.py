@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from cloud.cli.lookup import app as _app
 from cloud.cli.lookup import find_org, performs
+from cloud.clock import kyiv_today
 from cloud.db import session_scope
 from cloud.models import Payment, PaymentReversal
 from cloud.payments.csv_statement import parse_amount
@@ -69,7 +70,7 @@ def cash_cmd(org_ref, account, amount, day, receipt, as_json):
         org = find_org(db, org_ref)
         try:
             payment, created = cash_payment(db, org, find_account(db, org.id, account), value, _date(day), "cli",
-                                            receipt, today=date.today())
+                                            receipt, today=kyiv_today())
         except PaymentEntryError as exc:
             raise click.ClickException(str(exc)) from exc
         result = {"payment": payment.id, "account": account, "amount_uah": f"{payment.amount:.2f}",

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cloud.audit import audit
 from cloud.db import insert_rows
+from cloud.errors import ExplainedError
 from cloud.models import Account, LedgerEntry, Organisation, PayerIban, Payment, StatementImport, utcnow
 from cloud.payments.formats import parse_statement_all
 from cloud.payments.matching import AccountIndex
@@ -136,15 +137,11 @@ def book_payment(db: Session, payment: Payment, account: Account) -> None:
                        memo=f"Оплата {payment.booked:%d.%m.%Y} ({payment.channel}) {payment.payer}"[:300]))
 
 
-class PaymentEntryError(ValueError):
+class PaymentEntryError(ExplainedError, ValueError):
     """An accountant's entry that cannot be booked; the message says what to fix.
 
-    ``code`` and ``params`` let a page say the same in the person's language (cloud/payments_views.py).
+    ``code`` and ``params`` let a page say the same in the person's language (cloud/errors.py).
     """
-
-    def __init__(self, reason: str, code: str = "", **params):
-        super().__init__(reason)
-        self.code, self.params = code, params
 
 
 def resolve_unmatched(db: Session, payment: Payment, account: Account, actor: str) -> str:
@@ -154,13 +151,13 @@ def resolve_unmatched(db: Session, payment: Payment, account: Account, actor: st
     remembered for another account: from now on it matches nothing automatically) or ``none`` (no IBAN).
     """
     if payment.account_id is not None:
-        raise PaymentEntryError(f"payment {payment.id} is already on account {payment.account_id}", "already_assigned",
-                                payment=payment.id)
+        raise PaymentEntryError(f"payment {payment.id} is already on account {payment.account_id}",
+                                "err_already_assigned", payment=payment.id)
     if account.org_id != payment.org_id:
-        raise PaymentEntryError("the account belongs to another organisation")
+        raise PaymentEntryError("the account belongs to another organisation", "err_account_other_org")
     if is_reversed(db, payment):
         raise PaymentEntryError(f"payment {payment.id} was reversed by the bank: there is nothing to assign",
-                                "reversed", payment=payment.id)
+                                "err_reversed", payment=payment.id)
     payment.account_id = account.id
     payment.matched_by = "hand"
     book_payment(db, payment, account)
@@ -197,16 +194,16 @@ def cash_payment(db: Session, org: Organisation, account: Account, amount: Decim
     """
     amount = Decimal(amount)
     if not amount.is_finite() or amount.as_tuple().exponent < -2:
-        raise PaymentEntryError(f"amount {amount} is not in whole kopecks", "amount_kopecks", amount=amount)
+        raise PaymentEntryError(f"amount {amount} is not in whole kopecks", "err_amount_kopecks", amount=amount)
     if amount <= 0:
-        raise PaymentEntryError(f"amount must be positive, got {amount}", "amount_positive", amount=amount)
+        raise PaymentEntryError(f"amount must be positive, got {amount}", "err_amount_positive", amount=amount)
     if amount > MAX_CASH:
         raise PaymentEntryError(f"amount {amount:.2f} UAH is more than one cash receipt may carry ({MAX_CASH:.2f})",
-                                "amount_too_large", amount=amount, limit=MAX_CASH)
+                                "err_amount_too_large", amount=amount, limit=MAX_CASH)
     if account.org_id != org.id:
-        raise PaymentEntryError("the account belongs to another organisation")
+        raise PaymentEntryError("the account belongs to another organisation", "err_account_other_org")
     if today is not None and booked > today:
-        raise PaymentEntryError(f"date {booked:%d.%m.%Y} is in the future", "future", date=f"{booked:%d.%m.%Y}")
+        raise PaymentEntryError(f"date {booked:%d.%m.%Y} is in the future", "err_future", date=f"{booked:%d.%m.%Y}")
     amount = amount.quantize(Decimal("0.01"))
     receipt = " ".join(receipt.split())[:60] or f"B-{booked:%Y%m%d}-{secrets.token_hex(3).upper()}"
     key = f"cash:{receipt}"
@@ -227,7 +224,7 @@ def cash_payment(db: Session, org: Organisation, account: Account, amount: Decim
         if (existing.account_id, existing.amount, existing.booked) != (account.id, amount, booked):
             raise PaymentEntryError(f"receipt {receipt} is already booked: {existing.amount:.2f} UAH on "
                                     f"{existing.booked:%d.%m.%Y} (payment {existing.id}); a new receipt needs a "
-                                    "new number", "receipt_taken", receipt=receipt, amount=existing.amount,
+                                    "new number", "err_receipt_taken", receipt=receipt, amount=existing.amount,
                                     date=f"{existing.booked:%d.%m.%Y}")
         return existing, False
     book_payment(db, payment, account)

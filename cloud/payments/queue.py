@@ -26,7 +26,7 @@ def unmatched_payment(db: Session, org_id: int, payment_id: int) -> Payment:
     """One payment of the organisation, locked for the assignment (PostgreSQL: FOR UPDATE)."""
     payment = db.scalar(select(Payment).where(Payment.org_id == org_id, Payment.id == payment_id).with_for_update())
     if payment is None:
-        raise PaymentEntryError(f"payment {payment_id} does not exist in this organisation", "no_payment",
+        raise PaymentEntryError(f"payment {payment_id} does not exist in this organisation", "err_no_payment",
                                 payment=payment_id)
     return payment
 
@@ -57,7 +57,7 @@ def find_account(db: Session, org_id: int, number: str) -> Account:
     """The organisation's account by the number as an accountant types it («1001» finds «01001»)."""
     text = " ".join(number.split())
     if not text:
-        raise PaymentEntryError("give the account number (особовий рахунок)", "no_account_number")
+        raise PaymentEntryError("give the account number (особовий рахунок)", "err_no_account_number")
     exact = db.scalar(select(Account).where(Account.org_id == org_id, Account.number == text))
     if exact is not None:
         return exact
@@ -67,6 +67,6 @@ def find_account(db: Session, org_id: int, number: str) -> Account:
         return accounts[found[0]]
     if found:
         raise PaymentEntryError(f"account {text} could be {', '.join(sorted(found))}: type it exactly",
-                                "account_ambiguous", account=text, candidates=", ".join(sorted(found)))
-    raise PaymentEntryError(f"account {text} is not in the register of this organisation", "account_unknown",
+                                "err_account_ambiguous", account=text, candidates=", ".join(sorted(found)))
+    raise PaymentEntryError(f"account {text} is not in the register of this organisation", "err_account_unknown",
                             account=text)

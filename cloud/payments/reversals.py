@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from cloud.audit import audit
 from cloud.billing.ledger import account_balance
+from cloud.errors import ExplainedError
 from cloud.models import LedgerEntry, PayerIban, Payment, PaymentReversal
 from cloud.payments.statement import REVERSAL, StatementTransaction
 
@@ -33,12 +34,8 @@ KIND_WORDS = {"reversal": "Сторно банком", "refund": "Поверне
               "hand": "Сторно бухгалтером"}
 
 
-class ReversalError(ValueError):
+class ReversalError(ExplainedError, ValueError):
     """A reversal the books cannot take: says which payment and why (``code``/``params`` for a page)."""
-
-    def __init__(self, reason: str, code: str = "", **params):
-        super().__init__(reason)
-        self.code, self.params = code, params
 
 
 @dataclass
@@ -72,21 +69,21 @@ def not_reversed():
 def apply_reversal(db: Session, reversal: PaymentReversal, payment: Payment, actor: str) -> PaymentReversal:
     """Link ``reversal`` to ``payment`` and take the money off the account (when the payment was on one)."""
     if payment.org_id != reversal.org_id:
-        raise ReversalError(f"payment {payment.id} belongs to another organisation", "no_payment", payment=payment.id)
+        raise ReversalError(f"payment {payment.id} belongs to another organisation", "err_no_payment", payment=payment.id)
     # One reversal of a payment at a time (a LiqPay «reversed» racing an accountant's storno, say): the row lock
     # makes the second wait and then see the first (PostgreSQL); SQLite's single writer refuses the stale one.
     db.execute(select(Payment.id).where(Payment.id == payment.id).with_for_update())
     already = reversed_amount(db, payment)
     if already >= payment.amount:
-        raise ReversalError(f"payment {payment.id} is already reversed", "reversed", payment=payment.id)
+        raise ReversalError(f"payment {payment.id} is already reversed", "err_already_reversed", payment=payment.id)
     partial = reversal.amount != payment.amount or already > 0
     if partial and (reversal.kind != "refund" or payment.account_id is None):
         raise ReversalError(f"payment {payment.id} is {payment.amount:.2f} UAH, the reversal {reversal.amount:.2f}: "
-                            "only a whole payment is reversed", "reversal_amount", payment=payment.id,
+                            "only a whole payment is reversed", "err_reversal_amount", payment=payment.id,
                             amount=payment.amount, reversal=reversal.amount)
     if partial and not Decimal(0) < reversal.amount <= payment.amount - already:
         raise ReversalError(f"payment {payment.id} has {payment.amount - already:.2f} UAH left to refund, the refund "
-                            f"is {reversal.amount:.2f}", "reversal_amount", payment=payment.id,
+                            f"is {reversal.amount:.2f}", "err_reversal_amount", payment=payment.id,
                             amount=payment.amount - already, reversal=reversal.amount)
     reversal.payment_id = payment.id
     db.add(reversal)

@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from cloud import db
 from cloud.accounts.auth import current_user, requires
-from cloud.i18n import MESSAGES, translate
-from cloud.models import Account, Invoice, Organisation, Payment, PaymentReversal, utcnow
+from cloud.clock import kyiv_today
+from cloud.i18n import explain, translate
+from cloud.models import Account, Invoice, Organisation, Payment, PaymentReversal
 from cloud.payments.book import account_book
 from cloud.payments.card import apply_callback
 from cloud.payments.csv_statement import parse_amount
@@ -37,98 +38,6 @@ bp = Blueprint("payments", __name__, url_prefix="/payments")
 # The payment provider's server calls back here; it proves itself with a signature, not a session (no CSRF).
 callbacks = Blueprint("payment_callbacks", __name__, url_prefix="/api/v1/payments")
 
-WORDS: dict[str, dict[str, str]] = {
-    "payments": {"uk": "Оплати", "en": "Payments"},
-    "cash_entry": {"uk": "Оплата в касі", "en": "Cash payment"},
-    "cash_hint": {"uk": "Готівка, прийнята в офісі, — на особовий рахунок", "en": "Cash taken at the office, onto an account"},
-    "amount_uah": {"uk": "Сума, грн", "en": "Amount, UAH"},
-    "pay_date": {"uk": "Дата оплати", "en": "Date paid"},
-    "receipt": {"uk": "№ квитанції (необов'язково)", "en": "Receipt no. (optional)"},
-    "book_cash": {"uk": "Провести оплату", "en": "Book the payment"},
-    "cash_booked": {"uk": "Оплату {amount} грн на о/р {account} проведено, квитанція {receipt}",
-                    "en": "{amount} UAH booked on account {account}, receipt {receipt}"},
-    "cash_again": {"uk": "Квитанцію {receipt} вже проведено раніше — вдруге не зараховано",
-                   "en": "Receipt {receipt} was booked before — not counted twice"},
-    "recent_cash": {"uk": "Останні оплати в касі", "en": "Recent cash payments"},
-    "unmatched": {"uk": "Нерозпізнані оплати", "en": "Unmatched payments"},
-    "unmatched_hint": {"uk": "Оплати, для яких не знайдено особовий рахунок. Вкажіть рахунок — IBAN платника "
-                             "запам'ятається для наступних виписок.",
-                       "en": "Payments no account was found for. Give the account — the payer's IBAN is remembered "
-                             "for the next statements."},
-    "queue_empty": {"uk": "Черга порожня: кожна оплата на своєму рахунку", "en": "The queue is empty: every payment is on its account"},
-    "payer": {"uk": "Платник", "en": "Payer"},
-    "purpose": {"uk": "Призначення", "en": "Purpose"},
-    "assign": {"uk": "Зарахувати", "en": "Assign"},
-    "why_unmatched_none": {"uk": "рахунок не знайдено", "en": "no account found"},
-    "why_unmatched_ambiguous": {"uk": "кілька можливих рахунків", "en": "several possible accounts"},
-    "assigned": {"uk": "Оплату {amount} грн зараховано на о/р {account}", "en": "{amount} UAH assigned to account {account}"},
-    "iban_remembered": {"uk": "IBAN {iban} запам'ятано для о/р {account}", "en": "IBAN {iban} remembered for account {account}"},
-    "iban_now_conflicting": {"uk": "IBAN {iban} уже платив за інший рахунок: тепер він не використовується для "
-                                   "автоматичного зіставлення", "en": "IBAN {iban} paid for another account before: it is "
-                                   "no longer used for automatic matching"},
-    "conflicting_ibans": {"uk": "IBAN, що платили за кілька рахунків", "en": "IBANs that paid for several accounts"},
-    "conflicting_hint": {"uk": "Такі IBAN (платіжний агент, батьки за дві квартири) не використовуються для "
-                               "автоматичного зіставлення — оплати з них потрапляють сюди, якщо в призначенні немає "
-                               "рахунку.", "en": "These IBANs (a paying agent, a parent paying for two flats) are not "
-                               "used for automatic matching — their payments come here when the purpose names no account."},
-    "iban_conflict_badge": {"uk": "IBAN платив за кілька рахунків ({accounts}): автоматично не зіставляється",
-                            "en": "IBAN paid for several accounts ({accounts}): not matched automatically"},
-    "unlinked_reversals": {"uk": "Сторно і повернення без оплати", "en": "Reversals and refunds without their payment"},
-    "unlinked_hint": {"uk": "Банк повернув гроші, але не зрозуміло, яку саме оплату. Оберіть оплату — її буде "
-                            "сторновано, а рахунки знову покажуть борг.",
-                      "en": "The bank sent money back but which payment it undoes is unclear. Pick the payment — it is "
-                            "reversed and its invoices owe again."},
-    "link_reversal": {"uk": "Сторнувати цю оплату", "en": "Reverse this payment"},
-    "no_candidates": {"uk": "Немає оплати на таку суму", "en": "No payment of that amount"},
-    "reversal_linked": {"uk": "Оплату {payment} сторновано", "en": "Payment {payment} reversed"},
-    "err_already_assigned": {"uk": "Оплату {payment} вже зараховано", "en": "Payment {payment} is already assigned"},
-    "err_reversed": {"uk": "Оплату {payment} сторновано банком", "en": "Payment {payment} was reversed by the bank"},
-    "err_amount_kopecks": {"uk": "Сума {amount}: не більше двох знаків після коми", "en": "Amount {amount}: at most two decimals"},
-    "err_amount_positive": {"uk": "Сума має бути більшою за нуль", "en": "The amount must be more than zero"},
-    "err_amount_too_large": {"uk": "Сума {amount} більша за ліміт однієї квитанції ({limit})",
-                             "en": "{amount} is more than one receipt may carry ({limit})"},
-    "err_amount_format": {"uk": "Сума «{amount}» — не гривні з копійками; наприклад 1250,40",
-                          "en": "«{amount}» is not an amount in hryvnias and kopecks; e.g. 1250.40"},
-    "err_date_format": {"uk": "Дата «{date}» — не дата", "en": "«{date}» is not a date"},
-    "err_future": {"uk": "Дата {date} ще не настала", "en": "{date} is in the future"},
-    "err_receipt_taken": {"uk": "Квитанцію {receipt} вже проведено: {amount} грн від {date}. Нова квитанція — новий номер.",
-                          "en": "Receipt {receipt} is already booked: {amount} UAH on {date}. A new receipt needs a new number."},
-    "err_no_payment": {"uk": "Оплату {payment} не знайдено", "en": "Payment {payment} not found"},
-    "err_no_account_number": {"uk": "Вкажіть особовий рахунок", "en": "Give the account number"},
-    "err_account_ambiguous": {"uk": "Рахунок {account} може бути {candidates}: введіть точно",
-                              "en": "Account {account} could be {candidates}: type it exactly"},
-    "err_account_unknown": {"uk": "Рахунку {account} немає в реєстрі", "en": "Account {account} is not in the register"},
-    "account_money": {"uk": "Оплати й рахунки абонента", "en": "An account's payments and invoices"},
-    "find": {"uk": "Знайти", "en": "Find"},
-    "status_paid": {"uk": "оплачено", "en": "paid"},
-    "status_partly_paid": {"uk": "частково оплачено", "en": "partly paid"},
-    "status_overdue": {"uk": "прострочено", "en": "overdue"},
-    "status_open": {"uk": "до сплати", "en": "to pay"},
-    "outstanding": {"uk": "Залишок", "en": "Outstanding"},
-    "credit_left": {"uk": "Переплата", "en": "Credit"},
-    "reversed_on": {"uk": "сторновано {date}", "en": "reversed {date}"},
-    "reverse": {"uk": "Сторнувати", "en": "Reverse"},
-    "reverse_reason": {"uk": "Причина", "en": "Reason"},
-    "reverse_confirm": {"uk": "Сторнувати всю оплату? Рахунки, які вона оплатила, знову покажуть борг.",
-                        "en": "Reverse the whole payment? The invoices it paid will owe again."},
-    "reversed_done": {"uk": "Оплату {amount} грн сторновано", "en": "{amount} UAH reversed"},
-    "err_reason": {"uk": "Вкажіть причину сторно", "en": "Give the reason"},
-    "channel_order": {"uk": "картка", "en": "card"},
-    "err_reversal_amount": {"uk": "Оплата {payment} на {amount} грн, а сторно на {reversal} грн",
-                            "en": "Payment {payment} is {amount} UAH, the reversal {reversal} UAH"},
-}
-MESSAGES.update({key: value for key, value in WORDS.items() if key not in MESSAGES})
-
-
-def say(key: str, **params) -> str:
-    return translate(key).format(**params)
-
-
-def problem(exc: PaymentEntryError | ReversalError) -> str:
-    """The error in the person's language when there are words for it, else as the service said it."""
-    key = f"err_{exc.code}"
-    return say(key, **exc.params) if exc.code and key in MESSAGES else str(exc)
-
 
 def own_org() -> Organisation:
     user = current_user()
@@ -139,7 +48,7 @@ def own_org() -> Organisation:
 
 
 def today() -> date:
-    return utcnow().date()
+    return kyiv_today()
 
 
 @bp.route("/cash", methods=["GET", "POST"])
@@ -158,11 +67,11 @@ def cash():
             try:
                 amount = parse_amount(form["amount"], decimal_comma=True)
             except InvalidOperation:
-                raise PaymentEntryError("not an amount", "amount_format", amount=form["amount"]) from None
+                raise PaymentEntryError("not an amount", "err_amount_format", amount=form["amount"]) from None
             try:
                 booked = date.fromisoformat(form["date"])
             except ValueError:
-                raise PaymentEntryError("not a date", "date_format", date=form["date"]) from None
+                raise PaymentEntryError("not a date", "err_date_format", date=form["date"]) from None
             # The hidden entry number stands in for a receipt number: a form sent twice is one payment.
             with db.write_lock():
                 payment, created = cash_payment(session, org, account, amount, booked, current_user().email,
@@ -170,11 +79,11 @@ def cash():
                 session.commit()
         except PaymentEntryError as exc:
             session.rollback()
-            error = problem(exc)
+            error = explain(exc)
         else:
             receipt = payment.key.removeprefix("cash:")
-            flash(say("cash_booked", amount=f"{payment.amount:.2f}", account=account.number, receipt=receipt)
-                  if created else say("cash_again", receipt=receipt), "ok" if created else "problem")
+            flash(translate("cash_booked", amount=f"{payment.amount:.2f}", account=account.number, receipt=receipt)
+                  if created else translate("cash_again", receipt=receipt), "ok" if created else "problem")
             return redirect(url_for("payments.cash"))
     recent = session.execute(
         select(Payment.booked, Payment.amount, Payment.key, Account.number, Account.holder)
@@ -208,13 +117,13 @@ def assign(payment_id: int):
             session.commit()
     except PaymentEntryError as exc:
         session.rollback()
-        flash(problem(exc), "problem")
+        flash(explain(exc), "problem")
         return redirect(url_for("payments.unmatched"))
-    flash(say("assigned", amount=f"{payment.amount:.2f}", account=account.number), "ok")
+    flash(translate("assigned", amount=f"{payment.amount:.2f}", account=account.number), "ok")
     if iban == "remembered":
-        flash(say("iban_remembered", iban=payment.payer_iban, account=account.number), "ok")
+        flash(translate("iban_remembered", iban=payment.payer_iban, account=account.number), "ok")
     elif iban == "conflict":
-        flash(say("iban_now_conflicting", iban=payment.payer_iban), "problem")
+        flash(translate("iban_now_conflicting", iban=payment.payer_iban), "problem")
     return redirect(url_for("payments.unmatched"))
 
 
@@ -236,15 +145,15 @@ def link(reversal_id: int):
     payment = session.scalar(select(Payment).where(Payment.org_id == org.id, Payment.id == payment_id))
     try:
         if payment is None:
-            raise PaymentEntryError("no such payment", "no_payment", payment=payment_id)
+            raise PaymentEntryError("no such payment", "err_no_payment", payment=payment_id)
         with db.write_lock():
             apply_reversal(session, reversal, payment, current_user().email)
             session.commit()
     except (PaymentEntryError, ReversalError) as exc:
         session.rollback()
-        flash(problem(exc), "problem")
+        flash(explain(exc), "problem")
     else:
-        flash(say("reversal_linked", payment=payment.id), "ok")
+        flash(translate("reversal_linked", payment=payment.id), "ok")
     return redirect(url_for("payments.unmatched"))
 
 
@@ -260,7 +169,7 @@ def account():
     try:
         found = find_account(session, org.id, number)
     except PaymentEntryError as exc:
-        return render_template("payments/account.html", found=None, number=number, error=problem(exc)), 404
+        return render_template("payments/account.html", found=None, number=number, error=explain(exc)), 404
     book = account_book(session, org.id, found.id)
     invoices = {i.id: i for i in session.scalars(select(Invoice).where(Invoice.org_id == org.id,
                                                                       Invoice.account_id == found.id))}
@@ -287,7 +196,7 @@ def reverse(payment_id: int):
     number = session.get(Account, payment.account_id).number
     reason = " ".join(request.form.get("reason", "").split())
     if not reason:
-        flash(say("err_reason"), "problem")
+        flash(translate("err_reason"), "problem")
         return redirect(url_for("payments.account", number=number))
     try:
         with db.write_lock():
@@ -296,10 +205,10 @@ def reverse(payment_id: int):
             session.commit()
     except ReversalError as exc:
         session.rollback()
-        flash(problem(exc), "problem")
+        flash(explain(exc), "problem")
     else:
-        flash(say("reversed_done", amount=f"{payment.amount:.2f}") if done else
-              say("err_reversed", payment=payment.id), "ok" if done else "problem")
+        flash(translate("reversed_done", amount=f"{payment.amount:.2f}") if done else
+              translate("err_already_reversed", payment=payment.id), "ok" if done else "problem")
     return redirect(url_for("payments.account", number=number))
 
 

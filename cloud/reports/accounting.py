@@ -6,17 +6,17 @@ balances: Σ closing of the sheet = Σ ledger, debtors = Σ closing debit, regul
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from cloud.i18n import MESSAGES
+from cloud.i18n import in_language
 from cloud.models import Account, Invoice, LedgerEntry, Organisation
 from cloud.payments.allocation import BUCKETS, InvoiceDue, ageing, allocate
 from cloud.reports.export import Column, Report, money, to_csv, to_xlsx, totals_row
-from cloud.sites.balance import period_bounds
+from shared.calendar import kyiv_day, period_days
 
 ZERO = Decimal("0.00")
 TURNOVER_COLUMNS = (
@@ -38,9 +38,11 @@ KNOWN_KINDS = ("charge", "benefit", "subsidy", "payment")  # anything else in th
 
 
 def word(key: str, lang: str) -> str:
-    """A translated word for a cell (a channel, a category, a kind of invoice line)."""
-    entry = MESSAGES.get(key)
-    return (entry.get(lang) or entry["uk"]) if entry else key.split("_", 1)[-1]
+    """A word of the catalogue in ``lang`` for a title or a cell (a channel, a category, a kind of invoice line);
+    a key the catalogue lacks — a category added since — shows as its last part («category_industrial» →
+    «industrial»)."""
+    text = in_language(key, lang)
+    return key.split("_", 1)[-1] if text == key else text
 
 
 def _cents(value) -> Decimal:
@@ -140,7 +142,7 @@ def debtors(db: Session, org_id: int, today: date, period: str | None = None) ->
             continue
         amount = _cents(amount)
         if amount > 0:
-            day = issued.date() if issued else due or date.min
+            day = kyiv_day(issued) if issued else due or date.min
             dues[account_id].append(InvoiceDue(invoice_id, day, due or day, amount))
         else:
             credits[account_id] -= amount
@@ -152,7 +154,7 @@ def debtors(db: Session, org_id: int, today: date, period: str | None = None) ->
     for entry_id, account_id, created, amount in db.execute(
             select(entry.id, entry.account_id, entry.created_at, entry.amount).where(*loose, entry.amount > 0)):
         if account_id in dues:
-            dues[account_id].append(InvoiceDue(-entry_id, created.date(), created.date(), _cents(amount)))
+            dues[account_id].append(InvoiceDue(-entry_id, kyiv_day(created), kyiv_day(created), _cents(amount)))
     accounts = {a.id: a for a in db.scalars(select(Account).where(Account.org_id == org_id))}
     found = []
     for account_id in owing:
@@ -212,7 +214,7 @@ def turnover_report(db: Session, org: Organisation, period: str, today: date, la
 
 def as_of(period: str, today: date) -> date:
     """The day a period's debts are aged on: its last day, or today while it runs."""
-    return min(today, (period_bounds(period)[1] - timedelta(days=1)).date())
+    return min(today, period_days(period)[1])
 
 
 DEBTOR_COLUMNS = (

@@ -18,7 +18,7 @@ from cloud.reports.accounting import (
     regulator_summary as regulator_summary,  # built from the turnover sheet; kept here too
 )
 from cloud.reports.export import Column, Report, money, totals_row
-from cloud.sites.balance import period_bounds
+from shared.calendar import period_days
 
 ZERO = Decimal("0.00")
 TENTH = Decimal("0.1")
@@ -39,10 +39,10 @@ def _subtitle(org: Organisation, period: str, lang: str) -> str:
 
 def payments_by_channel_and_day(db: Session, org_id: int, period: str) -> list[tuple[str, str, Decimal, int]]:
     """(day, channel, amount, count) of money in during the period (matched or waiting in the queue)."""
-    start, end = period_bounds(period)
+    first, last = period_days(period)
     rows = db.execute(
         select(Payment.booked, Payment.channel, func.sum(Payment.amount), func.count())
-        .where(Payment.org_id == org_id, Payment.booked >= start.date(), Payment.booked < end.date())
+        .where(Payment.org_id == org_id, Payment.booked >= first, Payment.booked <= last)
         .group_by(Payment.booked, Payment.channel).order_by(Payment.booked, Payment.channel)
     ).all()
     return [(day.isoformat(), channel, _cents(amount), count) for day, channel, amount, count in rows]
@@ -53,16 +53,16 @@ def payments_report(db: Session, org: Organisation, period: str, today: date, la
     money that went back that day from payments on accounts (reversals, refunds) — so that
     Σ total − Σ unmatched − Σ reversed = the turnover sheet's «paid»."""
     by_day = payments_by_channel_and_day(db, org.id, period)
-    start, end = period_bounds(period)
+    first, last = period_days(period)
     unmatched = {d.isoformat(): _cents(a) for d, a in db.execute(
         select(Payment.booked, func.sum(Payment.amount)).where(
-            Payment.org_id == org.id, Payment.booked >= start.date(), Payment.booked < end.date(),
+            Payment.org_id == org.id, Payment.booked >= first, Payment.booked <= last,
             Payment.account_id.is_(None)).group_by(Payment.booked))}
     reversed_ = {d.isoformat(): _cents(a) for d, a in db.execute(
         select(PaymentReversal.booked, func.sum(PaymentReversal.amount))
         .join(Payment, Payment.id == PaymentReversal.payment_id)
-        .where(PaymentReversal.org_id == org.id, PaymentReversal.booked >= start.date(),
-               PaymentReversal.booked < end.date(), Payment.account_id.is_not(None))
+        .where(PaymentReversal.org_id == org.id, PaymentReversal.booked >= first,
+               PaymentReversal.booked <= last, Payment.account_id.is_not(None))
         .group_by(PaymentReversal.booked))}
     channels = [*CHANNELS, *sorted({c for _, c, _, _ in by_day} - set(CHANNELS))]
     columns = (Column("day", "Дата", "Date", kind="date", width=12),
@@ -204,7 +204,7 @@ def revenue_report(db: Session, org: Organisation, period: str, today: date, lan
     order = sorted(structure, key=lambda k: (REVENUE_ORDER.index(k) if k in REVENUE_ORDER else 99, k))
     gross = sum((v for v in structure.values() if v > 0), ZERO)
     heat = org.kind == "heat"
-    rows = [(word("line_heat" if heat and k == "energy" else f"line_{k}", lang), structure[k].quantize(ZERO),
+    rows = [(word(f"line_{'heat' if heat and k == 'energy' else k}", lang), structure[k].quantize(ZERO),
              _pct(structure[k], gross)) for k in order]
     return Report("revenue", word("revenue_structure", lang), _subtitle(org, period, lang), REVENUE_COLUMNS,
                   rows, totals_row(REVENUE_COLUMNS, rows, word("total", lang), ("amount",)), lang)

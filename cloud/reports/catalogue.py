@@ -8,6 +8,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
+from cloud.clock import kyiv_today
 from cloud.models import Organisation
 from cloud.reports import analytics
 from cloud.reports.accounting import debtors_report, regulator_report, turnover_report
@@ -34,6 +35,6 @@ def build_report(db: Session, org: Organisation, kind: str, period: str, today: 
     if kind not in builders:
         raise ValueError(f"report must be one of {', '.join(REPORT_KINDS)}, got {kind!r}")
     parse_period(period)  # a clear error for a malformed period
-    return builders[kind](db, org, period, today or date.today(), lang)
+    return builders[kind](db, org, period, today or kyiv_today(), lang)
 
 

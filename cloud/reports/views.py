@@ -3,15 +3,14 @@ for a period (``?period=YYYY-MM``), scoped to the user's organisation, Ukrainian
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, Response, abort, g, render_template, request
 
 from cloud import db
 from cloud.accounts.auth import current_user, requires
+from cloud.clock import kyiv_today
+from cloud.i18n import N_, translate
 from cloud.models import Organisation
 from cloud.permissions import Action
-from cloud.reports.accounting import word
 from cloud.reports.analytics import collection, consumption_dynamics
 from cloud.reports.catalogue import REPORT_KINDS, build_report
 from cloud.reports.export import FORMATS, export
@@ -22,7 +21,7 @@ FILE_NAMES = {"turnover": "osv", "debtors": "borzhnyky", "payments": "platezhi",
 
 
 def _period() -> str:
-    period = request.args.get("period") or date.today().strftime("%Y-%m")
+    period = request.args.get("period") or kyiv_today().strftime("%Y-%m")
     if len(period) != 7 or period[4] != "-" or not (period[:4] + period[5:]).isdigit() or \
             not 1 <= int(period[5:]) <= 12:
         abort(400)
@@ -39,7 +38,7 @@ def _org() -> Organisation:
 
 def _report(kind: str):
     period, org = _period(), _org()
-    report = build_report(db.session(), org, kind, period, date.today(), getattr(g, "lang", "uk"))
+    report = build_report(db.session(), org, kind, period, kyiv_today(), getattr(g, "lang", "uk"))
     fmt = request.args.get("format")
     if fmt:
         if fmt not in FORMATS:
@@ -48,17 +47,17 @@ def _report(kind: str):
         return Response(body, mimetype=mimetype, headers={
             "Content-Disposition": f"attachment; filename={FILE_NAMES[kind]}-{period}.{extension}"})
     return render_template("report.html", report=report, period=period, kind=kind, kinds=REPORT_KINDS,
-                           tab_of=lambda k: TABS[k][g.lang == "en"])
+                           tab_of=lambda k: translate(TABS[k]))
 
 
-TITLE_KEYS = {"turnover": "turnover", "debtors": "debtors", "payments": "payments_by_day",
-              "collection": "collection_rate", "consumption": "consumption_dynamics", "revenue": "revenue_structure",
-              "regulator": "regulator_summary"}
+TITLE_KEYS = {"turnover": N_("turnover"), "debtors": N_("debtors"), "payments": N_("payments_by_day"),
+              "collection": N_("collection_rate"), "consumption": N_("consumption_dynamics"),
+              "revenue": N_("revenue_structure"), "regulator": N_("regulator_summary")}
 
 # Short names for the row of report links at the top of each page (fits a phone).
-TABS = {"turnover": ("ОСВ", "Turnover"), "debtors": ("Боржники", "Debtors"), "payments": ("Оплати", "Payments"),
-        "collection": ("Рівень оплат", "Collection"), "consumption": ("Споживання", "Consumption"),
-        "revenue": ("Структура", "Revenue"), "regulator": ("Для НКРЕКП", "Regulator")}
+TABS = {"turnover": N_("tab_turnover"), "debtors": N_("tab_debtors"), "payments": N_("tab_payments"),
+        "collection": N_("tab_collection"), "consumption": N_("tab_consumption"), "revenue": N_("tab_revenue"),
+        "regulator": N_("tab_regulator")}
 
 
 @bp.get("/turnover")
@@ -87,7 +86,7 @@ def analytics():
     """The board's overview: the period's collection, consumption at a glance, and every report."""
     period, org = _period(), _org()
     session = db.session()
-    consumption = build_report(session, org, "consumption", period, date.today(), g.lang)
+    consumption = build_report(session, org, "consumption", period, kyiv_today(), g.lang)
     return render_template("report_analytics.html", period=period, collection=collection(session, org.id, period),
                            consumption=consumption, dynamics=consumption_dynamics(session, org.id, until=period),
-                           kinds=REPORT_KINDS, title_of=lambda k: word(TITLE_KEYS[k], g.lang))
+                           kinds=REPORT_KINDS, title_of=lambda k: translate(TITLE_KEYS[k]))

@@ -20,17 +20,7 @@ from shared.balance import (
     build_topology,
     station_balance,
 )
-
-INTERVALS_PER_DAY = 96
-
-
-def period_bounds(period: str) -> tuple[datetime, datetime]:
-    try:
-        year, month = (int(x) for x in period.split("-"))
-        start = datetime(year, month, 1)
-    except ValueError as exc:
-        raise ValueError(f"period must be YYYY-MM, got {period!r}") from exc
-    return start, datetime(year + month // 12, month % 12 + 1, 1)
+from shared.calendar import naive_period_bounds
 
 
 def input_kwh(db: Session, site: Site, energies: dict[str, MeterEnergy]) -> Decimal | None:
@@ -75,7 +65,7 @@ def meter_energy(db: Session, site: Site, start: datetime, end: datetime, step_m
 
 
 def site_balance(db: Session, site: Site, period: str) -> StationBalance:
-    start, end = period_bounds(period)
+    start, end = naive_period_bounds(period)
     thresholds = Thresholds(Decimal(site.elevated_pct), Decimal(site.theft_pct))
     topology, _ = site_topology(db, site)
     return station_balance(topology, meter_energy(db, site, start, end), thresholds)

@@ -9,7 +9,7 @@ import json
 import shutil
 import subprocess
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -36,6 +36,7 @@ from cloud.reports.analytics import (
     regulator_summary,
 )
 from shared.batch import GENESIS_HASH, seal_batch
+from shared.calendar import iso_utc, period_bounds
 from shared.nbu_qr import decode_url
 from tests.cloud.payments.statements import camt053, entry
 from tests.cloud.test_ingestion import post
@@ -46,14 +47,16 @@ ENROLLED = set(HOUSES)  # the site's other houses are not on this gateway
 
 
 def month_of_data(key):
-    """One batch: each house's counter at the month's bounds and its 2 976 quarter-hours (exact totals)."""
-    start = datetime(2026, 10, 1, tzinfo=UTC)
+    """One batch: each house's counter at the month's bounds and its 2 980 quarter-hours of October in Kyiv
+    (the clocks go back on the 25th), exact totals."""
+    start, end = period_bounds("2026-10")
+    count = int((end - start).total_seconds() // 900)
     readings, intervals = [], []
     for meter, (_, kwh) in HOUSES.items():
-        readings += [{"m": meter, "t": "2026-10-01T00:00:00Z", "q": {"import_kwh": "15000.000"}},
-                     {"m": meter, "t": "2026-11-01T00:00:00Z", "q": {"import_kwh": f"{15000 + kwh}.000"}}]
-        per_interval, rest = divmod(kwh * 1000, 2976)
-        for index in range(2976):
+        readings += [{"m": meter, "t": iso_utc(start), "q": {"import_kwh": "15000.000"}},
+                     {"m": meter, "t": iso_utc(end), "q": {"import_kwh": f"{15000 + kwh}.000"}}]
+        per_interval, rest = divmod(kwh * 1000, count)
+        for index in range(count):
             wh = per_interval + (1 if index < rest else 0)
             t = (start + timedelta(minutes=15 * index)).strftime("%Y-%m-%dT%H:%M:%SZ")
             intervals.append({"m": meter, "t": t, "imp": f"{Decimal(wh).scaleb(-3):.3f}", "exp": "0.000",

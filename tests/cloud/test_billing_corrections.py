@@ -18,6 +18,7 @@ from cloud.billing.errors import BillingError
 from cloud.billing.invoice_pdf import render
 from cloud.billing.ledger import account_balance
 from cloud.models import Account, Correction, Invoice, LedgerEntry, Meter, Organisation, Tariff
+from shared.calendar import from_kyiv_wall
 from tests.cloud.office import account_with_meter, bill, invoice_of, month, office, read
 
 
@@ -86,7 +87,7 @@ def test_a_real_reading_trues_up_the_estimate_on_the_next_invoice(db, three_mont
 def test_an_account_whose_meter_was_removed_is_no_longer_billed_or_estimated(db, three_months):
     bill(db, "TP-7", "2026-10", issue=True)
     with db() as session:
-        session.get(Meter, three_months).removed_at = datetime(2026, 11, 1)
+        session.get(Meter, three_months).removed_at = from_kyiv_wall(datetime(2026, 11, 1))
     result = bill(db, "TP-7", "2026-11")
     assert result.invoices == 0 and result.problems == []
 
@@ -141,7 +142,7 @@ def test_a_meter_replaced_mid_month_adds_both_segments(db):
     with db() as session:
         org, site = office(session)
         _, old = account_with_meter(session, org, site, "03003", "OLD-1")
-        old.removed_at = datetime(2026, 10, 15, 12)
+        old.removed_at = from_kyiv_wall(datetime(2026, 10, 15, 12))
         _, new = account_with_meter(session, org, site, "03003", "NEW-1", installed_at=datetime(2026, 10, 15, 12))
         read(session, old, datetime(2026, 10, 1), "5000")
         read(session, old, datetime(2026, 10, 15, 12), "5200")  # the removal reading
@@ -214,7 +215,7 @@ def test_the_accountant_records_a_correction_from_the_billing_page(client, db, t
     client.post("/login", data={"email": "buh@coop.ua", "password": "correct horse battery"})
     wrong = client.post("/sites/TP-7/corrections", data={"invoice": "777", "amount": "-10", "reason": "x"},
                         follow_redirects=True).get_data(as_text=True)
-    assert "invoice №777 is not an issued invoice" in wrong
+    assert "Рахунок №777 не є виставленим рахунком" in wrong  # the page's language: Ukrainian by default
     page = client.post("/sites/TP-7/corrections", data={"invoice": august, "amount": "-45,20", "kwh": "-10",
                                                         "reason": "помилка в показнику", "period": "2026-10"},
                        follow_redirects=True).get_data(as_text=True)

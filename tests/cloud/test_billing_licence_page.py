@@ -8,7 +8,7 @@ from decimal import Decimal
 from cloud.accounts.organisations import create_user
 from cloud.models import Meter
 from shared.licence import loss_reduction_return, roi
-from tests.cloud.office import account_with_meter, bill, intervals, month, office, read
+from tests.cloud.office import account_with_meter, bill, intervals, month, office, quarter_hours, read
 
 
 def test_a_one_point_loss_reduction_pays_the_licence_many_times_over():
@@ -25,9 +25,12 @@ def test_the_managers_billing_page_shows_the_licence_and_its_return(client, db):
         station = Meter(org_id=org.id, site_id=site.id, code="TP-IN", role="station_input")
         session.add(station)
         session.flush()
-        extra = iter(range(2976))  # 100 000 000 Wh over 2 976 quarter-hours: 33 602 Wh, 448 of them one more
+        # 100 000 000 Wh over October's 2 980 quarter-hours in Kyiv (the clocks go back on the 25th): 33 557 Wh,
+        # 140 of them one more.
+        assert quarter_hours(month("2026-10"), month("2026-11")) == 2980
+        extra = iter(range(2980))
         intervals(session, org, site, station, month("2026-10"), month("2026-11"),
-                  lambda ts: 33602 + (1 if next(extra) < 448 else 0))
+                  lambda ts: 33557 + (1 if next(extra) < 140 else 0))
         _, meter = account_with_meter(session, org, site, "01001")
         read(session, meter, month("2026-10"), "0")
         read(session, meter, month("2026-11"), "300")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from cloud.accounts.organisations import create_user
 from cloud.models import Account, AuditLog, HeatingSeason, Meter, Reading, Tariff
+from shared.calendar import from_kyiv_wall
 from tests.cloud.office import account_with_meter, bill, invoice_of, office, read
 
 
@@ -62,7 +63,7 @@ def test_a_replaced_meter_from_the_command_line_is_billed_in_two_parts(app, db):
         invoice = invoice_of(session, "03003", "2026-10")
         assert invoice.quantity_kwh == Decimal(350)  # 250 on the old meter + 100 on the new one
         new = session.scalar(select(Meter).where(Meter.code == "NEW-7"))
-        assert new.account_id == invoice.account_id and new.installed_at == datetime(2026, 10, 20, 9)
+        assert new.account_id == invoice.account_id and new.installed_at == from_kyiv_wall(datetime(2026, 10, 20, 9))
 
 
 def test_tariff_grids_seasons_and_areas_are_set_from_the_command_line(app, db):
@@ -105,9 +106,9 @@ def test_the_resident_sees_an_estimated_invoice_and_submits_to_the_meter_in_serv
     with db() as session:
         october = invoice_of(session, "01001", "2026-10")
         old = session.scalar(select(Meter).where(Meter.code == "OLD-1"))
-        old.removed_at = datetime(2026, 11, 5)
+        old.removed_at = from_kyiv_wall(datetime(2026, 11, 5))
         session.add(Meter(org_id=old.org_id, site_id=old.site_id, code="NEW-1", role="subscriber",
-                          account_id=old.account_id, installed_at=datetime(2026, 11, 5)))
+                          account_id=old.account_id, installed_at=from_kyiv_wall(datetime(2026, 11, 5))))
     client.post("/login", data={"email": "r@ex.ua", "password": "correct horse battery"})
     page = client.get(f"/cabinet/invoices/{october.id}").get_data(as_text=True)
     assert "оцінка" in page and "нараховано за оцінкою" in page and "300 кВт·год" in page

@@ -117,8 +117,11 @@ def test_an_estimate_and_its_true_up_add_up_to_the_real_consumption(db, history,
         october = session.scalar(select(Invoice).where(Invoice.org_id == org.id, Invoice.period == "2026-10"))
         november = session.scalar(select(Invoice).where(Invoice.org_id == org.id, Invoice.period == "2026-11"))
         [trueup] = [line for line in november.lines if line["kind"] == "trueup"]
-    # The counter on 1 November, interpolated between 1 October and 1 December (31 of 61 days).
-    on_first = (Decimal(counter) + Decimal(real) * 31 / 61).quantize(Decimal("0.001"))
+    # The counter on 1 November, interpolated by time between 1 October and 1 December in Kyiv: 31 days and an
+    # hour of 61 days and an hour (the clocks go back on 25 October).
+    hour = 3600
+    on_first = (Decimal(counter) + Decimal(real) * Decimal(31 * 86400 + hour) / Decimal(61 * 86400 + hour)
+                ).quantize(Decimal("0.001"))
     october_kwh = (on_first - counter).quantize(Decimal(1), "ROUND_HALF_UP")
     assert october.estimated and trueup["refers_to"] == october.id
     assert october.total + Decimal(trueup["amount"]) == line_amount(october_kwh, price)

@@ -17,6 +17,7 @@ from cloud.billing.delivery import run_pdf
 from cloud.billing.errors import BillingError
 from cloud.billing.heat_run import set_heating_season
 from cloud.models import Account, Invoice, LedgerEntry, Meter, Organisation, Site, Tariff
+from shared.calendar import from_kyiv_wall
 from tests.cloud.office import account_with_meter, bill, intervals, invoice_of, office, read
 
 OCT, NOV = datetime(2026, 10, 1), datetime(2026, 11, 1)
@@ -55,8 +56,8 @@ def supplier(db):
 
 def zone_kwh(three: bool, wh_at) -> dict[str, Decimal]:
     totals: dict[str, int] = {}
-    ts = OCT
-    while ts < NOV:
+    ts, end = from_kyiv_wall(OCT), from_kyiv_wall(NOV)  # October as Kyiv has it, in UTC as intervals are stored
+    while ts < end:
         zone = kyiv_zone(ts, three)
         totals[zone] = totals.get(zone, 0) + wh_at(ts)
         ts += timedelta(minutes=15)

@@ -13,7 +13,10 @@ from sqlalchemy import func, select
 
 from bench.cloud_ingest import enrol_all, make_batches, via_http
 from cloud import create_app
-from cloud.ingest.ingestion import BatchWriter, IngestError, Parsed, parse_pool, parsed_rows, prepare_batch
+from cloud.ingest.chain import prepare_batch
+from cloud.ingest.errors import IngestError
+from cloud.ingest.group_writer import BatchWriter
+from cloud.ingest.parse_workers import Parsed, parse_pool, parsed_rows
 from cloud.migrate import upgrade
 from cloud.models import Batch, Event, Gateway, IntervalEnergy, Meter, Reading, Site
 from provisioning.demo import free_port, start_cloud

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from cloud.ingest.ingestion import missing_seqs
+from cloud.ingest.chain import missing_seqs
 from cloud.ingest.rate_limit import RateLimiter
 from cloud.models import Batch, Event, Gateway, IntervalEnergy, Reading
 from shared.batch import GENESIS_HASH, b64, seal_batch

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge import store as edge_store
-from edge.reports import meter_energy
+from edge.energy import IntervalEnergy
+from edge.energy_reports import meter_energy
 from edge.store import open_database
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -30,13 +33,13 @@ def stamp(index: int) -> str:
 
 
 def summed(db) -> dict:
-    return {(m, d): (i, e, n, est) for m, d, i, e, n, est in db.execute(
+    return {(m, d): (i, e, n, est) for m, d, i, e, n, est in db.conn.execute(
         "SELECT meter, substr(start, 1, 10), sum(imp_wh), sum(exp_wh), count(*), sum(flag = 'estimated') "
         "FROM intervals GROUP BY 1, 2")}
 
 
 def daily(db) -> dict:
-    return {(m, d): (i, e, n, est) for m, d, i, e, n, est in db.execute(
+    return {(m, d): (i, e, n, est) for m, d, i, e, n, est in db.conn.execute(
         "SELECT meter, day, imp_wh, exp_wh, intervals, estimated FROM daily_energy")}
 
 
@@ -89,3 +92,29 @@ def test_whole_days_and_a_span_inside_a_day_read_the_same_energy(tmp_path):
     off_midnight = meter_energy(db, START + timedelta(days=1, seconds=-1), START + timedelta(days=2), 15)["M1"]
     assert (second_day.import_kwh, second_day.complete) == (off_midnight.import_kwh, False)
     assert sqlite3.sqlite_version_info >= (3, 24)  # ON CONFLICT … DO UPDATE in the triggers
+
+
+stored = st.lists(st.tuples(st.sampled_from(["M1", "M2"]), st.integers(0, 5 * 96 - 1), st.integers(0, 5000),
+                            st.sampled_from(["measured", "estimated"])), max_size=200)
+instants = st.integers(-3600, 5 * 86400 + 3600).map(lambda seconds: START + timedelta(seconds=seconds))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stored, st.lists(instants, min_size=2, max_size=7, unique=True))
+def test_spans_read_from_the_daily_totals_are_the_sum_of_their_intervals(tmp_path_factory, rows, bounds):
+    """Any spans — Kyiv days and months, spans off midnight by seconds, spans inside a day — read through the
+    daily totals add up exactly to the intervals they hold."""
+    db = open_database(tmp_path_factory.mktemp("spans") / "gateway.sqlite3")
+    with db.transaction():
+        db.save_intervals([IntervalEnergy(m, START + timedelta(minutes=15 * i), Decimal(wh).scaleb(-3), Decimal(0), f)
+                           for m, i, wh, f in rows])
+    kept = {(m, START + timedelta(minutes=15 * i)): (wh, f) for m, i, wh, f in reversed(rows)}  # the first one wins
+    bounds = sorted(bounds)
+    for (start, end), found in zip(pairwise(bounds), db.energy_in_spans(bounds), strict=True):
+        expected = {}
+        for (meter, at), (wh, flag) in kept.items():
+            if start <= at < end:
+                imp, count, estimated = expected.get(meter, (0, 0, 0))
+                expected[meter] = (imp + wh, count + 1, estimated + (flag == "estimated"))
+        assert {m: (t.imp_wh, t.intervals, t.estimated) for m, t in found.items()} == expected
+    db.close()

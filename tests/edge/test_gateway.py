@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
+import aiohttp
+
 from edge.clock import VirtualClock
-from edge.gateway import Gateway
-from edge.reports import meter_energy
+from edge.energy_reports import meter_energy, voltage_compliance
+from edge.gateway import Gateway, MeterCoordinator, PollResult
+from edge.health import serve_health
+from edge.logs import JsonFormatter
 from edge.simulator import SimulatedStation
+from edge.store import open_database
 from shared.batch import parse_batch, verify_signature
+from shared.calendar import iso_utc, kyiv_day
 from tests.conftest import free_port
 
 
@@ -31,10 +39,14 @@ async def run_day(scenario, clock, port, config, silence=(), days=1):
 def test_a_day_of_15_minute_intervals_is_exact(station_setup):
     scenario, clock, port, config = station_setup
     _, energy = asyncio.run(run_day(scenario, clock, port, config))
+    models = SimulatedStation(scenario, clock).meters  # what each simulated meter's counter shows, unrounded
+    start, end = scenario.period_start, scenario.period_start + timedelta(days=1)
     for meter in scenario.meters:
         assert energy[meter.meter].complete, meter.meter
-        # One day of a 31-day month: the simulator's daily share, to the Wh (float32 counters allow ±0.008).
-        expected = Decimal(meter.monthly_kwh) / 31
+        # The intervals add up to the counter's change over the day, to the Wh (float32 counters allow ±0.008
+        # a reading).
+        model = models[meter.unit].model
+        expected = Decimal(repr(model.values(end)["import_kwh"] - model.values(start)["import_kwh"]))
         assert abs(energy[meter.meter].import_kwh - expected) < Decimal("0.02"), meter.meter
 
 
@@ -43,14 +55,12 @@ def test_a_dead_meter_costs_one_timeout_and_is_reported_once(station_setup):
     dead = scenario.meters[10]
     gateway, energy = asyncio.run(run_day(scenario, clock, port, config, silence=[dead.unit]))
     assert dead.meter not in energy
-    from edge.store import open_database
-
     db = open_database(config.database)
-    kinds = [row[0] for row in db.execute("SELECT kind FROM events WHERE meter = ?", [dead.meter])]
+    kinds = [row[0] for row in db.conn.execute("SELECT kind FROM events WHERE meter = ?", [dead.meter])]
     assert kinds == ["meter_offline"]
     # Back-off: 96 cycles, but the dead meter was asked far fewer times than the live ones.
-    failures = db.execute("SELECT failures FROM meter_state WHERE meter = ?", [dead.meter]).fetchone()[0]
-    assert 3 <= failures < 20
+    state = db.meter_states()[dead.meter]
+    assert not state.online and 3 <= state.failures < 20
     assert gateway.cycles == 97
 
 
@@ -62,36 +72,35 @@ def test_every_row_is_sealed_into_exactly_one_signed_chained_batch(station_setup
         return gateway
 
     gateway = asyncio.run(scenario_run())
-    from edge.store import open_database
-
     db = open_database(config.database)
-    assert db.execute("SELECT count(*) FROM readings WHERE seq IS NULL").fetchone()[0] == 0
-    assert db.execute("SELECT count(*) FROM intervals WHERE seq IS NULL").fetchone()[0] == 0
+    assert db.unsealed_row_count() == 0
     prev = "0" * 64
     rows = 0
     public = gateway.key.public_key()
-    for seq, body, signature, stored_prev in db.execute("SELECT seq, body, signature, prev FROM batches ORDER BY seq"):
+    for seq, body, signature, stored_prev in db.conn.execute(
+            "SELECT seq, body, signature, prev FROM batches ORDER BY seq"):
         verify_signature(public, body, signature)
         document = parse_batch(body)
         assert document["prev"] == prev == stored_prev
-        prev = db.execute("SELECT hash FROM batches WHERE seq = ?", [seq]).fetchone()[0]
+        prev = db.conn.execute("SELECT hash FROM batches WHERE seq = ?", [seq]).fetchone()[0]
         rows += len(document["readings"]) + len(document["intervals"])
-    readings = db.execute("SELECT count(*) FROM readings").fetchone()[0]
-    intervals = db.execute("SELECT count(*) FROM intervals").fetchone()[0]
+    readings = db.conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+    intervals = db.conn.execute("SELECT count(*) FROM intervals").fetchone()[0]
     assert rows == readings + intervals
+    assert db.chain_head() == (seq, prev)
 
 
 def test_an_interruption_at_a_meter_becomes_one_alert_with_start_end_and_extreme(station_setup):
     scenario, clock, port, config = station_setup
     target = scenario.meters[20]
+    start = scenario.period_start + timedelta(hours=2)
+    end = start + timedelta(hours=1)
 
     async def outage():
         async with SimulatedStation(scenario, clock, "127.0.0.1", port) as station:
             gateway = Gateway(config, clock)
             model = station.meters[target.unit].model
             original = model.values
-            start = scenario.period_start + timedelta(hours=2)
-            end = start + timedelta(hours=1)
 
             def values(at):
                 found = original(at)
@@ -104,15 +113,12 @@ def test_an_interruption_at_a_meter_becomes_one_alert_with_start_end_and_extreme
             await gateway.close()
 
     asyncio.run(outage())
-    from edge.store import open_database
-
     db = open_database(config.database)
-    rows = db.execute("SELECT kind, priority, detail FROM events WHERE meter = ? AND kind LIKE 'voltage_%'",
-                      [target.meter]).fetchall()
+    rows = db.conn.execute("SELECT kind, priority, detail FROM events WHERE meter = ? AND kind LIKE 'voltage_%'",
+                           [target.meter]).fetchall()
     assert [(kind, priority) for kind, priority, _ in rows] == [("voltage_interruption_long", "high")]
     detail = json.loads(rows[0][2])
-    assert (detail["start"], detail["end"], detail["extreme_v"]) == (
-        "2026-10-01T02:00:00Z", "2026-10-01T03:00:00Z", "0.0")
+    assert (detail["start"], detail["end"], detail["extreme_v"]) == (iso_utc(start), iso_utc(end), "0.0")
 
 
 class JumpingClock(VirtualClock):
@@ -144,14 +150,12 @@ def test_a_clock_jump_is_reported_and_corrupts_no_interval(station_setup):
             await gateway.close()
 
     asyncio.run(day())
-    from edge.store import open_database
-
     db = open_database(config.database)
-    kinds = [row[0] for row in db.execute("SELECT kind FROM events WHERE meter IS NULL ORDER BY id")]
+    kinds = [row[0] for row in db.conn.execute("SELECT kind FROM events WHERE meter IS NULL ORDER BY id")]
     assert kinds[:2] == ["clock_untrusted", "clock_jump"]
-    starts = {row[0] for row in db.execute("SELECT DISTINCT start FROM intervals")}
-    assert all(start >= "2026-10-01T01:00:00Z" for start in starts)  # nothing in 1971
-    assert "2026-10-01T01:15:00Z" in starts
+    starts = {row[0] for row in db.conn.execute("SELECT DISTINCT start FROM intervals")}
+    assert all(start >= iso_utc(sync) for start in starts)  # nothing in 1971
+    assert iso_utc(sync + timedelta(minutes=15)) in starts
 
 
 class VirtualClockView:
@@ -165,10 +169,6 @@ class VirtualClockView:
 
 
 def test_the_health_endpoint_says_how_the_gateway_is(station_setup):
-    import aiohttp
-
-    from edge.health import serve_health
-
     scenario, clock, port, config = station_setup
 
     async def check():
@@ -194,49 +194,10 @@ def test_the_health_endpoint_says_how_the_gateway_is(station_setup):
 
 
 def test_logs_are_json_lines_with_context_for_a_service():
-    import logging
-
-    from edge.logs import JsonFormatter
-
     record = logging.LogRecord("balans.edge", logging.WARNING, "", 0, "meter %s is offline", ("M04001",), None)
     record.meter, record.bus = "M04001", "rs485"
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "meter M04001 is offline" and entry["meter"] == "M04001" and entry["bus"] == "rs485"
-
-
-def test_rollover_replacement_and_impossible_jumps(tmp_path):
-    """A line node's uint32 Wh counter wraps; a meter is swapped; a glitch shows 5 MWh in 15 minutes."""
-    from datetime import UTC, datetime
-
-    from edge.config import GatewayConfig, MeterConfig
-    from edge.gateway import MeterCoordinator, counter_rollover
-    from shared.profiles import load_profiles
-
-    node = load_profiles()["balans-line-node"]
-    assert counter_rollover(node) == Decimal("4294967.296")
-    config = GatewayConfig("gw", tmp_path / "k", tmp_path / "g.sqlite3", "http://127.0.0.1:9", "S", (), ())
-    gateway = Gateway.__new__(Gateway)
-    gateway.config, gateway.step, gateway.max_gap = config, timedelta(minutes=15), timedelta(hours=1)
-    meter = MeterConfig("N1", "b", 1, "balans-line-node", "subscriber", "1", max_kw=Decimal(20))
-    coordinator = MeterCoordinator(meter, rollover=counter_rollover(node))
-    from edge.store import open_database
-
-    db = open_database(tmp_path / "store.sqlite3")
-    start = datetime(2026, 10, 1, tzinfo=UTC)
-
-    def read(minutes, kwh, serial="7"):
-        return gateway._energy(db, coordinator, start + timedelta(minutes=minutes),
-                               {"import_kwh": kwh, "serial_number": serial})
-
-    read(0, "4294966.000")
-    wrapped = read(15, "0.500")  # 1.296 kWh to the wrap, then 0.500
-    assert [row[2] for row in wrapped] == [1796]
-    assert read(30, "5000.500") == []  # 5 MWh in 15 minutes on a 20 kW connection: flagged, not billed
-    read(45, "5000.600")
-    read(60, "12.000", serial="8")  # another meter at this address
-    assert read(75, "12.300", serial="8")[0][2] == 300
-    kinds = [row[0] for row in db.execute("SELECT kind FROM events ORDER BY id")]
-    assert kinds == ["counter_rollover", "implausible_jump", "meter_replaced"]
 
 
 def test_line_4_raises_a_suspected_theft_alert_after_its_first_full_day(station_setup):
@@ -249,10 +210,9 @@ def test_line_4_raises_a_suspected_theft_alert_after_its_first_full_day(station_
             await gateway.close()
 
     asyncio.run(two_days())
-    from edge.store import open_database
-
     db = open_database(config.database)
-    alerts = [json.loads(row[0]) for row in db.execute("SELECT detail FROM events WHERE kind = 'suspected_theft'")]
+    alerts = [json.loads(row[0]) for row in db.conn.execute("SELECT detail FROM events WHERE kind = 'suspected_theft'")]
+    # The check runs at the first poll of each Kyiv day, on the Kyiv day before.
     assert [(a["day"], a["line"], a["loss_pct"]) for a in alerts] == [("2026-10-01", "4", "25.0")]
 
 
@@ -265,10 +225,10 @@ def test_a_full_disk_loses_no_energy_and_the_lost_polls_reach_the_cloud_as_an_ev
             at = scenario.period_start
             for step in range(12):  # three hours of 15-minute polls
                 if step == 4:  # the card fills up: SQLite cannot grow the database any more
-                    pages = gateway.store.read_sync(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
-                    gateway.store.read_sync(lambda db, p=pages: db.execute(f"PRAGMA max_page_count = {p}"))
+                    pages = gateway.store.read_sync(lambda db: db.conn.execute("PRAGMA page_count").fetchone()[0])
+                    gateway.store.read_sync(lambda db, p=pages: db.conn.execute(f"PRAGMA max_page_count = {p}"))
                 if step == 8:  # room again
-                    gateway.store.read_sync(lambda db: db.execute("PRAGMA max_page_count = 1073741823"))
+                    gateway.store.read_sync(lambda db: db.conn.execute("PRAGMA max_page_count = 1073741823"))
                 await clock.sleep_until(at)
                 await gateway.poll_cycle()
                 at += timedelta(minutes=15)
@@ -277,21 +237,15 @@ def test_a_full_disk_loses_no_energy_and_the_lost_polls_reach_the_cloud_as_an_ev
             return lost
 
     stored_cycles = asyncio.run(run())
-    from edge.store import open_database
-
     db = open_database(config.database)
-    events = [json.loads(row[0]) for row in db.execute("SELECT detail FROM events WHERE kind = 'readings_lost'")]
+    events = [json.loads(row[0]) for row in db.conn.execute("SELECT detail FROM events WHERE kind = 'readings_lost'")]
     assert stored_cycles < 12 and len(events) == 1 and events[0]["polls"] == 12 - stored_cycles
-    # Energy is whole: every interval from 00:00 to 02:30 is there for every meter, the gap's spread linearly.
-    counts = {row[0] for row in db.execute("SELECT count(*) FROM intervals GROUP BY meter")}
+    # Energy is whole: every interval of the first 2 h 45 min is there for every meter, the gap's spread linearly.
+    counts = {row[0] for row in db.conn.execute("SELECT count(*) FROM intervals GROUP BY meter")}
     assert counts == {11}
 
 
 def test_a_meter_configured_with_retries_is_asked_again_within_the_cycle(station_setup):
-    from dataclasses import replace
-
-    from edge.gateway import MeterCoordinator, PollResult
-
     scenario, clock, port, config = station_setup
     silent = scenario.meters[3]
 
@@ -312,8 +266,6 @@ def test_a_meter_configured_with_retries_is_asked_again_within_the_cycle(station
 
 
 def test_ten_minute_voltage_means_are_stored_and_give_the_weekly_compliance(station_setup):
-    from edge.reports import voltage_compliance
-
     scenario, clock, port, config = station_setup
 
     async def day():
@@ -323,10 +275,9 @@ def test_ten_minute_voltage_means_are_stored_and_give_the_weekly_compliance(stat
             await gateway.close()
 
     asyncio.run(day())
-    from edge.store import open_database
-
     db = open_database(config.database)
-    assert db.execute("SELECT count(DISTINCT start) FROM voltage_10min").fetchone()[0] == 25  # a poll each 15 min
-    report = voltage_compliance(db, config, scenario.period_start)
+    assert db.conn.execute("SELECT count(DISTINCT start) FROM voltage_10min").fetchone()[0] == 25  # a poll each 15 min
+    report = voltage_compliance(db, config, kyiv_day(scenario.period_start))
+    assert report["week_start"] == iso_utc(scenario.period_start)  # the Kyiv week starts at Kyiv midnight
     point = next(p for p in report["points"] if p["meter"] == scenario.meters[0].meter and p["phase"] == "l1")
     assert point["means"] == 25 and point["within_band_pct"] == 100.0

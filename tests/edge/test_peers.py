@@ -8,13 +8,20 @@ import shutil
 import struct
 import subprocess
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
+from pymodbus.framer import FramerSocket
+from pymodbus.pdu import DecodePDU
+from pymodbus.pdu.register_message import ReadInputRegistersResponse
 
 from edge.clock import VirtualClock
-from edge.config import BusConfig, MeterConfig
+from edge.config import BusConfig, GatewayConfig, MeterConfig
+from edge.gateway import Gateway, MeterCoordinator
 from edge.modbus_bus import MeterUnavailable, ModbusBus
 from edge.simulator import SimulatedStation
+from edge.store import open_database
 from shared.profiles import load_profiles
 from tests.conftest import free_port
 
@@ -90,12 +97,6 @@ def test_mbpoll_reads_the_same_values_as_the_gateway(seed_scenario):
 
 def test_garbage_and_truncated_frames_cost_one_timeout_each_and_the_bus_recovers(seed_scenario):
     """A peer that answers noise, then half a frame, then properly: the reader reports and goes on."""
-    from pymodbus.framer import FramerSocket
-    from pymodbus.pdu import DecodePDU
-    from pymodbus.pdu.register_message import ReadInputRegistersResponse
-
-    from shared.profiles import load_profiles
-
     target = seed_scenario.meters[0]  # an SDM630
     profile = load_profiles()[target.profile]
     answers = ["garbage", "truncated", "good"]
@@ -165,8 +166,6 @@ def test_a_bus_that_disappears_is_reopened_without_a_restart(seed_scenario):
 
 def test_a_meter_with_its_own_short_timeout(seed_scenario):
     """A slow meter on a patient bus: its own timeout is honoured, the others are unaffected."""
-    from dataclasses import replace
-
     port = free_port()
     clock = VirtualClock(seed_scenario.period_start)
     slow, fast = seed_scenario.meters[5], seed_scenario.meters[6]
@@ -190,12 +189,6 @@ def test_a_meter_with_its_own_short_timeout(seed_scenario):
 
 
 def test_a_line_node_refusing_a_settings_write_raises_one_tamper_alert(tmp_path):
-    from datetime import UTC, datetime
-
-    from edge.config import GatewayConfig
-    from edge.gateway import Gateway, MeterCoordinator
-    from edge.store import open_database
-
     db = open_database(tmp_path / "g.sqlite3")
     gateway = Gateway.__new__(Gateway)
     gateway.config = GatewayConfig("gw", tmp_path / "k", tmp_path / "g.sqlite3", "http://127.0.0.1:9", "S", (), ())
@@ -203,4 +196,4 @@ def test_a_line_node_refusing_a_settings_write_raises_one_tamper_alert(tmp_path)
     at = datetime(2026, 10, 1, tzinfo=UTC)
     for flags in ("1", "5", "5", "1", "5"):
         gateway._tamper(db, coordinator, at, {"status_flags": flags})
-    assert [row[0] for row in db.execute("SELECT kind FROM events")] == ["tamper", "tamper"]
+    assert [row[0] for row in db.conn.execute("SELECT kind FROM events")] == ["tamper", "tamper"]

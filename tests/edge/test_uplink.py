@@ -10,9 +10,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import create_engine, text
 
+from edge.clock import VirtualClock
 from edge.config import config_toml_from_scenario, load_config
 from edge.gateway import Gateway
 from edge.simulator import SimulatedStation
+from edge.store import open_database
 from edge.uplink import Uplink
 from provisioning.demo import free_port, seed_cloud, start_cloud
 from provisioning.enrolment import enrol
@@ -71,8 +73,6 @@ def gateway_config(tmp_path, scenario, cloud_url):
 
 
 def test_down_failing_throttled_and_slow_clouds_lose_and_double_nothing(tmp_path, seed_scenario, cloud):
-    from edge.clock import VirtualClock
-
     url, cloud_url, token = cloud
     proxy_port = free_port()
     flaky = FlakyCloud(cloud_url, ["500", "429", "slow", "500"])
@@ -100,12 +100,9 @@ def test_down_failing_throttled_and_slow_clouds_lose_and_double_nothing(tmp_path
 
     delivered, _ = asyncio.run(scenario())
     assert flaky.seen[:4] == ["500", "429", "slow", "500"]
-    from edge.store import open_database
-
     local = open_database(config.database)
-    batches = local.execute("SELECT count(*), sum(status = 'sent') FROM batches").fetchone()
-    readings = local.execute("SELECT count(*) FROM readings").fetchone()[0]
-    assert batches[0] == batches[1] == delivered
+    assert local.batch_counts() == {"sent": delivered}
+    readings = local.conn.execute("SELECT count(*) FROM readings").fetchone()[0]
     engine = create_engine(url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM batches")).scalar_one() == delivered
@@ -114,8 +111,6 @@ def test_down_failing_throttled_and_slow_clouds_lose_and_double_nothing(tmp_path
 
 
 def test_a_permanent_refusal_stops_sending_keeps_everything_and_raises_an_alert(tmp_path, seed_scenario, cloud):
-    from edge.clock import VirtualClock
-
     _, cloud_url, _ = cloud
     config = gateway_config(tmp_path, seed_scenario, cloud_url)  # never enrolled: the cloud does not know it
 
@@ -127,9 +122,7 @@ def test_a_permanent_refusal_stops_sending_keeps_everything_and_raises_an_alert(
 
     delivered, gateway = asyncio.run(scenario())
     assert delivered == 0 and gateway.refused is not None and gateway.refused.status == 401
-    from edge.store import open_database
-
     local = open_database(config.database)
-    assert local.execute("SELECT count(*) FROM batches WHERE status = 'refused'").fetchone()[0] == 1
-    assert local.execute("SELECT count(*) FROM batches WHERE status = 'pending'").fetchone()[0] >= 1
-    assert local.execute("SELECT kind FROM events WHERE kind = 'uplink_refused'").fetchone() is not None
+    counts = local.batch_counts()
+    assert counts["refused"] == 1 and counts["pending"] >= 1
+    assert local.conn.execute("SELECT kind FROM events WHERE kind = 'uplink_refused'").fetchone() is not None
