@@ -59,9 +59,9 @@ def balances(db: GatewayDatabase, config: GatewayConfig, start: datetime, end: d
 
 def _kyiv_days(start: datetime, end: datetime) -> list[tuple[date, datetime, datetime, timedelta]]:
     """The Kyiv days [start, end) touches: (day, its part inside the span as start and end, its whole length)."""
-    days = []
+    days: list[tuple[date, datetime, datetime, timedelta]] = []
     day = kyiv_day(start)
-    while (bounds := day_bounds(day))[0] < end:
+    while start < end and (bounds := day_bounds(day))[0] < end:
         days.append((day, max(start, bounds[0]), min(end, bounds[1]), bounds[1] - bounds[0]))
         day += timedelta(days=1)
     return days

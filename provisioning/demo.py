@@ -23,6 +23,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import click
 from sqlalchemy import select
 
 from cloud import create_app
@@ -41,8 +42,8 @@ from cloud.models import Site
 from cloud.sites.balance import site_balance
 from edge.clock import VirtualClock
 from edge.config import config_toml_from_scenario, load_config
-from edge.gateway import Gateway
 from edge.energy_reports import gateway_balance
+from edge.gateway import Gateway
 from edge.simulator import SimulatedStation
 from provisioning.enrolment import enrol
 from shared.scenario import Scenario, load_scenario
@@ -231,3 +232,29 @@ def _interrupt(_signum, _frame) -> None:
 
 def dump(document: dict) -> str:
     return json.dumps(document, ensure_ascii=False, indent=2)
+
+
+@click.command("demo")
+@click.option("--scenario", "scenario_path", default="examples/seed-cottage-town.toml", show_default=True,
+              type=click.Path(exists=True, dir_okay=False))
+@click.option("--headless", is_flag=True, help="no web pages: run the month, print the result, exit")
+@click.option("--json", "as_json", is_flag=True, help="print the result as one JSON document")
+@click.option("--port", default=8000, show_default=True, help="the cloud's port (not headless)")
+@click.option("--workdir", default="var/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--poll-seconds", default=3600, show_default=True, help="simulated seconds between polls")
+def demo_command(scenario_path, headless, as_json, port, workdir, poll_seconds):
+    """The seed's cottage town end to end: simulated meters → gateway → cloud → invoices.
+
+    Example: balans demo --headless --scenario examples/seed-cottage-town.toml --json
+    """
+    def echo(text="", end="\n"):
+        click.echo(text, nl=False, err=True)
+        click.echo(end, nl=False, err=True)
+
+    document = run_demo(Path(scenario_path), Path(workdir), port, headless, poll_seconds, echo)
+    if as_json:
+        click.echo(dump(document))
+    elif headless:
+        billing = document["billing"]
+        click.echo(f"{document['period']}: {billing['invoices']} invoices, {billing['distributed_uah']} UAH, "
+                   f"cost recovery {billing['cost_recovery_pct']} %, break-even {billing['break_even_coefficient']}")

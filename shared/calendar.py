@@ -24,16 +24,6 @@ def parse_period(period: str) -> tuple[int, int]:
     return year, month
 
 
-def next_period(period: str) -> str:
-    year, month = parse_period(period)
-    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
-
-
-def previous_period(period: str) -> str:
-    year, month = parse_period(period)
-    return f"{year - (month == 1):04d}-{(month - 2) % 12 + 1:02d}"
-
-
 def period_days(period: str) -> tuple[date, date]:
     """The first and the last calendar day of the month ``YYYY-MM`` (inclusive)."""
     year, month = parse_period(period)

@@ -170,7 +170,7 @@ UPDATE_GATEWAY = ("UPDATE gateways SET last_seen = ?, "
                   "last_seq = CASE WHEN last_seq < ? THEN ? ELSE last_seq END WHERE id = ?")
 
 
-BATCHES, EVENTS, GATEWAYS = Batch.__table__, Event.__table__, Gateway.__table__
+EVENTS = Event.__table__
 
 
 def _refuse(db: Session, gateway: GatewayRow, kind: str, detail: dict, error: IngestError) -> NoReturn:

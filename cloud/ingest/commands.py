@@ -10,15 +10,13 @@ from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from cloud.cli.lookup import app as _app
-from cloud.cli.lookup import find_site, performs
+from cloud.cli.lookup import find_gateway, find_site, performs
 from cloud.db import session_scope
 from cloud.ingest.enrolment import issue_token
 from cloud.ingest.evidence import export_evidence, find_line, verify_gateway
 from cloud.ingest.gateways import revoke
-from cloud.models import Gateway
 from cloud.permissions import Action
 from shared.calendar import from_kyiv_wall
 
@@ -49,9 +47,7 @@ def verify(gateway_code, since, until, as_json):
 
 
     with session_scope(_app()) as db:
-        gateway = db.scalar(select(Gateway).where(Gateway.code == gateway_code))
-        if gateway is None:
-            raise click.ClickException(f"gateway {gateway_code!r} is not enrolled")
+        gateway = find_gateway(db, gateway_code)
         report = verify_gateway(db, gateway, from_kyiv_wall(datetime.fromisoformat(since)) if since else None,
                                 from_kyiv_wall(datetime.fromisoformat(until)) if until else None)
     if as_json:
@@ -100,9 +96,7 @@ def revoke_gateway(gateway_code, reason):
     Example: balans cloud revoke-gateway --gateway gw-tp-118 --reason "stolen from the cabinet"
     """
     with session_scope(_app()) as db:
-        gateway = db.scalar(select(Gateway).where(Gateway.code == gateway_code))
-        if gateway is None:
-            raise click.ClickException(f"gateway {gateway_code!r} is not enrolled")
+        gateway = find_gateway(db, gateway_code)
         revoke(db, gateway, "cli", reason)
     click.echo(f"gateway {gateway_code} revoked")
 

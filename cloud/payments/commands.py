@@ -4,7 +4,6 @@ work from the command line, thin over cloud/payments (the same functions the pag
 from __future__ import annotations
 
 import json
-from datetime import date
 from decimal import InvalidOperation
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from cloud.cli.lookup import app as _app
-from cloud.cli.lookup import find_org, performs
+from cloud.cli.lookup import day_option, find_org, performs
 from cloud.clock import kyiv_today
 from cloud.db import session_scope
 from cloud.models import Payment, PaymentReversal
@@ -37,13 +36,6 @@ def _payment(db, org_id: int, payment_id: int):
     if payment is None:
         raise click.ClickException(f"payment {payment_id} does not exist in this organisation")
     return payment
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text) if text else date.today()
-    except ValueError:
-        raise click.ClickException(f"--date {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 @performs(Action.MANAGE_PAYMENTS)
@@ -69,7 +61,7 @@ def cash_cmd(org_ref, account, amount, day, receipt, as_json):
     with session_scope(current_app._get_current_object()) as db:
         org = find_org(db, org_ref)
         try:
-            payment, created = cash_payment(db, org, find_account(db, org.id, account), value, _date(day), "cli",
+            payment, created = cash_payment(db, org, find_account(db, org.id, account), value, day_option(day), "cli",
                                             receipt, today=kyiv_today())
         except PaymentEntryError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -156,7 +148,7 @@ def reverse_payment_cmd(org_ref, payment_id, day, reason):
         org = find_org(db, org_ref)
         payment = _payment(db, org.id, payment_id)
         try:
-            done = reverse_payment(db, payment, "hand", f"hand:{payment.id}", _date(day), "cli", purpose=reason)
+            done = reverse_payment(db, payment, "hand", f"hand:{payment.id}", day_option(day), "cli", purpose=reason)
         except ReversalError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"payment {payment.id} ({payment.amount:.2f} UAH) {'reversed' if done else 'was already reversed'}")

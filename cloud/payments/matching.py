@@ -119,11 +119,3 @@ def match_account(purpose: str, payer_iban: str, accounts: AccountIndex,
     if account is not None:
         return Match(account, PAYER_IBAN, 0.8, f"payer IBAN {payer_iban} paid for {account} before")
     return Match(None, NONE, 0.0, "no account number in the purpose and the payer IBAN is new")
-
-
-def match_payment(purpose: str, payer_iban: str, accounts: AccountIndex | Mapping[str, str],
-                  known_ibans: Mapping[str, str]) -> Match:
-    """Older spelling of :func:`match_account`; also takes {normalised number: number}."""
-    if not isinstance(accounts, AccountIndex):
-        accounts = AccountIndex(accounts.values())
-    return match_account(purpose, payer_iban, accounts, known_ibans)

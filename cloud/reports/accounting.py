@@ -32,7 +32,6 @@ TURNOVER_COLUMNS = (
     money("closing_debit", "Сальдо на кінець, дебет", "Closing balance, debit"),
     money("closing_credit", "Сальдо на кінець, кредит", "Closing balance, credit"),
 )
-TURNOVER_HEADERS_UK = tuple(c.uk for c in TURNOVER_COLUMNS)
 MONEY_KEYS = tuple(c.key for c in TURNOVER_COLUMNS[2:])
 KNOWN_KINDS = ("charge", "benefit", "subsidy", "payment")  # anything else in the ledger is a recalculation
 

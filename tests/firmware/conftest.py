@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.firmware.micropython_runner import run_script
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 UMODBUS_VERSION = "2.3.7"
@@ -53,8 +55,6 @@ def mp_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def micropython(mp_root):
     """Run a script in a fresh MicroPython; returns the JSON objects it printed, one per line."""
-    from tests.firmware.micropython_runner import run_script
-
     def execute(script: str, timeout: float = 60) -> list:
         stdout = run_script(PREAMBLE + "import gc\ngc.disable()\n" + script, mp_root, timeout=timeout)
         lines = [line for line in stdout.splitlines() if line.startswith(("{", "["))]

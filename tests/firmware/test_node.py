@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import struct
+from pathlib import Path
 
 import pytest
 from pymodbus.framer import FramerRTU
@@ -181,14 +183,10 @@ print(json.dumps({"timeout": hw.watchdog_ms, "fed": hw.fed}))
 
 
 def test_the_record_layout_is_what_the_docs_say():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
-    try:
-        import storage
-    finally:
-        sys.path.pop(0)
+    # The firmware's own module, loaded from its file (the firmware is not a package of this project).
+    spec = importlib.util.spec_from_file_location("storage", Path(__file__).resolve().parents[2] / "firmware" / "storage.py")
+    storage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(storage)
     record = storage.encode(7, [1, 2, 3])
     assert len(record) == storage.RECORD == 64
     assert struct.unpack("<H", record[:2])[0] == 0xB1A5
