@@ -25,7 +25,7 @@ from edge.config import GatewayConfig, MeterConfig
 from edge.energy import CounterPoint, IntervalEnergy, MeterCounter, advance_counter, counter_rollover
 from edge.energy_reports import balances
 from edge.health import serve_health
-from edge.modbus_bus import MeterUnavailable, ModbusBus
+from edge.meter_reader import BusReader, MeterUnavailable, open_bus
 from edge.outbox import seal_pending
 from edge.retention import check_disk, prune
 from edge.store import HIGH, NORMAL, GatewayDatabase, Store
@@ -104,7 +104,7 @@ class Gateway:
         self.key = key or load_or_create_key(config.key_path)
         self.store = Store(config.database)
         profiles = config.profiles()
-        self.buses = {b.name: ModbusBus(b, profiles) for b in config.buses}
+        self.buses: dict[str, BusReader] = {b.name: open_bus(b, profiles) for b in config.buses}
         self.meters = {m.id: MeterCoordinator(m, rollover=counter_rollover(profiles[m.profile]))
                        for m in config.meters}
         self.step = timedelta(minutes=config.interval_minutes)
@@ -159,7 +159,7 @@ class Gateway:
         self.last_cycle = time.monotonic()
         return result
 
-    async def _poll_bus(self, bus: ModbusBus, group: list[MeterCoordinator], result: PollResult) -> None:
+    async def _poll_bus(self, bus: BusReader, group: list[MeterCoordinator], result: PollResult) -> None:
         for coordinator in group:
             for attempt in range(coordinator.meter.retries + 1):
                 try:

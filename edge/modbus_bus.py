@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -25,13 +24,6 @@ log = logging.getLogger("balans.edge.bus")
 
 class MeterUnavailable(Exception):
     """The meter did not answer (timeout), or answered with a Modbus exception."""
-
-
-class MeterReader(Protocol):
-    """Reads one meter's quantities; Modbus now, IEC 62056-21 can be another implementation."""
-
-    async def read(self, meter: MeterConfig, meanings: tuple[str, ...] | None = None) -> dict[str, str]:
-        """Return {meaning: decimal string} for the meter's registers."""
 
 
 @dataclass(frozen=True)

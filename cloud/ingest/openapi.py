@@ -89,7 +89,8 @@ OPENAPI = {
                         "token": {"type": "string"},
                         "gateway": {"type": "string", "maxLength": 60},
                         "public_key": {"type": "string", "description": "PEM, Ed25519"},
-                        "site": {"type": "object"},
+                        "site": {"type": "object", "description": "the site document: docs/site-document.md "
+                                 "(lines, meters with their roles, optional v and created)"},
                     },
                 }}}},
                 "responses": {

@@ -67,10 +67,10 @@ class Bridge(threading.Thread):
             if size is None:
                 continue
             request, buffer = buffer[:size], buffer[size:]
+            self.requests += 1  # counted before answering: the gateway may check the count as soon as it reads
             stdout = run_script(NODE.replace("FRAME", request.hex()), self.root)
             answer = next(line.split()[1] for line in stdout.splitlines() if line.startswith("ANSWER"))
             os.write(self.fd, bytes.fromhex(answer))
-            self.requests += 1
 
 
 @pytest.fixture
