@@ -37,8 +37,10 @@ from cloud.ingest.enrolment import enrol_gateway, issue_token
 from cloud.ingest.group_writer import BatchWriter
 from cloud.ingest.service import ingest_batch
 from cloud.migrate import upgrade
-from provisioning.demo import free_port, start_cloud
+from provisioning.demo import start_cloud
+from provisioning.ports import free_port
 from shared.batch import GENESIS_HASH, b64, public_key_pem, seal_batch
+from shared.calendar import iso_utc
 
 METERS = 100
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -54,7 +56,7 @@ def make_batches(gateways: int, per_gateway: int, offset: int) -> list[list]:
         for seq in range(1, per_gateway + 1):
             readings = []
             for step in range(10):
-                ts = (start + timedelta(minutes=15 * (seq * 10 + step))).strftime("%Y-%m-%dT%H:%M:%SZ")
+                ts = iso_utc(start + timedelta(minutes=15 * (seq * 10 + step)))
                 readings += [{"m": f"G{g}M{m:03d}", "t": ts,
                               "q": {"import_kwh": f"{1000 + seq * 10 + step + m / 1000:.3f}", "voltage_l1": "229.800"}}
                              for m in range(METERS)]

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datetime import date
 
-from bench.station import free_port, synthetic_station, write_config
+from bench.station import synthetic_station, write_config
 from cloud import create_app
 from cloud.accounts.organisations import create_organisation, create_site, set_tariff
 from cloud.db import session_scope
@@ -35,6 +35,7 @@ from edge.gateway import Gateway
 from edge.store import GatewayDatabase
 from provisioning.demo import start_cloud
 from provisioning.enrolment import enrol
+from provisioning.ports import free_port
 
 
 def set_up_cloud(url: str, scenario) -> str:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.station import free_port, synthetic_station, write_config
+from bench.station import synthetic_station, write_config
 from edge.clock import VirtualClock
 from edge.config import load_config
 from edge.gateway import Gateway
 from edge.simulator import SimulatedStation
+from provisioning.ports import free_port
 
 
 def mbpoll_cycle(port: int, units: list[int], count: int) -> float:

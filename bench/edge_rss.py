@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.station import free_port, synthetic_station, write_config  # noqa: E402
+from bench.station import synthetic_station, write_config  # noqa: E402
+from provisioning.ports import free_port  # noqa: E402
 
 SIMULATOR = """
 import asyncio, sys

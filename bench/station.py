@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.config import config_toml_from_scenario
 from shared.balance import Thresholds
 from shared.scenario import Scenario, SimMeter
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def synthetic_station(three_phase: int, single_phase: int, period: str = "2026-10") -> Scenario:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ from edge.energy_reports import gateway_balance
 from edge.gateway import Gateway
 from edge.simulator import SimulatedStation
 from provisioning.enrolment import enrol
+from provisioning.ports import free_port
 from shared.scenario import Scenario, load_scenario
 
 MANAGER = ("manager@demo.balans.ua", "demo-manager-2026")
@@ -57,12 +57,6 @@ class DemoLogins:
     manager: tuple[str, str]
     resident: tuple[str, str]
     resident_account: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def seed_cloud(url: str, scenario: Scenario) -> tuple[str, DemoLogins]:

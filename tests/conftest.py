@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from cloud.db import session_scope
 from cloud.migrate import upgrade
 from edge.clock import VirtualClock
 from edge.config import config_toml_from_scenario, load_config
+from provisioning.ports import free_port
 from shared.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,12 +99,6 @@ def db(app):
         return session_scope(app)
 
     return scope
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

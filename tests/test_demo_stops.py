@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.demo import free_port
+from provisioning.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

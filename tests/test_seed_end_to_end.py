@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from provisioning.demo import MANAGER, RESIDENT_PASSWORD, free_port, run_demo, start_cloud
+from provisioning.demo import MANAGER, RESIDENT_PASSWORD, run_demo, start_cloud
+from provisioning.ports import free_port
 
 pytestmark = pytest.mark.slow
 SEED = Path(__file__).resolve().parent.parent / "examples" / "seed-cottage-town.toml"

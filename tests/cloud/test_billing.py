@@ -35,12 +35,12 @@ from cloud.reports.analytics import (
     payments_by_channel_and_day,
     regulator_summary,
 )
+from provisioning.ports import free_port
 from shared.batch import GENESIS_HASH, seal_batch
 from shared.calendar import iso_utc, period_bounds
 from shared.nbu_qr import decode_url
 from tests.cloud.payments.statements import camt053, entry
 from tests.cloud.test_ingestion import post
-from tests.conftest import free_port
 
 HOUSES = {"M01001": ("01001", 420), "M01002": ("01002", 333), "M04001": ("04001", 662)}
 ENROLLED = set(HOUSES)  # the site's other houses are not on this gateway
@@ -58,7 +58,7 @@ def month_of_data(key):
         per_interval, rest = divmod(kwh * 1000, count)
         for index in range(count):
             wh = per_interval + (1 if index < rest else 0)
-            t = (start + timedelta(minutes=15 * index)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            t = iso_utc(start + timedelta(minutes=15 * index))
             intervals.append({"m": meter, "t": t, "imp": f"{Decimal(wh).scaleb(-3):.3f}", "exp": "0.000",
                               "f": "measured"})
     return seal_batch(key, gateway="gw-tp118", seq=1, prev=GENESIS_HASH, created="2026-11-01T00:15:00Z",

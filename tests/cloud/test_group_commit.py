@@ -19,7 +19,8 @@ from cloud.ingest.group_writer import BatchWriter
 from cloud.ingest.parse_workers import Parsed, parse_pool, parsed_rows
 from cloud.migrate import upgrade
 from cloud.models import Batch, Event, Gateway, IntervalEnergy, Meter, Reading, Site
-from provisioning.demo import free_port, start_cloud
+from provisioning.demo import start_cloud
+from provisioning.ports import free_port
 from shared.batch import GENESIS_HASH, public_key_pem, seal_batch
 from tests.cloud.test_ingestion import make_batch, post
 

@@ -35,10 +35,10 @@ from cloud.reports.accounting import debtors as find_debtors
 from cloud.reports.analytics import collection
 from cloud.reports.catalogue import REPORT_KINDS, build_report
 from cloud.reports.export import Column, Report, to_csv, to_xlsx
+from provisioning.ports import free_port
 from tests.cloud.office import account_with_meter, bill, invoice_of, month, office, read
 from tests.cloud.payments.statements import camt053, entry
 from tests.cloud.test_billing import HOUSES, billed_month, run  # noqa: F401  (billed_month is a fixture)
-from tests.conftest import free_port
 
 ENROLLED = set(HOUSES)
 PASSWORD = "correct horse battery"

@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from edge.config import config_toml_from_scenario, load_config
-from provisioning.demo import free_port, seed_cloud, start_cloud
+from provisioning.demo import seed_cloud, start_cloud
 from provisioning.enrolment import enrol
+from provisioning.ports import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

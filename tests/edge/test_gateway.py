@@ -18,9 +18,9 @@ from edge.health import serve_health
 from edge.logs import JsonFormatter
 from edge.simulator import SimulatedStation
 from edge.store import open_database
+from provisioning.ports import free_port
 from shared.batch import parse_batch, verify_signature
 from shared.calendar import iso_utc, kyiv_day
-from tests.conftest import free_port
 
 
 async def run_day(scenario, clock, port, config, silence=(), days=1):

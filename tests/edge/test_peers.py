@@ -22,8 +22,8 @@ from edge.gateway import Gateway, MeterCoordinator
 from edge.modbus_bus import MeterUnavailable, ModbusBus
 from edge.simulator import SimulatedStation
 from edge.store import open_database
+from provisioning.ports import free_port
 from shared.profiles import load_profiles
-from tests.conftest import free_port
 
 
 def meter(scenario_meter, bus="line") -> MeterConfig:

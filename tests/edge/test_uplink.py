@@ -16,8 +16,9 @@ from edge.gateway import Gateway
 from edge.simulator import SimulatedStation
 from edge.store import open_database
 from edge.uplink import Uplink
-from provisioning.demo import free_port, seed_cloud, start_cloud
+from provisioning.demo import seed_cloud, start_cloud
 from provisioning.enrolment import enrol
+from provisioning.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -20,10 +20,10 @@ from werkzeug.serving import make_server
 from cloud.accounts.organisations import create_user
 from cloud.models import Account, AuditLog, LedgerEntry, Organisation, PayerIban, Payment
 from cloud.payments.importer import cash_payment, import_statement
+from provisioning.ports import free_port
 from tests.cloud.conftest import setup_cooperative
 from tests.cloud.payments.statements import camt053 as statement
 from tests.cloud.payments.statements import entry
-from tests.conftest import free_port
 
 PASSWORD = "correct horse battery"
 PARENT = "UA903052992990004149123456789"  # pays for two flats

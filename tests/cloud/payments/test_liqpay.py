@@ -13,7 +13,8 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from cloud.models import Account, BillingRun, Invoice, LedgerEntry, Organisation, Site
-from provisioning.demo import RESIDENT_PASSWORD, free_port, seed_cloud, start_cloud
+from provisioning.demo import RESIDENT_PASSWORD, seed_cloud, start_cloud
+from provisioning.ports import free_port
 from tests.cloud.payments.liqpay_standin import LiqPayStandIn
 from tests.test_seed_end_to_end import Browser
 
