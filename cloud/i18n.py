@@ -18,6 +18,7 @@ from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import Babel, gettext, refresh
 
 from cloud.errors import ExplainedError, Phrase
+from shared.calendar import kyiv_time
 
 LANGUAGES = ("uk", "en")
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
@@ -124,6 +125,11 @@ def init_app(app: Flask) -> None:
         amount = Decimal(str(value)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
         text = f"{amount:,.{places}f}"
         return text if _page_language() == "en" else text.replace(",", "\u202f").replace(".", ",")
+
+    @app.template_filter("kyiv")
+    def _kyiv(value, pattern: str = "%Y-%m-%d %H:%M") -> str:
+        """A stored instant (naive UTC) as Kyiv's wall clock shows it."""
+        return "—" if value is None else kyiv_time(value).strftime(pattern)
 
     @app.context_processor
     def _inject() -> dict:
