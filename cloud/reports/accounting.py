@@ -12,36 +12,29 @@ from decimal import Decimal
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from cloud.i18n import in_language
+from cloud.i18n import N_
 from cloud.models import Account, Invoice, LedgerEntry, Organisation
 from cloud.payments.allocation import BUCKETS, InvoiceDue, ageing, allocate
-from cloud.reports.export import Column, Report, money, to_csv, to_xlsx, totals_row
+from cloud.reports.export import Column, Report, money, to_csv, to_xlsx, totals_row, word
 from shared.calendar import kyiv_day, period_days
 
 ZERO = Decimal("0.00")
+# A header is a key of the word catalogue (N_ marks it for pybabel extract), read in the report's language.
 TURNOVER_COLUMNS = (
-    Column("account", "Особовий рахунок", "Account", width=16),
-    Column("holder", "Абонент", "Holder", width=28),
-    money("opening_debit", "Сальдо на початок, дебет", "Opening balance, debit"),
-    money("opening_credit", "Сальдо на початок, кредит", "Opening balance, credit"),
-    money("accrued", "Нараховано", "Accrued"),
-    money("recalculations", "Перерахунки", "Recalculations"),
-    money("benefits", "Пільги", "Benefits"),
-    money("subsidies", "Субсидії", "Subsidies"),
-    money("paid", "Оплачено", "Paid"),
-    money("closing_debit", "Сальдо на кінець, дебет", "Closing balance, debit"),
-    money("closing_credit", "Сальдо на кінець, кредит", "Closing balance, credit"),
+    Column("account", N_("col_account"), width=16),
+    Column("holder", N_("col_holder"), width=28),
+    money("opening_debit", N_("col_opening_debit")),
+    money("opening_credit", N_("col_opening_credit")),
+    money("accrued", N_("col_accrued")),
+    money("recalculations", N_("col_recalculations")),
+    money("benefits", N_("col_benefits")),
+    money("subsidies", N_("col_subsidies")),
+    money("paid", N_("col_paid")),
+    money("closing_debit", N_("col_closing_debit")),
+    money("closing_credit", N_("col_closing_credit")),
 )
 MONEY_KEYS = tuple(c.key for c in TURNOVER_COLUMNS[2:])
 KNOWN_KINDS = ("charge", "benefit", "subsidy", "payment")  # anything else in the ledger is a recalculation
-
-
-def word(key: str, lang: str) -> str:
-    """A word of the catalogue in ``lang`` for a title or a cell (a channel, a category, a kind of invoice line);
-    a key the catalogue lacks — a category added since — shows as its last part («category_industrial» →
-    «industrial»)."""
-    text = in_language(key, lang)
-    return key.split("_", 1)[-1] if text == key else text
 
 
 def _cents(value) -> Decimal:
@@ -75,8 +68,10 @@ class TurnoverSheet:
     period: str
     rows: list[TurnoverRow] = field(default_factory=list)
 
-    def totals(self, label: str = "Разом") -> tuple:
-        return totals_row(TURNOVER_COLUMNS, [r.values() for r in self.rows], label, MONEY_KEYS)
+    def totals(self, label: str | None = None) -> tuple:
+        """The totals row, headed ``label`` (the catalogue's «Разом» unless told)."""
+        return totals_row(TURNOVER_COLUMNS, [r.values() for r in self.rows], label or word("total", "uk"),
+                          MONEY_KEYS)
 
 
 def turnover_sheet(db: Session, org_id: int, period: str) -> TurnoverSheet:
@@ -189,25 +184,29 @@ def regulator_summary(db: Session, org_id: int, period: str) -> list[dict]:
 
 # ---- the catalogue: every report as a Report (title, columns, rows, totals) ----------------------------------
 
-def volume_unit(org: Organisation) -> tuple[str, str]:
-    """(uk, en) unit of the volumes on invoices: Gcal for a heat network, kWh otherwise."""
-    return ("Гкал", "Gcal") if org.kind == "heat" else ("кВт·год", "kWh")
+def volume_unit(org: Organisation) -> str:
+    """The catalogue key of the unit of the volumes on invoices: Gcal for a heat network, kWh otherwise."""
+    return N_("gcal") if org.kind == "heat" else N_("kwh")
 
 
 def in_unit(column: Column, org: Organisation) -> Column:
-    """The column with its kWh headers in the organisation's unit (Gcal to 0.0001, as invoices keep it)."""
-    uk, en = volume_unit(org)
+    """A volume column (its header's ``{detail}`` the kWh) in the organisation's unit — Gcal to 0.0001, as
+    invoices keep it; any other column as it is."""
+    if column.detail != "kwh":
+        return column
     places = 4 if org.kind == "heat" and column.places == 3 else column.places
-    return replace(column, uk=column.uk.replace("кВт·год", uk), en=column.en.replace("kWh", en), places=places)
+    return replace(column, detail=volume_unit(org), places=places)
 
 
-def _subtitle(org_name: str, period: str, lang: str, extra: str = "") -> str:
-    return f"{org_name} · {'period' if lang == 'en' else 'період'} {period}" + (f" · {extra}" if extra else "")
+def period_subtitle(org_name: str, period: str, lang: str, extra: str = "") -> str:
+    """«ОК «Сосновий Бір» · період 2026-11», and ``extra`` after another « · » when given."""
+    text = word("report_subtitle", lang, org=org_name, period=period)
+    return text + (f" · {extra}" if extra else "")
 
 
 def turnover_report(db: Session, org: Organisation, period: str, today: date, lang: str) -> Report:
     sheet = turnover_sheet(db, org.id, period)
-    return Report("turnover", word("turnover", lang), _subtitle(org.name, period, lang), TURNOVER_COLUMNS,
+    return Report("turnover", word("turnover", lang), period_subtitle(org.name, period, lang), TURNOVER_COLUMNS,
                   [r.values() for r in sheet.rows], sheet.totals(word("total", lang)), lang)
 
 
@@ -217,11 +216,11 @@ def as_of(period: str, today: date) -> date:
 
 
 DEBTOR_COLUMNS = (
-    Column("account", "Особовий рахунок", "Account", width=16),
-    Column("holder", "Абонент", "Holder", width=28),
-    money("debt", "Борг", "Debt"),
-    *(money(f"days_{b}", f"{b} днів", f"{b} days") for b in BUCKETS),
-    Column("oldest_due", "Найдавніший термін оплати", "Oldest due date", kind="date"),
+    Column("account", N_("col_account"), width=16),
+    Column("holder", N_("col_holder"), width=28),
+    money("debt", N_("col_debt")),
+    *(money(f"days_{b}", N_("col_days"), b) for b in BUCKETS),  # «0-30 днів»
+    Column("oldest_due", N_("col_oldest_due"), kind="date"),
 )
 
 
@@ -231,24 +230,24 @@ def debtors_report(db: Session, org: Organisation, period: str, today: date, lan
     rows = [(d.account, d.holder, d.debt, *(d.buckets[b].quantize(ZERO) for b in BUCKETS), d.oldest_due)
             for d in found]
     keys = ("debt", *(f"days_{b}" for b in BUCKETS))
-    on = f"{'as of' if lang == 'en' else 'станом на'} {day:%d.%m.%Y}"
+    on = word("report_as_of", lang, day=f"{day:%d.%m.%Y}")
     marks = ["row-suspected_theft" if d.buckets["90+"] > 0 else "row-elevated" if d.buckets["61-90"] > 0 else ""
              for d in found]
-    return Report("debtors", word("debtors", lang), _subtitle(org.name, period, lang, on), DEBTOR_COLUMNS, rows,
-                  totals_row(DEBTOR_COLUMNS, rows, word("total", lang), keys), lang, marks=marks)
+    return Report("debtors", word("debtors", lang), period_subtitle(org.name, period, lang, on), DEBTOR_COLUMNS,
+                  rows, totals_row(DEBTOR_COLUMNS, rows, word("total", lang), keys), lang, marks=marks)
 
 
 REGULATOR_COLUMNS = (
-    Column("category", "Категорія споживачів", "Consumer category", width=24),
-    Column("accounts", "Рахунків", "Accounts", places=0, width=10),
-    Column("volume_kwh", "Обсяг, кВт·год", "Volume, kWh", places=3),
-    money("accrued", "Нараховано", "Accrued"),
-    money("recalculations", "Перерахунки", "Recalculations"),
-    money("benefits", "Пільги", "Benefits"),
-    money("subsidies", "Субсидії", "Subsidies"),
-    money("paid", "Оплачено", "Paid"),
-    money("debt", "Борг на кінець", "Debt at the end"),
-    money("prepaid", "Переплата на кінець", "Prepaid at the end"),
+    Column("category", N_("col_category"), width=24),
+    Column("accounts", N_("col_accounts"), places=0, width=10),
+    Column("volume_kwh", N_("col_volume"), N_("kwh"), places=3),  # «Обсяг, кВт·год»; Гкал: in_unit
+    money("accrued", N_("col_accrued")),
+    money("recalculations", N_("col_recalculations")),
+    money("benefits", N_("col_benefits")),
+    money("subsidies", N_("col_subsidies")),
+    money("paid", N_("col_paid")),
+    money("debt", N_("col_debt_at_end")),
+    money("prepaid", N_("col_prepaid_at_end")),
 )
 
 
@@ -257,17 +256,18 @@ def regulator_report(db: Session, org: Organisation, period: str, today: date, l
              g["recalculations_uah"], g["benefits_uah"], g["subsidies_uah"], g["paid_uah"], g["debt_uah"],
              g["prepaid_uah"]) for g in regulator_summary(db, org.id, period)]
     columns = tuple(in_unit(c, org) for c in REGULATOR_COLUMNS)
-    return Report("regulator", word("regulator_summary", lang), _subtitle(org.name, period, lang), columns, rows,
-                  totals_row(columns, rows, word("total", lang), [c.key for c in columns[1:]]), lang)
+    return Report("regulator", word("regulator_summary", lang), period_subtitle(org.name, period, lang), columns,
+                  rows, totals_row(columns, rows, word("total", lang), [c.key for c in columns[1:]]), lang)
 
 
 # Kept for callers of the first version: the turnover sheet as CSV text and as an XLSX workbook.
-def turnover_csv(sheet: TurnoverSheet) -> str:
-    report = Report("turnover", word("turnover", "uk"), sheet.period, TURNOVER_COLUMNS,
-                    [r.values() for r in sheet.rows], sheet.totals())
+def turnover_csv(sheet: TurnoverSheet, lang: str = "uk") -> str:
+    report = Report("turnover", word("turnover", lang), sheet.period, TURNOVER_COLUMNS,
+                    [r.values() for r in sheet.rows], sheet.totals(word("total", lang)), lang)
     return to_csv(report).decode("utf-8")
 
 
-def turnover_xlsx(sheet: TurnoverSheet, org_name: str) -> bytes:
-    return to_xlsx(Report("turnover", f"{word('turnover', 'uk')} за {sheet.period}", org_name, TURNOVER_COLUMNS,
-                          [r.values() for r in sheet.rows], sheet.totals()))
+def turnover_xlsx(sheet: TurnoverSheet, org_name: str, lang: str = "uk") -> bytes:
+    title = word("turnover_for_period", lang, period=sheet.period)
+    return to_xlsx(Report("turnover", title, org_name, TURNOVER_COLUMNS, [r.values() for r in sheet.rows],
+                          sheet.totals(word("total", lang)), lang))

@@ -12,12 +12,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cloud.i18n import N_
 from cloud.models import Invoice, LedgerEntry, Organisation, Payment, PaymentReversal
-from cloud.reports.accounting import KNOWN_KINDS, in_unit, word
+from cloud.reports.accounting import KNOWN_KINDS, in_unit, period_subtitle, volume_unit
 from cloud.reports.accounting import (
     regulator_summary as regulator_summary,  # built from the turnover sheet; kept here too
 )
-from cloud.reports.export import Column, Report, money, totals_row
+from cloud.reports.export import Column, Report, money, totals_row, word
 from shared.calendar import period_days
 
 ZERO = Decimal("0.00")
@@ -34,7 +35,7 @@ def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
 
 
 def _subtitle(org: Organisation, period: str, lang: str) -> str:
-    return f"{org.name} · {'period' if lang == 'en' else 'період'} {period}"
+    return period_subtitle(org.name, period, lang)
 
 
 def payments_by_channel_and_day(db: Session, org_id: int, period: str) -> list[tuple[str, str, Decimal, int]]:
@@ -65,13 +66,12 @@ def payments_report(db: Session, org: Organisation, period: str, today: date, la
                PaymentReversal.booked <= last, Payment.account_id.is_not(None))
         .group_by(PaymentReversal.booked))}
     channels = [*CHANNELS, *sorted({c for _, c, _, _ in by_day} - set(CHANNELS))]
-    columns = (Column("day", "Дата", "Date", kind="date", width=12),
-               *(money(f"channel_{c}", word(f"channel_{c}", "uk").capitalize(),
-                       word(f"channel_{c}", "en").capitalize()) for c in channels),
-               money("total", "Разом за день", "Day total"),
-               Column("count", "Кількість оплат", "Payments", places=0, width=10),
-               money("unmatched", "З них не розпізнано", "Of which unmatched"),
-               money("reversed", "Повернено (сторно)", "Reversed or refunded"))
+    columns = (Column("day", N_("col_day"), kind="date", width=12),
+               *(money(f"channel_{c}", f"channel_{c}") for c in channels),  # the channel's word, «Банк»
+               money("total", N_("col_day_total")),
+               Column("count", N_("col_payments_count"), places=0, width=10),
+               money("unmatched", N_("col_unmatched")),
+               money("reversed", N_("col_reversed")))
     days: dict[str, dict] = {day: {"count": 0} for day in reversed_}
     for day, channel, amount, count in by_day:
         row = days.setdefault(day, {"count": 0})
@@ -118,14 +118,14 @@ def collection(db: Session, org_id: int, period: str) -> Collection:
 
 
 COLLECTION_COLUMNS = (
-    Column("period", "Період", "Period", width=10),
-    money("accrued", "Нараховано", "Accrued"),
-    money("recalculations", "Перерахунки", "Recalculations"),
-    money("benefits", "Пільги", "Benefits"),
-    money("subsidies", "Субсидії", "Subsidies"),
-    money("to_pay", "До сплати", "To pay"),
-    money("paid", "Оплачено", "Paid"),
-    Column("rate_pct", "Рівень оплат, %", "Collection rate, %", places=1, width=12),
+    Column("period", N_("col_period"), width=10),
+    money("accrued", N_("col_accrued")),
+    money("recalculations", N_("col_recalculations")),
+    money("benefits", N_("col_benefits")),
+    money("subsidies", N_("col_subsidies")),
+    money("to_pay", N_("col_to_pay")),
+    money("paid", N_("col_paid")),
+    Column("rate_pct", N_("col_rate_pct"), places=1, width=12),
 )
 
 
@@ -160,11 +160,11 @@ def consumption_dynamics(db: Session, org_id: int, last: int = 12,
              (Decimal(kwh) / count).quantize(TENTH, ROUND_HALF_UP)) for period, kwh, count in reversed(rows)]
 
 
-CONSUMPTION_COLUMNS = (
-    Column("period", "Період", "Period", width=10),
-    Column("kwh", "Спожито, кВт·год", "Consumption, kWh", places=3, width=16),
-    Column("accounts", "Рахунків", "Accounts", places=0, width=10),
-    Column("average_kwh", "Середнє на рахунок, кВт·год", "Average per account, kWh", places=1, width=16),
+CONSUMPTION_COLUMNS = (  # volumes in kWh, or Gcal for a heat network (in_unit)
+    Column("period", N_("col_period"), width=10),
+    Column("kwh", N_("col_consumption"), N_("kwh"), places=3, width=16),
+    Column("accounts", N_("col_accounts"), places=0, width=10),
+    Column("average_kwh", N_("col_average_per_account"), N_("kwh"), places=1, width=16),
 )
 
 
@@ -173,9 +173,9 @@ def consumption_report(db: Session, org: Organisation, period: str, today: date,
     columns = tuple(in_unit(c, org) for c in CONSUMPTION_COLUMNS)
     totals = list(totals_row(columns, rows, word("total", lang), ("kwh", "accounts")))
     totals[3] = (totals[1] / totals[2]).quantize(TENTH, ROUND_HALF_UP) if rows and totals[2] else None
-    title = in_unit(Column("", word("consumption_dynamics", "uk"), word("consumption_dynamics", "en")), org)
-    return Report("consumption", title.title(lang), _subtitle(org, period, lang), columns, rows, tuple(totals),
-                  lang, chart=("period", "kwh"))
+    title = word("consumption_dynamics", lang, unit=word(volume_unit(org), lang))
+    return Report("consumption", title, _subtitle(org, period, lang), columns, rows, tuple(totals), lang,
+                  chart=("period", "kwh"))
 
 
 def revenue_structure(db: Session, org_id: int, period: str) -> dict[str, Decimal]:
@@ -191,9 +191,9 @@ def revenue_structure(db: Session, org_id: int, period: str) -> dict[str, Decima
 
 REVENUE_ORDER = ("energy", "fee", "export_credit", "correction", "trueup", "benefit", "subsidy")
 REVENUE_COLUMNS = (
-    Column("component", "Складова", "Component", width=24),
-    money("amount", "Сума", "Amount"),
-    Column("share_pct", "Частка від нарахованого, %", "Share of the accrual, %", places=1, width=14),
+    Column("component", N_("col_component"), width=24),
+    money("amount", N_("col_amount")),
+    Column("share_pct", N_("col_share_pct"), places=1, width=14),
 )
 
 

@@ -1,5 +1,6 @@
-"""One small export layer for every report: a report is a title, columns (Ukrainian and English headers),
-rows and a totals row; it is written to CSV, XLSX or JSON the same way whatever it reports. No database here.
+"""One small export layer for every report: a report is a title, columns (each header a key of the word
+catalogue, read in the report's language), rows and a totals row; it is written to CSV, XLSX or JSON the same way
+whatever it reports. No database here.
 
 CSV is for Ukrainian Excel: UTF-8 with a BOM (so Cyrillic is read as UTF-8), ``;`` between fields and a
 decimal comma — the list separator and decimal symbol of the uk-UA regional settings, so a double click
@@ -21,6 +22,8 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
+from cloud.i18n import in_language
+
 CSV_DELIMITER = ";"
 CSV_DECIMAL = ","
 MONEY_FORMAT = "#,##0.00"
@@ -28,23 +31,35 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORMATS = ("csv", "xlsx", "json")
 
 
+def word(key: str, lang: str, **params) -> str:
+    """A word of the catalogue in ``lang`` for a title, a header or a cell (a channel, a category, a kind of
+    invoice line), its ``{placeholders}`` filled from ``params``; a key the catalogue lacks — a category added
+    since — shows as its last part («category_industrial» → «industrial»)."""
+    text = in_language(key, lang, **params)
+    return key.split("_", 1)[-1] if text == key else text
+
+
 @dataclass(frozen=True)
 class Column:
-    """One column: its key, its header in both languages, and how its values are written.
+    """One column: its key, the catalogue key of its header, and how its values are written.
 
-    ``places`` None is text; a number of places is a Decimal (or int) with that many digits after the point
-    (2 = money). ``kind`` "date" holds ``datetime.date`` values.
+    The header is read in the report's language when the report is shown or written (``title``). ``detail``
+    fills the header's ``{detail}``: a catalogue key too (``kwh``, ``gcal``) or text kept as it is (an ageing
+    bucket, «0-30»). A header starts with a capital letter, whatever word heads it (``channel_bank`` «банк» →
+    «Банк»). ``places`` None is text; a number of places is a Decimal (or int) with that many digits after the
+    point (2 = money). ``kind`` "date" holds ``datetime.date`` values.
     """
 
     key: str
-    uk: str
-    en: str
+    header: str
+    detail: str = ""
     places: int | None = None
     kind: str = "text"
     width: int = 14
 
     def title(self, lang: str) -> str:
-        return self.en if lang == "en" else self.uk
+        text = word(self.header, lang, detail=word(self.detail, lang) if self.detail else "")
+        return text[:1].upper() + text[1:]
 
     @property
     def numeric(self) -> bool:
@@ -58,8 +73,8 @@ class Column:
         return MONEY_FORMAT if self.places == 2 else "#,##0" + ("." + "0" * self.places if self.places else "")
 
 
-def money(key: str, uk: str, en: str, width: int = 14) -> Column:
-    return Column(key, uk, en, places=2, width=width)
+def money(key: str, header: str, detail: str = "", width: int = 14) -> Column:
+    return Column(key, header, detail, places=2, width=width)
 
 
 @dataclass
@@ -88,6 +103,7 @@ class Report:
         return self.totals[self.column(key)] if self.totals else None
 
     def headers(self) -> list[str]:
+        """The column headers in the report's language, as the page, the CSV and the XLSX show them."""
         return [c.title(self.lang) for c in self.columns]
 
     def bars(self) -> list[tuple[str, Decimal, float]]:

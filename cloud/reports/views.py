@@ -11,6 +11,7 @@ from cloud.clock import kyiv_today
 from cloud.i18n import N_, translate
 from cloud.models import Organisation
 from cloud.permissions import Action
+from cloud.reports.accounting import volume_unit
 from cloud.reports.analytics import collection, consumption_dynamics
 from cloud.reports.catalogue import REPORT_KINDS, build_report
 from cloud.reports.export import FORMATS, export
@@ -87,6 +88,7 @@ def analytics():
     period, org = _period(), _org()
     session = db.session()
     consumption = build_report(session, org, "consumption", period, kyiv_today(), g.lang)
+    unit = translate(volume_unit(org))  # the consumption's title is in the organisation's unit
     return render_template("report_analytics.html", period=period, collection=collection(session, org.id, period),
                            consumption=consumption, dynamics=consumption_dynamics(session, org.id, until=period),
-                           kinds=REPORT_KINDS, title_of=lambda k: translate(TITLE_KEYS[k]))
+                           kinds=REPORT_KINDS, title_of=lambda k: translate(TITLE_KEYS[k], unit=unit))
