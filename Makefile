@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean install system-deps schema translations
+.PHONY: demo test test-fast lint bench clean install system-deps schema translations
 
 # What the product and its tests need from the system: the DejaVu font (invoice PDFs), socat (serial PTY
 # pairs), mbpoll (an independent Modbus master), openssl (evidence checks), pg_dump (backups), pdftoppm and
@@ -36,6 +36,12 @@ demo: $(STAMP) system-deps
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The inner loop while editing: ruff and the suite without the end-to-end runs (marked slow) and without the
+# PostgreSQL half of the cloud tests, on two processes. `make test` is what CI runs; run it before you push.
+test-fast: $(STAMP) system-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow and not postgres" -n 2
 
 # Every benchmark at full size (the figures quoted in the notes); QUICK=--quick for a fast pass.
 bench: $(STAMP)

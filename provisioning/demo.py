@@ -46,6 +46,7 @@ from edge.gateway import Gateway
 from edge.simulator import SimulatedStation
 from provisioning.enrolment import enrol
 from provisioning.ports import free_port
+from shared.calendar import period_days
 from shared.scenario import Scenario, load_scenario
 
 MANAGER = ("manager@demo.balans.ua", "demo-manager-2026")
@@ -119,7 +120,8 @@ async def run_month(scenario: Scenario, config_path: Path, token: str, cloud_url
         await asyncio.to_thread(enrol, config, token, cloud_url)
         gateway = Gateway(config, clock)
         forward = asyncio.create_task(gateway.forward_loop())
-        days = (scenario.period_end - scenario.period_start).days
+        first_day, last_day_of_period = period_days(scenario.period)
+        days = (last_day_of_period - first_day).days + 1  # calendar days: March has 31, not 30 days and 23 h
         last_day = -1
 
         async def report() -> None:

@@ -7,6 +7,7 @@ Both sides store and send instants in UTC; every conversion between the two live
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,14 +15,16 @@ KYIV = ZoneInfo("Europe/Kyiv")
 ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"  # the one instant format on the wire, in batches and in the site document
 
 
+PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
 def parse_period(period: str) -> tuple[int, int]:
-    """``YYYY-MM`` → (year, month), with an error that shows what was given."""
-    try:
-        year, month = (int(x) for x in period.split("-"))
-        date(year, month, 1)
-    except ValueError as exc:
-        raise ValueError(f"period must be YYYY-MM, got {period!r}") from exc
-    return year, month
+    """``YYYY-MM`` → (year, month), with an error that shows what was given. Only the one spelling: a period
+    is a key of runs, invoices and ledger entries, so «2026-1» must not be a second name for «2026-01»."""
+    found = PERIOD.fullmatch(period) if isinstance(period, str) else None
+    if found is None:
+        raise ValueError(f"period must be YYYY-MM, got {period!r}")
+    return int(found[1]), int(found[2])
 
 
 def period_days(period: str) -> tuple[date, date]:

@@ -1,15 +1,23 @@
-"""Shared fixtures: the seed scenario, databases (SQLite always, PostgreSQL when present), the app."""
+"""Shared fixtures: the seed scenario, databases (SQLite always, PostgreSQL when present), the app.
+
+The migrations run once per session, into a template; each test that uses the app gets its own copy of it
+(a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL), so no test sees another's rows and none
+waits for Alembic. A test that asks only for ``database_url`` (the migration tests) still gets an empty database.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 
 from cloud import create_app
+from cloud.accounts import auth
 from cloud.db import session_scope
 from cloud.migrate import upgrade
 from edge.clock import VirtualClock
@@ -20,6 +28,17 @@ from shared.scenario import load_scenario
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "seed-cottage-town.toml"
 PG_ADMIN_URL = os.environ.get("BALANS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+# The URL of a database that was made as a copy of the migrated template (so the app need not migrate it).
+MIGRATED_URL = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes():
+    """Argon2 at its lowest cost: a real hash takes 0.3 s of CPU, and an office fixture makes four of them.
+    The hashes are still argon2 and still checked, so signing in works as in production."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth, "hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -46,18 +65,43 @@ def pg_server():
     return PG_ADMIN_URL
 
 
-@pytest.fixture
-def new_pg_database(pg_server):
-    """A factory of fresh, empty PostgreSQL databases, dropped after the test."""
-    created = []
-    base = pg_server.rsplit("/", 1)[0]
+def _pg_url(admin_url: str, name: str) -> str:
+    return f"postgresql+psycopg://{admin_url.rsplit('/', 1)[0].split('://', 1)[1]}/{name}"
 
-    def make() -> str:
-        name = f"balans_test_{uuid.uuid4().hex[:12]}"
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server):
+    """Name of a PostgreSQL database migrated to head once per session, dropped at the end.
+
+    Its name is unique, so parallel workers and other people's test runs on the same server keep their own;
+    connections to it are then disallowed, as ``CREATE DATABASE … TEMPLATE`` fails while anyone is connected.
+    """
+    name = f"balans_template_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        upgrade(_pg_url(pg_server, name))
         with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        yield name
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def new_pg_database(pg_server, request):
+    """A factory of fresh PostgreSQL databases, dropped after the test: empty, or with ``migrated=True`` a copy
+    of the session's migrated template."""
+    created = []
+
+    def make(migrated: bool = False) -> str:
+        name = f"balans_test_{uuid.uuid4().hex[:12]}"
+        template = f' TEMPLATE "{request.getfixturevalue("pg_template")}"' if migrated else ""
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"{template}')
         created.append(name)
-        return f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+        return _pg_url(pg_server, name)
 
     yield make
     with psycopg.connect(pg_server, autocommit=True) as conn:
@@ -71,17 +115,36 @@ def pg_database(new_pg_database):
     return new_pg_database()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated to head once per session; tests only ever open copies of it."""
+    path = tmp_path_factory.mktemp("template") / "cloud.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
-    """Each cloud test runs on SQLite and on PostgreSQL."""
+    """Each cloud test runs on SQLite and on PostgreSQL. The database is empty, or — when the test uses the
+    app — already migrated: a copy of the session's template, made here so that it is made only once."""
+    migrated = "app" in request.fixturenames
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
-    return request.getfixturevalue("pg_database")
+        path = tmp_path / "cloud.sqlite3"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("new_pg_database")(migrated=migrated)
+    if migrated:
+        request.node.stash[MIGRATED_URL] = url
+    return url
 
 
 @pytest.fixture
-def app(database_url):
-    upgrade(database_url)
+def app(database_url, request):
+    # Only an app asked for late (request.getfixturevalue) finds its database empty and migrates it itself.
+    if request.node.stash.get(MIGRATED_URL, None) != database_url:
+        upgrade(database_url)
     application = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "test", "TESTING": True,
                               "WTF_CSRF_ENABLED": False})
     yield application

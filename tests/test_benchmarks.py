@@ -34,6 +34,7 @@ def test_every_benchmark_is_listed_here():
     assert found == set(EXPECTED)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_benchmark_runs_quick_and_reports_its_figures(name):
     result = subprocess.run([sys.executable, "-m", f"bench.{name}", "--quick"], cwd=ROOT, capture_output=True,

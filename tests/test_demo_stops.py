@@ -27,6 +27,7 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_the_demo_stops_with_everything_it_started(tmp_path, how):
     port = free_port()

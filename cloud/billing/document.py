@@ -6,7 +6,7 @@ The PDF and the HTML page render this same value, so the two can never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -86,6 +86,13 @@ class InvoiceDocument:
         return payment_url(self.payment_request())
 
 
+def segment_days(meter: dict) -> tuple[date, date]:
+    """The Kyiv days a meter's segment covers (its bounds are stored as UTC instants): a meter removed at 01:00
+    on the 15th counted on the 15th, one in service to the period's end up to its last day."""
+    first, end = datetime.fromisoformat(meter["from"]), datetime.fromisoformat(meter["to"])
+    return kyiv_day(first), kyiv_day(end - timedelta(microseconds=1))
+
+
 def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
     account = db.get(Account, invoice.account_id)
     org = db.get(Organisation, invoice.org_id)
@@ -119,6 +126,6 @@ def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
                                Decimal(line["amount"])) for line in invoice.lines),
         opening_balance=invoice.opening_balance, paid_in_period=paid, total=invoice.total,
         history=tuple((period, Decimal(kwh)) for period, kwh in reversed(history)),
-        unit="Гкал" if heat else "кВт·год", estimated=bool(invoice.estimated), meters=tuple(invoice.meters or ()),
+        unit="Гкал" if heat else "кВт·год", estimated=bool(invoice.estimated), meters=tuple({**m, "days": segment_days(m)} if "from" in m else m for m in invoice.meters or ()),
         heat=heat,
     )

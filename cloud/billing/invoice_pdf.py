@@ -112,7 +112,7 @@ def draw_invoice(pdf: InvoicePdf, doc: InvoiceDocument) -> None:
                     "дн. опалювального періоду, розподілено за методикою Мінрегіону")
         elif "from" in meter:
             note = (f"{meter['meter']}: {meter.get('start') or '—'} → {meter.get('end') or '—'} "
-                    f"({meter['from'][:10]} – {meter['to'][:10]}), {meter['quantity']} {doc.unit}")
+                    f"({meter['days'][0]:%d.%m.%Y} – {meter['days'][1]:%d.%m.%Y}), {meter['quantity']} {doc.unit}")
         else:
             note = f"{meter['meter']}: {meter.get('quantity') or '—'} {doc.unit}"
         pdf.text_at(left, y - 2, note, 8, color=MUTED, width=width)

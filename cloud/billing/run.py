@@ -302,7 +302,10 @@ def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, ac
 
 
 def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) -> RunResult:
-    start, end = naive_period_bounds(period)
+    try:
+        start, end = naive_period_bounds(period)
+    except ValueError as exc:
+        raise BillingError(str(exc), "err_period_format", period=period) from exc
     org = db.get(Organisation, site.org_id)
     run = db.scalar(select(BillingRun).where(BillingRun.site_id == site.id, BillingRun.period == period))
     if run is not None and run.status == "issued":

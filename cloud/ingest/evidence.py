@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cloud.clock import utcnow
 from cloud.models import Batch, Gateway, GatewayKey, IntervalEnergy, Line, Meter, Site
 from shared.batch import BatchError, batch_hash, load_public_key, verify_signature
-from shared.calendar import kyiv_time, naive_period_bounds
+from shared.calendar import iso_utc, kyiv_time, naive_period_bounds
 
 
 @dataclass
@@ -82,7 +82,8 @@ def verify_gateway(db: Session, gateway: Gateway, since: datetime | None = None,
 EVIDENCE_README = """Evidence for line {line} of site {site}, period {period}
 =================================================================
 
-Exported by Balans on {exported} UTC.
+Exported by Balans on {exported}.
+The period is Kyiv's month: from {period_start} to {period_end} (UTC, as every "t" in the batches).
 
 What is here
 ------------
@@ -102,7 +103,8 @@ How to check, with standard tools
      sha256sum batches/<id>/<N-1>.json
      grep -o '"prev":"[0-9a-f]*"' batches/<id>/<N>.json
 3. The readings: open a batch; "intervals" lists {{"m": meter, "t": start, "imp": kWh, ...}}.
-   Summing "imp" of the line's meters over the period gives the figures of the balance.
+   Summing "imp" of the line's meters whose "t" lies in [period_start, period_end) (manifest.json) gives the
+   figures of the balance.
 
 The batches cover {first} … {last}; batches not listed here did not carry this line's data
 for the period (or were never received: see "gaps" in manifest.json).
@@ -156,13 +158,15 @@ def export_evidence(db: Session, site: Site, line: Line, period: str, out: Path)
             files[path.name] = hashlib.sha256(key.public_key.encode()).hexdigest()
     manifest = {
         "site": site_code, "line": line_number, "period": period, "meters": list(codes),
+        "period_start": iso_utc(start), "period_end": iso_utc(end),
         "batches": [{"gateway": gateways[b.gateway_id].code, "seq": b.seq, "hash": b.hash,
                      "key": f"gateway-{gateways[b.gateway_id].code}-key{b.key_id}.pem"} for b in batches],
         "files": files,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     (out / "README.txt").write_text(EVIDENCE_README.format(
-        line=line_number, site=site_code, period=period, exported=kyiv_time(utcnow()).strftime("%Y-%m-%d %H:%M (Kyiv)"),
+        line=line_number, site=site_code, period=period, period_start=iso_utc(start), period_end=iso_utc(end),
+        exported=kyiv_time(utcnow()).strftime("%Y-%m-%d %H:%M (Kyiv)"),
         meters=", ".join(codes), first=batches[0].seq if batches else "—", last=batches[-1].seq if batches else "—",
     ), encoding="utf-8")
     return manifest

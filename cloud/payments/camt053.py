@@ -26,6 +26,7 @@ from cloud.payments.statement import (
     StatementTransaction,
     normalise_iban,
 )
+from shared.calendar import kyiv_day, parse_iso
 
 NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d\d)")
 VERSIONS = range(2, 14)
@@ -276,7 +277,13 @@ class _Reader:
         node = entry.find(self.p(name))
         if node is None:
             return None
-        text = self.text(node, "Dt") or self.text(node, "DtTm")[:10]
+        text = self.text(node, "Dt")
+        if not text:  # a time: with an offset, the day it is in Kyiv; without one, the bank's own (local) day
+            text = self.text(node, "DtTm")
+            try:
+                return kyiv_day(parse_iso(text)) if re.search(r"(Z|[+-]\d\d:?\d\d)$", text) else date.fromisoformat(text[:10])
+            except ValueError:
+                raise self.error(f"{where}/{name}", f"not a date and time: {text!r}") from None
         try:
             return date.fromisoformat(text)
         except ValueError:

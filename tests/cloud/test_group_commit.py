@@ -230,6 +230,7 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="processes are listed from /proc")
 def test_a_killed_server_leaves_no_parse_worker_behind(tmp_path):
     """The server parses ahead in a worker process; when the server is killed, its worker ends too."""

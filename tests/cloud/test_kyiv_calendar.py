@@ -7,6 +7,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
+import pytest
+
+from cloud.billing.document import segment_days
+from cloud.billing.errors import BillingError
 from cloud.sites.balance import meter_energy
 from cloud.sites.views import latest_period
 from shared.calendar import (
@@ -16,6 +20,7 @@ from shared.calendar import (
     kyiv_day,
     kyiv_period,
     naive_period_bounds,
+    parse_period,
     period_bounds,
     period_days,
 )
@@ -61,3 +66,21 @@ def test_october_is_billed_whole_across_the_clock_change_and_not_a_quarter_hour_
     with db() as session:
         invoice = invoice_of(session, "01001", "2026-10")
         assert invoice.quantity_kwh == 298
+
+
+@pytest.mark.parametrize("spelling", ["2026-1", "2026-001", " 2026-10", "+2026-10", "2026-1_0", "2026-13", "26-10"])
+def test_a_period_has_one_spelling_so_a_month_cannot_be_billed_twice(db, spelling):
+    with pytest.raises(ValueError, match="period must be YYYY-MM"):
+        parse_period(spelling)
+    with db() as session:
+        office(session)
+    with pytest.raises(BillingError, match="period must be YYYY-MM"):
+        bill(db, "TP-7", spelling)
+
+
+def test_a_replaced_meters_parts_are_printed_as_kyiv_days():
+    # Removed at 01:00 on 15 October Kyiv (22:00 UTC on the 14th); the new one runs to the end of October.
+    old = {"from": "2026-09-30 21:00:00", "to": "2026-10-14 22:00:00"}
+    new = {"from": "2026-10-14 22:00:00", "to": "2026-10-31 22:00:00"}
+    assert segment_days(old) == (date(2026, 10, 1), date(2026, 10, 15))
+    assert segment_days(new) == (date(2026, 10, 15), date(2026, 10, 31))

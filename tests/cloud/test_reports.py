@@ -305,6 +305,7 @@ def test_money_is_written_exactly_or_not_at_all():
     assert re.fullmatch(r"\ufeff.*\r\n", to_csv(Report("t", "Т", "", columns)).decode(), re.S)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
 def test_a_report_reads_on_a_phone(app, client, db, books, database_url, tmp_path):
     """In a real browser at a phone's width: the chart is drawn, the table scrolls inside its card, the page

@@ -110,3 +110,14 @@ def test_entity_expansion_is_refused_before_any_tree_is_built():
         for i in range(1, 10)) + b']><Document>&lol9;</Document>'
     with pytest.raises(StatementError, match="prolog"):
         camt053.parse(laughs, "lolz.xml")
+
+
+@pytest.mark.parametrize(("booked", "day"), [
+    ("2026-10-31T22:30:00Z", date(2026, 11, 1)),  # 00:30 on 1 November in Kyiv: November's money
+    ("2026-10-31T23:30:00+02:00", date(2026, 10, 31)),
+    ("2026-10-31T23:30:00", date(2026, 10, 31)),  # no offset: the bank's own day
+])
+def test_a_booking_time_counts_on_its_kyiv_day(booked, day):
+    xml = statement(entry("100.00", "о/р 01001", "REF-1")).replace(
+        b"<BookgDt><Dt>2026-11-03</Dt></BookgDt>", f"<BookgDt><DtTm>{booked}</DtTm></BookgDt>".encode())
+    assert [t.booked for t in camt053.parse(xml, "day.xml")] == [day]

@@ -243,6 +243,7 @@ def test_the_cli_books_cash_once_per_receipt_and_works_the_queue(app, db, office
     assert other.exit_code != 0 and "does not exist in this organisation" in other.output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not __import__("pathlib").Path("/usr/bin/chromium").exists(),
                     reason="Debian's chromium is not installed")
 def test_an_accountant_works_the_payments_on_a_phone(app, db, office, database_url, tmp_path):
