@@ -88,9 +88,10 @@ def voltage_compliance(db: GatewayDatabase, config: GatewayConfig, week: date) -
     means: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
     for meter, phase, at, mean in db.voltage_means(start, end):
         means.setdefault((meter, phase), []).append((at, mean))
+    expected = int((end - start).total_seconds() // 600)  # 1 002 or 1 014 windows when the clocks change
     return {
-        "week_start": iso_utc(start),
-        "points": [{"meter": meter, "phase": phase, **weekly_compliance(found).as_json()}
+        "week": week.isoformat(), "week_start": iso_utc(start),
+        "points": [{"meter": meter, "phase": phase, **weekly_compliance(found, expected=expected).as_json()}
                    for (meter, phase), found in sorted(means.items())],
     }
 

@@ -74,16 +74,21 @@ class Compliance:
                 "all_within_limits": self.all_within_limits, "compliant": self.compliant}
 
 
-def weekly_compliance(means: list[tuple[datetime, float]], limits: Limits = Limits()) -> Compliance:
-    """EN 50160 over a week of 10-minute means: ≥ 95 % within Un ± 10 % and all within +10 % / −15 %."""
+WEEK_WINDOWS = 7 * 24 * 6  # 10-minute windows in a week of seven 24-hour days
+
+
+def weekly_compliance(means: list[tuple[datetime, float]], limits: Limits = Limits(),
+                      expected: int = WEEK_WINDOWS) -> Compliance:
+    """EN 50160 over a week of 10-minute means: ≥ 95 % within Un ± 10 % and all within +10 % / −15 %.
+    ``expected``: the week's windows (1 002 or 1 014 in a Kyiv week when the clocks change)."""
     values = [value for _, value in means]
     if not values:
-        return Compliance(0, 1008, 0.0, None, None, False, False)
+        return Compliance(0, expected, 0.0, None, None, False, False)
     within = sum(limits.low <= v <= limits.high for v in values) * 100 / len(values)
     upper = limits.un * (1 + limits.upper_pct / 100)
     lower = limits.un * (1 - limits.lower_pct / 100)
     all_within = all(lower <= v <= upper for v in values)
-    return Compliance(len(values), 1008, within, min(values), max(values), all_within,
+    return Compliance(len(values), expected, within, min(values), max(values), all_within,
                       within >= 95.0 and all_within)
 
 

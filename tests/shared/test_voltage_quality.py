@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.calendar import day_bounds
 from shared.voltage_quality import VoltageTracker, ten_minute_means, weekly_compliance
 
 MONDAY = datetime(2026, 10, 5)
@@ -63,3 +64,13 @@ def test_an_open_episode_survives_a_restart():
     [event] = restored.observe(MONDAY + timedelta(minutes=10), 229.0)
     assert (event.kind, event.start) == ("interruption_long", MONDAY)
     assert VoltageTracker.restore("").state() == ""
+
+
+def test_a_kyiv_week_with_the_clock_change_expects_its_own_number_of_means():
+    # The week from Monday 19 October 2026 in Kyiv has 169 hours: 1 014 ten-minute means, all of them there.
+    start, _ = day_bounds(date(2026, 10, 19))
+    _, end = day_bounds(date(2026, 10, 25))
+    expected = int((end - start).total_seconds() // 600)
+    means = [(start + timedelta(minutes=10 * i), 230.0) for i in range(expected)]
+    result = weekly_compliance(means, expected=expected)
+    assert (expected, result.means, result.expected, result.compliant) == (1014, 1014, 1014, True)
