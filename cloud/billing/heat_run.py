@@ -71,6 +71,10 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
         Meter.site_id == site.id, Meter.role == "subscriber", Meter.account_id.is_not(None)))}
     windows = heating_windows(db, org.id, start, end)
     days = sum(((kyiv_day(b) - kyiv_day(a)).days for a, b in windows), 0)  # calendar days: not 24 h each
+    # The first and the last heating day of the period (a season that ends and starts again inside one month
+    # counts the days between as heating days for the split by tariff: it is the same month's price).
+    heat_days = (kyiv_day(windows[0][0]), kyiv_day(windows[-1][1]) - timedelta(days=1)) if windows else (
+        first_day, last_day)
     drafted = Drafted()
     building_gcal = metered_gcal(db, building.id, windows)
     if building_gcal is None:
@@ -120,11 +124,12 @@ def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start
             how = f" (за опалюваною площею {Decimal(account.heated_area_m2).normalize():f} м²)"
         try:
             lines = []
+            # Heat is only delivered on the heating days: a tariff change splits the Gcal by those days.
             if share.heating_gcal:
-                lines += energy_lines({"all": share.heating_gcal}, tariffs, first_day, last_day, False,
+                lines += energy_lines({"all": share.heating_gcal}, tariffs, *heat_days, False,
                                       HEATING + how, "Гкал", GCAL)
             if share.common_gcal:
-                lines += energy_lines({"all": share.common_gcal}, tariffs, first_day, last_day, False, COMMON,
+                lines += energy_lines({"all": share.common_gcal}, tariffs, *heat_days, False, COMMON,
                                       "Гкал", GCAL)
             lines += fee_lines(tariffs, first_day, last_day)
             benefit = heat_benefit_line(share.total_gcal, Decimal(account.heated_area_m2),

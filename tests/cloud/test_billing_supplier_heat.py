@@ -273,3 +273,18 @@ def test_a_heat_benefit_covers_the_social_norm_of_area_and_the_subsidy_is_credit
         assert kinds["benefit"] == Decimal("-1928.94") and kinds["subsidy"] == Decimal("-300.00")
         other = invoice_of(session, "3", "2026-10")
         assert "benefit" not in {line["kind"] for line in other.lines}
+
+
+def test_a_heat_tariff_change_splits_the_gcal_by_heating_days_not_by_the_months(db, building):
+    # The season starts on 15 October: 17 heating days, 6 at the old price (15–20 October), 11 at the new one.
+    with db() as session:
+        old = session.scalar(select(Tariff).where(Tariff.org_id == building))
+        old.valid_to = date(2026, 10, 20)
+        session.add(Tariff(org_id=building, kind="heat", purchase_price=Decimal("2000.00"), coefficient=Decimal(1),
+                           monthly_fee=Decimal("30.00"), fee_name="абонентська плата", valid_from=date(2026, 10, 21)))
+    bill(db, "B-12", "2026-10")
+    with db() as session:
+        flat = invoice_of(session, "2", "2026-10")  # 2 Gcal by its own meter
+        heating = [(x["quantity"], x["price"]) for x in flat.lines
+                   if x["kind"] == "energy" and x["description"].startswith("теплова енергія на опалення")]
+        assert [(q, Decimal(p)) for q, p in heating] == [("0.7059", Decimal("1654.18")), ("1.2941", Decimal(2000))]
