@@ -38,10 +38,10 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 # The inner loop while editing: ruff and the suite without the end-to-end runs (marked slow) and without the
-# PostgreSQL half of the cloud tests, on two processes. `make test` is what CI runs; run it before you push.
+# PostgreSQL half of the cloud tests. `make test` is what CI runs; run it before you push.
 test-fast: $(STAMP) system-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -m "not slow and not postgres" -n 2
+	$(BIN)/python -m pytest -q -m "not slow and not postgres"
 
 # Every benchmark at full size (the figures quoted in the notes); QUICK=--quick for a fast pass.
 bench: $(STAMP)
