@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,6 +27,9 @@ from cloud.billing.run import billing_run
 from cloud.db import session_scope
 from cloud.migrate import upgrade
 from cloud.models import Account, Batch, Gateway, Line, Meter, Reading, Site
+from shared.calendar import naive_period_bounds
+
+OCTOBER = naive_period_bounds("2026-10")  # Kyiv's October, as the cloud stores instants
 
 
 def populate(app, accounts: int) -> int:
@@ -53,9 +56,9 @@ def populate(app, accounts: int) -> int:
         for i in range(accounts):
             start = 10_000 + i % 5_000
             used = 150 + (i * 37) % 600
-            rows.append({"meter_id": meters[f"M{i:06d}"], "ts": datetime(2026, 10, 1), "batch_id": batch.id,
+            rows.append({"meter_id": meters[f"M{i:06d}"], "ts": OCTOBER[0], "batch_id": batch.id,
                          "values": {"import_kwh": f"{start}.000"}})
-            rows.append({"meter_id": meters[f"M{i:06d}"], "ts": datetime(2026, 11, 1), "batch_id": batch.id,
+            rows.append({"meter_id": meters[f"M{i:06d}"], "ts": OCTOBER[1], "batch_id": batch.id,
                          "values": {"import_kwh": f"{start + used}.000"}})
         db.execute(insert(Reading), rows)
         return site.id

@@ -43,6 +43,18 @@ SANE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 CLOCK_TOLERANCE = timedelta(seconds=120)
 
 
+def poll_time(at: datetime, step: timedelta, after: bool = False) -> datetime:
+    """The first poll at or (``after``) past ``at``: polls run every ``step`` from each Kyiv midnight, and every
+    Kyiv midnight is a poll, so each day's and each billing period's bound is read (a day of 23 or 25 hours,
+    or a step that does not divide a day, only shortens the day's last step)."""
+    start, end = day_bounds(kyiv_day(at))
+    steps = -((start - at) // step)  # ceil((at - start) / step)
+    if after and start + steps * step == at:
+        steps += 1
+    found = start + steps * step
+    return found if found < end else end
+
+
 @dataclass
 class MeterCoordinator:
     """Schedule, failure and recovery of one meter (logged once each way)."""
@@ -345,11 +357,7 @@ class Gateway:
 
     async def poll_loop(self, until: datetime | None = None) -> None:
         step = timedelta(seconds=self.config.poll_seconds)
-        now = self.clock.now()
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        next_poll = midnight + step * ((now - midnight) // step)
-        if next_poll < now:
-            next_poll += step
+        next_poll = poll_time(self.clock.now(), step)
         last_housekeeping = None
         while until is None or next_poll <= until:
             await self.clock.sleep_until(next_poll)
@@ -358,7 +366,7 @@ class Gateway:
             if last_housekeeping != kyiv_day(next_poll):  # the first poll of each Kyiv day
                 last_housekeeping = kyiv_day(next_poll)
                 await self.store.write(partial(self._housekeeping, next_poll))
-            next_poll += step
+            next_poll = poll_time(next_poll, step, after=True)
 
     async def run(self) -> None:
         forward = asyncio.create_task(self.forward_loop(), name="balans-forward")
