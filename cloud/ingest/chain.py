@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from cloud.db import driver_execute, driver_rows, insert_rows
 from cloud.ingest.errors import IngestError, IngestResult
-from cloud.ingest.parse_workers import Parsed
 from cloud.ingest.rows import verified_rows
 from cloud.models import Batch, Event, Gateway, utcnow
 
@@ -53,13 +52,9 @@ class PreparedBatch:
         return len(self.readings) + len(self.intervals) + len(self.events)
 
 
-def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
-                  parsed: Parsed | None = None) -> PreparedBatch:
+def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes) -> PreparedBatch:
     """Read the gateway and its meters, check the signature, parse and convert every row: everything but
-    the chain check and the writes. A refusal the org admin must see carries its event (not yet written).
-
-    ``parsed``: the same work done beforehand in a worker process, used when it was done with the gateway's
-    key and meters as they are now and succeeded; otherwise it is done here (and any error named here)."""
+    the chain check and the writes. A refusal the org admin must see carries its event (not yet written)."""
     found = next(iter(driver_rows(
         db, "SELECT g.id, g.org_id, g.site_id, g.code, g.public_key, g.status, k.id FROM gateways g "
         "LEFT JOIN gateway_keys k ON k.gateway_id = g.id AND k.retired_at IS NULL WHERE g.code = ?",
@@ -71,10 +66,8 @@ def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes,
         raise IngestError(403, "revoked_gateway", f"gateway {gateway_code!r} has been revoked",
                           event=security_event(gateway, "revoked_gateway", {}))
     meters = dict(driver_rows(db, "SELECT code, id FROM meters WHERE site_id = ?", (gateway.site_id,)))
-    done = parsed.result(gateway.public_key, meters) if parsed is not None else None
-    if done is None:
-        done = verified_rows(gateway.public_key, gateway_code, body, signature, meters,
-                             security_event(gateway, "bad_signature", {}))
+    done = verified_rows(gateway.public_key, gateway_code, body, signature, meters,
+                         security_event(gateway, "bad_signature", {}))
     return PreparedBatch(gateway, *done, body, signature, meters)
 
 

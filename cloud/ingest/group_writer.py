@@ -1,5 +1,5 @@
 """SQLite's ingestion writer: batches arriving together are written by one thread in one transaction (group
-commit), parsed ahead in worker processes, with WAL checkpoints kept off the commits. PostgreSQL needs none of
+commit), with WAL checkpoints kept off the commits. PostgreSQL needs none of
 it: each request writes in its own transaction (``service.ingest_batch``)."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.ingest.chain import EVENTS, prepare_batch, store_batch
 from cloud.ingest.errors import IngestError, IngestResult
-from cloud.ingest.parse_workers import Parsed, discard_pool, parse_pool, parsed_rows
 
 log = logging.getLogger(__name__)
 
@@ -26,29 +25,23 @@ class BatchWriter:
     rows: batches that arrive while another group is being written are written together, in one transaction,
     in arrival order, and each sender is answered after the commit that made its batch durable.
 
-    Verifying and parsing a batch is sent to a worker process as it arrives (when its gateway's key and
-    meters are known from its previous batch), so that it happens while the leader writes the group before:
-    under CPython's GIL, threads doing that work beside the writer would make both slower (each row the leader
-    writes hands the GIL back and forth). The leader checks that the worker used the gateway's key and meters
-    as they are now, and does the work itself otherwise, or when the worker found anything wrong.
+    The leader verifies and parses each batch of its group itself: at a cooperative's sizes that keeps the
+    writer within 3 × a raw executemany of the same rows (``bench/cloud_ingest.py --variants``), and a pool
+    of parse workers ahead of it earned too little for what it cost to keep right (measured and removed).
 
     Each batch is still all or nothing: its chain checks run before any of its rows are written, and should
     a write fail in a group, the group is rolled back and every batch in it is written again alone.
     """
 
-    def __init__(self, sessions: sessionmaker, lock: AbstractContextManager, parse_ahead: bool = True,
-                 background_checkpoints: bool = True):
+    def __init__(self, sessions: sessionmaker, lock: AbstractContextManager, background_checkpoints: bool = True):
         self.lock = lock  # the app's write lock: one group at a time
         self._queue = threading.Lock()
         self._pending: list[_Job] = []
         self._checkpoints = WalCheckpointer(sessions.kw["bind"], lock, background_checkpoints)
-        self._known: dict[str, tuple[str, dict[str, int]]] = {}  # gateway → key and meters of its last batch
-        # PostgreSQL has no group writer in production; parse_ahead/background_checkpoints off are for measuring
-        # what each earns (bench/cloud_ingest.py --variants).
-        self._ahead = parse_ahead and sessions.kw["bind"].dialect.name == "sqlite"
+        # background_checkpoints off is for measuring what the thread earns (bench/cloud_ingest.py --variants).
 
     def submit(self, gateway_code: str, body: bytes, signature: bytes) -> IngestResult:
-        job = _Job(gateway_code, body, signature, self._parse_ahead(gateway_code, body, signature))
+        job = _Job(gateway_code, body, signature)
         with self._queue:
             self._pending.append(job)
         with self.lock:
@@ -63,14 +56,10 @@ class BatchWriter:
             with self._checkpoints.connection() as connection, Session(connection, expire_on_commit=False) as db:
                 for job in jobs:
                     try:
-                        prepared = prepare_batch(db, job.gateway, job.body, job.signature, job.parsed)
-                        self._known[job.gateway] = (prepared.gateway.public_key, prepared.meters)
-                        job.result = store_batch(db, prepared)
+                        job.result = store_batch(db, prepare_batch(db, job.gateway, job.body, job.signature))
                     except IngestError as exc:
                         if exc.event is not None:
                             db.connection().execute(EVENTS.insert(), exc.event)
-                        if exc.status in (401, 403):  # unknown, revoked or forged: nothing to parse ahead for it
-                            self._known.pop(job.gateway, None)
                         job.error = exc
                 db.commit()
         except Exception as exc:
@@ -87,17 +76,6 @@ class BatchWriter:
         finally:
             for job in jobs:
                 job.finished = True
-
-    def _parse_ahead(self, gateway_code: str, body: bytes, signature: bytes) -> Parsed | None:
-        known = self._known.get(gateway_code)
-        pool = parse_pool() if known is not None and self._ahead else None
-        if pool is None:
-            return None
-        try:
-            return Parsed(*known, pool.submit(parsed_rows, known[0], gateway_code, body, signature, known[1]), pool)
-        except RuntimeError:  # the pool is broken or shut down: the leader parses this one, a new pool the next
-            discard_pool(pool)
-            return None
 
 
 class WalCheckpointer:
@@ -204,7 +182,6 @@ class _Job:
     gateway: str
     body: bytes
     signature: bytes
-    parsed: Parsed | None = None
     result: IngestResult | None = None
     error: Exception | None = None
     finished: bool = False

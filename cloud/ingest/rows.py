@@ -1,6 +1,5 @@
 """A batch's rows checked and converted to what the database stores: the signature, the canonical parse, and
-every reading, interval and event named by its place when it is wrong. Pure of the database: it runs in the
-writer or, on SQLite, ahead of it in a parse worker (``parse_workers.py``)."""
+every reading, interval and event named by its place when it is wrong. Pure of the database."""
 
 from __future__ import annotations
 

@@ -11,16 +11,9 @@ import sqlalchemy
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from bench.cloud_ingest import enrol_all, make_batches, via_http
-from cloud import create_app
-from cloud.ingest.chain import prepare_batch
 from cloud.ingest.errors import IngestError
 from cloud.ingest.group_writer import BatchWriter
-from cloud.ingest.parse_workers import Parsed, parse_pool, parsed_rows
-from cloud.migrate import upgrade
-from cloud.models import Batch, Event, Gateway, IntervalEnergy, Meter, Reading, Site
-from provisioning.demo import start_cloud
-from provisioning.ports import free_port
+from cloud.models import Batch, Event, Gateway, IntervalEnergy, Reading
 from shared.batch import GENESIS_HASH, public_key_pem, seal_batch
 from tests.cloud.test_ingestion import make_batch, post
 
@@ -166,21 +159,16 @@ def test_sqlite_writer_leaves_wal_checkpoints_to_a_background_thread(app, db, ga
         assert session.scalars(select(Batch.seq).order_by(Batch.seq)).all() == [1, 2, 3, 4, 5]
 
 
-def learned(app, db, gateway, database_url) -> tuple[BatchWriter, object]:
-    """A writer that has stored the gateway's first batch, so it parses the next ones ahead in a worker."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("parsing ahead in a worker is the SQLite group writer's; PostgreSQL parses in each request")
-
-    if parse_pool() is None:
-        pytest.skip("one CPU: batches are parsed by the writer")
+def stored_first(app, gateway) -> tuple[BatchWriter, object]:
+    """A writer that has stored the gateway's first batch."""
     writer = BatchWriter(app.extensions["balans_sessions"], threading.Lock())
     first = make_batch(gateway.key, seq=1)
     assert writer.submit("gw-tp118", first.body, first.signature).status == "stored"
     return writer, first
 
 
-def test_batches_parsed_ahead_are_stored_and_a_forged_one_is_refused_as_before(app, db, gateway, database_url):
-    writer, first = learned(app, db, gateway, database_url)
+def test_a_forged_batch_in_a_group_is_refused_and_the_others_stored(app, db, gateway):
+    writer, first = stored_first(app, gateway)
     forged = make_batch(gateway.key, seq=2, prev=first.hash, t="2026-10-01T00:15:00Z")
     second = make_batch(gateway.key, seq=2, prev=first.hash, t="2026-10-01T00:15:00Z")
     third = make_batch(gateway.key, seq=3, prev=second.hash, t="2026-10-01T00:30:00Z")
@@ -196,96 +184,15 @@ def test_batches_parsed_ahead_are_stored_and_a_forged_one_is_refused_as_before(a
             "security:bad_signature"]
 
 
-def test_a_batch_parsed_ahead_with_meters_since_changed_is_converted_again(app, db, gateway, database_url):
-    writer, first = learned(app, db, gateway, database_url)
-    assert writer._parse_ahead("gw-tp118", first.body, first.signature) is not None  # the key and meters are known
-    second = make_batch(gateway.key, seq=2, prev=first.hash, meter="TP118-NEW", t="2026-10-01T00:15:00Z")
-    job = writer._parse_ahead("gw-tp118", second.body, second.signature)
-    assert job.future.result(30) is None  # the worker does not know the new meter: it leaves the batch to the writer
-    with db() as session:
-        site = session.scalar(select(Site).where(Site.code == gateway.site))
-        session.add(Meter(org_id=site.org_id, site_id=site.id, code="TP118-NEW", role="subscriber"))
-    with db() as session:
-        prepared = prepare_batch(session, "gw-tp118", second.body, second.signature, job)
-        assert "TP118-NEW" in prepared.meters and len(prepared.readings) == 1
-        # Parsed with the meters as they are now, the worker's rows are the writer's own.
-        pool = parse_pool()
-        ahead = Parsed(prepared.gateway.public_key, prepared.meters, pool.submit(
-            parsed_rows, prepared.gateway.public_key, "gw-tp118", second.body, second.signature, prepared.meters),
-            pool)
-        assert ahead.future.result(30) is not None  # the worker's own rows, used below
-        again = prepare_batch(session, "gw-tp118", second.body, second.signature, ahead)
-        assert again == prepared
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
-            found.add(int(stat.parent.name))  # a parse worker (not the resource tracker)
-    return found
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="processes are listed from /proc")
-def test_a_killed_server_leaves_no_parse_worker_behind(tmp_path):
-    """The server parses ahead in a worker process; when the server is killed, its worker ends too."""
-    url = f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
-    upgrade(url)
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "test"})
-    port = free_port()
-    server = start_cloud(url, port, tmp_path)
-    try:
-        chains = make_batches(1, 3, 0)  # the second and third batch are parsed ahead
-        enrol_all(app, chains, 0)
-        via_http(port, chains)
-        workers = _children(server.pid)
-        assert workers, "the server started no parse worker"
-    finally:
-        server.kill()
-        server.wait(10)
-    deadline = time.monotonic() + 10
-    while workers & {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()} and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not workers & {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
-
-
-def test_a_dead_parse_worker_costs_no_batch(app, db, gateway, database_url):
-    writer, first = learned(app, db, gateway, database_url)
-    assert parse_pool().submit(abs, -1).result(30) == 1  # the pool's worker is up
-    killed = list(parse_pool()._processes.values())
-    assert killed
-    for process in killed:  # a worker killed (out of memory, say)
-        process.kill()
-        process.join(10)
-    previous = first
-    for seq in (2, 3, 4):  # parsed by the leader while the pool is broken, then by a new pool
-        batch = make_batch(gateway.key, seq=seq, prev=previous.hash, t=f"2026-10-01T00:{15 * (seq - 1):02d}:00Z")
-        assert writer.submit("gw-tp118", batch.body, batch.signature).status == "stored"
-        previous = batch
-    with db() as session:
-        assert session.scalars(select(Batch.seq).order_by(Batch.seq)).all() == [1, 2, 3, 4]
-    assert parse_pool().submit(abs, -1).result(30) == 1  # a working pool again
-    assert not set(parse_pool()._processes.values()) & set(killed)
-
-
-def test_a_batch_parsed_ahead_with_the_key_since_rotated_is_refused(app, db, gateway, database_url):
-    """Parsed and verified ahead with the old key, the batch meets a rotated key at the writer: checked again
-    with the key now in force, it is refused as forged."""
-
-    writer, first = learned(app, db, gateway, database_url)
+def test_a_batch_meets_the_key_in_force_when_it_is_written(app, db, gateway):
+    """Signed with the old key, a batch that reaches the writer after the key was rotated is refused as forged."""
+    writer, first = stored_first(app, gateway)
     second = make_batch(gateway.key, seq=2, prev=first.hash, t="2026-10-01T00:15:00Z")
-    parsed = writer._parse_ahead("gw-tp118", second.body, second.signature)
-    assert parsed.future.result(30) is not None  # good under the old key
     with db() as session:
         session.scalar(select(Gateway).where(Gateway.code == "gw-tp118")).public_key = public_key_pem(
             Ed25519PrivateKey.generate().public_key())
     with pytest.raises(IngestError) as refused:
-        writer.submit("gw-tp118", second.body, second.signature)  # parsed ahead with the old key again
+        writer.submit("gw-tp118", second.body, second.signature)
     assert refused.value.code == "bad_signature"
     with db() as session:
         assert session.scalars(select(Batch.seq)).all() == [1]
