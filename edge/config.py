@@ -26,11 +26,13 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class BusConfig:
     name: str
-    kind: str = "tcp"  # tcp | rtu
+    kind: str = "tcp"  # tcp | rtu (Modbus) | iec62056-21
     host: str = "127.0.0.1"
     port: int = 502
-    device: str = ""  # serial port for rtu, e.g. /dev/ttyUSB0
-    baudrate: int = 9600
+    # serial port for rtu and iec62056-21, e.g. /dev/ttyUSB0; for iec62056-21 also socket://host:port
+    # (an RS-485-to-Ethernet converter)
+    device: str = ""
+    baudrate: int = 9600  # iec62056-21: the highest rate to agree on (the meter offers its own)
     parity: str = "N"
     stopbits: int = 1
     timeout: float = 0.3  # one silent meter costs this much per cycle, not a stalled bus
@@ -64,7 +66,16 @@ class MeterConfig:
     max_kw: Decimal = Decimal("100")  # what the connection can physically carry
     timeout: float | None = None  # this meter's own answer timeout (s), when shorter or longer than the bus's
     retries: int = 0  # immediate retries within a cycle before the meter counts as silent
+    address: str = ""  # iec62056-21: the meter's address on a shared line (often its serial number)
+    password: str = ""  # iec62056-21 in programming mode: the meter's P1 password (docs/meters.md)
 
+
+BUS_KINDS = ("tcp", "rtu", "iec62056-21")
+SERIAL_KINDS = ("rtu", "iec62056-21")
+# The protocol a bus of each kind speaks, which its meters' profiles must be written for.
+BUS_PROTOCOLS = {"tcp": "modbus", "rtu": "modbus", "iec62056-21": "iec62056-21"}
+# IEC 62056-21 lets a meter take up to 1.5 s to answer (its reaction time tr); Modbus meters answer in ms.
+IEC_TIMEOUT = 1.5
 
 # What a connection of each role can physically carry (kW), unless the meter says otherwise:
 # a household connection, a 0.4 kV line feeder, a 10/0.4 kV transformer up to 1 MVA.
@@ -124,11 +135,15 @@ def load_config(path: Path) -> GatewayConfig:
     meters = []
     for i, spec in enumerate(data.get("meter", [])):
         where = f"{path}: [[meter]] #{i + 1}"
-        meter = _meter(spec, where)
+        meter = _meter(spec, where, next((b.kind for b in buses if b.name == spec.get("bus")), None))
         if meter.bus not in names:
             raise ConfigError(f"{where} ({meter.id}): bus {meter.bus!r} is not declared in [[bus]]")
         if meter.profile not in profiles:
             raise ConfigError(f"{where} ({meter.id}): unknown profile {meter.profile!r}; known: {', '.join(sorted(profiles))}")
+        speaks = BUS_PROTOCOLS[next(b.kind for b in buses if b.name == meter.bus)]
+        if profiles[meter.profile].protocol != speaks:
+            raise ConfigError(f"{where} ({meter.id}): profile {meter.profile!r} is for {profiles[meter.profile].protocol}"
+                              f" meters, bus {meter.bus!r} speaks {speaks}")
         meters.append(meter)
     ids = [m.id for m in meters]
     if len(set(ids)) != len(ids):
@@ -163,10 +178,12 @@ def _bus(spec: dict, where: str) -> BusConfig:
     if "name" not in spec:
         raise ConfigError(f"{where}: name is required")
     kind = spec.get("kind", "tcp")
-    if kind not in ("tcp", "rtu"):
-        raise ConfigError(f"{where} ({spec['name']}): kind must be tcp or rtu")
-    if kind == "rtu" and not spec.get("device"):
-        raise ConfigError(f"{where} ({spec['name']}): an rtu bus needs device = \"/dev/ttyUSB0\"")
+    if kind not in BUS_KINDS:
+        raise ConfigError(f"{where} ({spec['name']}): kind must be one of {', '.join(BUS_KINDS)}")
+    if kind in SERIAL_KINDS and not spec.get("device"):
+        raise ConfigError(f"{where} ({spec['name']}): an {kind} bus needs device = \"/dev/ttyUSB0\"")
+    if kind == "iec62056-21":
+        spec = {"timeout": IEC_TIMEOUT, **spec}
     allowed = set(BusConfig.__dataclass_fields__)
     unknown = set(spec) - allowed
     if unknown:
@@ -174,7 +191,9 @@ def _bus(spec: dict, where: str) -> BusConfig:
     return BusConfig(**spec)
 
 
-def _meter(spec: dict, where: str) -> MeterConfig:
+def _meter(spec: dict, where: str, bus_kind: str | None = None) -> MeterConfig:
+    if bus_kind == "iec62056-21":  # addressed by its address (or alone on the line), not by a Modbus unit id
+        spec = {"unit": 1, **spec}
     for key in ("id", "bus", "unit", "profile", "role"):
         if key not in spec:
             raise ConfigError(f"{where}: {key} is required")
@@ -196,6 +215,8 @@ def _meter(spec: dict, where: str) -> MeterConfig:
         max_kw=Decimal(str(spec.get("max_kw", DEFAULT_MAX_KW[spec["role"]]))),
         timeout=float(spec["timeout"]) if "timeout" in spec else None,
         retries=int(spec.get("retries", 0)),
+        address=str(spec.get("address", "")),
+        password=str(spec.get("password", "")),
     )
 
 

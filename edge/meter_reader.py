@@ -1,12 +1,13 @@
 """The seam between the gateway and its meters' protocols: a bus reads the quantities a meter's profile asks
 for and says when a meter did not answer. The gateway's coordination, storage, balances and batches see only
-this; Modbus (RTU and TCP) is the implementation today, chosen per bus by its ``kind``."""
+this; Modbus (RTU and TCP) and IEC 62056-21 mode C are the implementations, chosen per bus by its ``kind``."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from edge.config import BusConfig, MeterConfig
+from edge.iec62056_bus import Iec62056Bus
 from edge.modbus_bus import MeterUnavailable, ModbusBus
 from shared.profiles import MeterProfile
 
@@ -24,7 +25,7 @@ class BusReader(Protocol):
 
 
 # A bus's kind in the configuration → the reader that speaks its protocol.
-READERS = {"rtu": ModbusBus, "tcp": ModbusBus}
+READERS: dict[str, type] = {"rtu": ModbusBus, "tcp": ModbusBus, "iec62056-21": Iec62056Bus}
 
 
 def open_bus(config: BusConfig, profiles: dict[str, MeterProfile]) -> BusReader:

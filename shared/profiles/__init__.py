@@ -1,7 +1,10 @@
 """Meter profiles: register maps as data (TOML files beside this module), extendable by users.
 
 A profile says, for one meter model, where each quantity lives (function code, address),
-how it is encoded (type, word order, scale) and what it means (import kWh, voltage L1, …).
+how it is encoded (type, word order, scale) and what it means (import kWh, voltage L1, …). For a meter
+read by IEC 62056-21 (``protocol = "iec62056-21"``) it lists ``[[value]]`` entries instead: the OBIS code or
+the maker's parameter name, which of its values, and the scale; with the mode (``readout`` or
+``programming``), the block check the maker uses and the source the codes were taken from.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ ENERGY_MEANINGS = ("import_kwh", "export_kwh")
 KNOWN_MEANINGS = (
     "import_kwh", "export_kwh", "voltage_l1", "voltage_l2", "voltage_l3", "current_l1",
     "current_l2", "current_l3", "power_w", "frequency_hz", "serial_number",
+    # a time-of-use meter's registers by tariff zone (T1 day/peak, T2 night, …), beside the total import_kwh
+    "import_kwh_t1", "import_kwh_t2", "import_kwh_t3", "import_kwh_t4",
 )
+
+
+PROTOCOLS = ("modbus", "iec62056-21")
+IEC_MODES = ("readout", "programming")
+IEC_CHECKS = ("xor", "sum7")
 
 
 class ProfileError(ValueError):
@@ -41,6 +51,17 @@ class RegisterDef:
 
 
 @dataclass(frozen=True)
+class IecValue:
+    """One quantity of an IEC 62056-21 meter: the data set's name and which of its values (the n-th data set
+    of that name in an answer, or the n-th value inside its brackets)."""
+
+    meaning: str
+    code: str  # an OBIS code (1.8.0) or a maker's parameter (ET0PE)
+    index: int = 0
+    scale: str = "1"
+
+
+@dataclass(frozen=True)
 class MeterProfile:
     name: str
     title: str
@@ -52,6 +73,10 @@ class MeterProfile:
     default_stopbits: int = 1
     channels: int = 1
     channel_stride: int = 0
+    values: tuple[IecValue, ...] = ()  # IEC 62056-21 only
+    mode: str = "readout"  # IEC 62056-21: readout (every data set at once) or programming (R1 per parameter)
+    check: str = "xor"  # IEC 62056-21's block check: xor (the standard) or sum7 (Energomera)
+    source: str = ""
 
     def registers_for(self, channel: int = 0) -> tuple[RegisterDef, ...]:
         """The register map of one meter; on a multi-input node, of input ``channel``."""
@@ -65,6 +90,10 @@ class MeterProfile:
     def register(self, meaning: str) -> RegisterDef | None:
         return next((r for r in self.registers if r.meaning == meaning), None)
 
+    @property
+    def meanings(self) -> tuple[str, ...]:
+        return tuple(r.meaning for r in self.registers) or tuple(v.meaning for v in self.values)
+
 
 def parse_profile(text: str, source: str) -> MeterProfile:
     try:
@@ -74,6 +103,11 @@ def parse_profile(text: str, source: str) -> MeterProfile:
     head = data.get("profile")
     if not isinstance(head, dict) or not head.get("name"):
         raise ProfileError(f"{source}: needs a [profile] table with a name")
+    protocol = str(head.get("protocol", "modbus"))
+    if protocol not in PROTOCOLS:
+        raise ProfileError(f"{source}: protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if protocol == "iec62056-21":
+        return _iec_profile(data, head, source)
     registers = []
     for index, spec in enumerate(data.get("register", [])):
         where = f"{source}: [[register]] #{index + 1}"
@@ -120,6 +154,36 @@ def parse_profile(text: str, source: str) -> MeterProfile:
         default_stopbits=int(head.get("default_stopbits", 1)),
         channels=int(head.get("channels", 1)),
         channel_stride=int(head.get("channel_stride", 0)),
+    )
+
+
+def _iec_profile(data: dict, head: dict, source: str) -> MeterProfile:
+    values = []
+    for index, spec in enumerate(data.get("value", [])):
+        where = f"{source}: [[value]] #{index + 1}"
+        meaning, code = spec.get("meaning"), spec.get("code")
+        if not isinstance(meaning, str) or not meaning:
+            raise ProfileError(f"{where}: meaning is missing")
+        if not isinstance(code, str) or not code or any(c in code for c in "()!/\r\n"):
+            raise ProfileError(f"{where} ({meaning}): code must be an OBIS code or parameter name, got {code!r}")
+        position = spec.get("index", 0)
+        if not isinstance(position, int) or not 0 <= position < 64:
+            raise ProfileError(f"{where} ({meaning}): index must be 0..63, got {position!r}")
+        values.append(IecValue(meaning, code, position, str(spec.get("scale", "1"))))
+    if not values:
+        raise ProfileError(f"{source}: has no [[value]] entries")
+    meanings = [v.meaning for v in values]
+    if len(set(meanings)) != len(meanings):
+        raise ProfileError(f"{source}: a meaning is listed twice: {sorted(meanings)}")
+    mode, check = str(head.get("mode", "readout")), str(head.get("check", "xor"))
+    if mode not in IEC_MODES:
+        raise ProfileError(f"{source}: mode must be readout or programming, got {mode!r}")
+    if check not in IEC_CHECKS:
+        raise ProfileError(f"{source}: check must be xor or sum7, got {check!r}")
+    return MeterProfile(
+        name=str(head["name"]), title=str(head.get("title", head["name"])), registers=(),
+        protocol="iec62056-21", phases=int(head.get("phases", 1)), default_baud=int(head.get("default_baud", 9600)),
+        values=tuple(values), mode=mode, check=check, source=str(head.get("source", "")),
     )
 
 

@@ -1,0 +1,181 @@
+"""One IEC 62056-21 line (an optical head, an RS-485 pair, or an RS-485-to-Ethernet converter at
+``socket://host:port``) and the meters on it, read one session at a time in mode C: sign-on at 300 baud,
+the meter's identification, the option select at the rate both can use, then either the whole data readout
+or, in programming mode, the password and one read per parameter, closed by a break.
+
+The frames are ``shared/iec62056_21.py``'s; this module only moves bytes, under the bus's timeout: a meter
+that does not answer, stops half-way or sends a block whose check fails costs one session, never the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import termios
+import time
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+
+import serial
+
+from edge.config import BusConfig, MeterConfig
+from edge.modbus_bus import MeterUnavailable
+from shared.iec62056_21 import (
+    ACK,
+    BAUD_RATES,
+    PROGRAMMING,
+    READOUT,
+    DataSet,
+    Iec62056Error,
+    agreed_baud,
+    block_text,
+    command,
+    error_text,
+    frame_length,
+    obis_key,
+    option_select,
+    parse_command,
+    parse_data,
+    parse_identification,
+    password,
+    read,
+    sign_on,
+)
+from shared.profiles import IecValue, MeterProfile
+
+log = logging.getLogger("balans.edge.iec62056")
+
+SESSION_SECONDS = 60.0  # no readout, however long, holds the line longer
+# After the option select the meter changes its rate; the standard gives it 200–1 500 ms before it answers.
+SWITCH_PAUSE = 0.05
+
+
+class Iec62056Bus:
+    """A serial line spoken to in IEC 62056-21 mode C, guarded by a lock: one meter session at a time."""
+
+    def __init__(self, config: BusConfig, profiles: dict[str, MeterProfile]):
+        self.config = config
+        self.profiles = profiles
+        self.lock = asyncio.Lock()
+        self.port: serial.SerialBase | None = None
+        self.requests = 0
+
+    async def read(self, meter: MeterConfig, meanings: tuple[str, ...] | None = None) -> dict[str, str]:
+        profile = self.profiles[meter.profile]
+        wanted = tuple(v for v in profile.values if meanings is None or v.meaning in meanings)
+        async with self.lock:
+            try:
+                return await asyncio.to_thread(self._session, meter, profile, wanted)
+            except Iec62056Error as exc:  # the meter's fault: the next session starts with a sign-on
+                raise MeterUnavailable(f"meter {meter.id}: {exc}") from exc
+            except (serial.SerialException, OSError, termios.error) as exc:
+                self.close()  # the port's fault (an adapter unplugged): opened afresh next time
+                raise MeterUnavailable(f"meter {meter.id}: {self.config.device}: {exc}") from exc
+
+    def close(self) -> None:
+        port, self.port = self.port, None
+        if port is not None:
+            try:
+                port.close()
+            except (serial.SerialException, OSError):
+                log.debug("closing %s failed", self.config.device, exc_info=True)
+
+    def _open(self) -> serial.SerialBase:
+        if self.port is None:
+            self.port = serial.serial_for_url(self.config.device, baudrate=300, bytesize=serial.SEVENBITS,
+                                              parity=serial.PARITY_EVEN, stopbits=serial.STOPBITS_ONE, timeout=0.02)
+        return self.port
+
+    def _session(self, meter: MeterConfig, profile: MeterProfile, wanted: tuple[IecValue, ...]) -> dict[str, str]:
+        port = self._open()
+        deadline = time.monotonic() + SESSION_SECONDS
+        timeout = meter.timeout if meter.timeout is not None else self.config.timeout
+        set_baud(port, 300)
+        port.reset_input_buffer()
+        self._send(port, sign_on(meter.address))
+        line = self._receive(port, timeout, deadline, "the sign-on", lambda b: b.find(b"\n") + 1 or None)
+        identification = parse_identification(line)
+        baud = agreed_baud(identification, self.config.baudrate)
+        programming = profile.mode == "programming"
+        self._send(port, option_select(baud, PROGRAMMING if programming else READOUT))
+        port.flush()
+        time.sleep(SWITCH_PAUSE)
+        set_baud(port, BAUD_RATES[baud])
+        if not programming:
+            block = self._receive(port, timeout, deadline, "the data readout", frame_length)
+            return values_of(parse_data(block_text(block, profile.check)), wanted, meter)
+        try:
+            return self._programming(port, meter, profile, wanted, timeout, deadline)
+        finally:
+            self._send(port, command("B0", check=profile.check))  # the meter waits for a sign-on again
+
+    def _programming(self, port: serial.SerialBase, meter: MeterConfig, profile: MeterProfile,
+                     wanted: tuple[IecValue, ...], timeout: float, deadline: float) -> dict[str, str]:
+        check = profile.check
+        name, _ = parse_command(self._receive(port, timeout, deadline, "the option select", frame_length), check)
+        if name != "P0":
+            raise Iec62056Error(f"after the option select the meter sent {name!r}, not its password request P0")
+        self._send(port, password(meter.password, check))
+        if self._receive(port, timeout, deadline, "the password", frame_length) != bytes([ACK]):
+            raise Iec62056Error("the meter refused the password: set password = \"…\" for it in the configuration")
+        found: list[DataSet] = []
+        for code in dict.fromkeys(v.code for v in wanted):  # each parameter once, in the profile's order
+            self._send(port, read(code, check=check))
+            data_sets = parse_data(block_text(self._receive(port, timeout, deadline, f"R1 {code}", frame_length),
+                                              check))
+            refusal = error_text(data_sets)
+            if refusal is not None:
+                raise Iec62056Error(f"the meter answered {code} with {refusal}: the profile does not fit this meter")
+            found.extend(data_sets)
+        return values_of(found, wanted, meter)
+
+    def _send(self, port: serial.SerialBase, frame: bytes) -> None:
+        self.requests += 1
+        port.write(frame)
+
+    @staticmethod
+    def _receive(port: serial.SerialBase, timeout: float, deadline: float, after: str,
+                 complete: Callable[[bytes], int | None]) -> bytes:
+        """Bytes until ``complete`` says the frame is whole; silence longer than ``timeout`` ends it."""
+        buffer = b""
+        quiet_since = time.monotonic()
+        while True:
+            chunk = port.read(port.in_waiting or 1)
+            now = time.monotonic()
+            if chunk:
+                buffer += chunk
+                quiet_since = now
+                length = complete(buffer)
+                if length:
+                    return buffer[:length]
+            elif now - quiet_since > timeout or now > deadline:
+                if not buffer:
+                    raise Iec62056Error(f"no answer to {after} within {timeout:g} s")
+                raise Iec62056Error(f"the answer to {after} stopped after {len(buffer)} bytes: {buffer[:40]!r}")
+
+
+def set_baud(port: serial.SerialBase, baud: int) -> None:
+    # Only a change reconfigures the port: a pseudo-terminal (and some USB adapters) refuse to be set again.
+    if port.baudrate != baud:
+        port.baudrate = baud
+
+
+def values_of(data_sets: list[DataSet], wanted: tuple[IecValue, ...], meter: MeterConfig) -> dict[str, str]:
+    """{meaning: decimal string} for the values a profile asks for, found in a meter's data sets by name
+    (OBIS codes compared without the meter's medium, channel and billing-period decorations)."""
+    by_name: dict[str, list[str]] = {}
+    for data_set in data_sets:
+        by_name.setdefault(obis_key(data_set.name), []).extend(data_set.values)
+    values = {}
+    for value in wanted:
+        found = by_name.get(obis_key(value.code), [])
+        if value.index >= len(found):
+            raise Iec62056Error(f"meter {meter.id} sent no {value.code} value #{value.index} (for {value.meaning})")
+        try:
+            number = Decimal(found[value.index]) * Decimal(value.scale)
+        except InvalidOperation as exc:
+            raise Iec62056Error(f"{value.code} = {found[value.index]!r} is not a number (for {value.meaning})") from exc
+        if not number.is_finite():
+            raise Iec62056Error(f"{value.code} = {found[value.index]!r} is not a finite number")
+        values[value.meaning] = str(number)
+    return values
