@@ -66,16 +66,19 @@ class MeterConfig:
     max_kw: Decimal = Decimal("100")  # what the connection can physically carry
     timeout: float | None = None  # this meter's own answer timeout (s), when shorter or longer than the bus's
     retries: int = 0  # immediate retries within a cycle before the meter counts as silent
-    address: str = ""  # iec62056-21: the meter's address on a shared line (often its serial number)
+    # iec62056-21: the meter's address on a shared line (often its serial number); mbus: its secondary
+    # address (16 hex digits), which selects it instead of the primary address in unit
+    address: str = ""
     password: str = ""  # iec62056-21 in programming mode: the meter's P1 password (docs/meters.md)
 
 
-BUS_KINDS = ("tcp", "rtu", "iec62056-21")
-SERIAL_KINDS = ("rtu", "iec62056-21")
+BUS_KINDS = ("tcp", "rtu", "iec62056-21", "mbus")
+SERIAL_KINDS = ("rtu", "iec62056-21", "mbus")
 # The protocol a bus of each kind speaks, which its meters' profiles must be written for.
-BUS_PROTOCOLS = {"tcp": "modbus", "rtu": "modbus", "iec62056-21": "iec62056-21"}
+BUS_PROTOCOLS = {"tcp": "modbus", "rtu": "modbus", "iec62056-21": "iec62056-21", "mbus": "mbus"}
 # IEC 62056-21 lets a meter take up to 1.5 s to answer (its reaction time tr); Modbus meters answer in ms.
 IEC_TIMEOUT = 1.5
+MBUS_TIMEOUT = 0.5
 
 # What a connection of each role can physically carry (kW), unless the meter says otherwise:
 # a household connection, a 0.4 kV line feeder, a 10/0.4 kV transformer up to 1 MVA.
@@ -184,6 +187,8 @@ def _bus(spec: dict, where: str) -> BusConfig:
         raise ConfigError(f"{where} ({spec['name']}): an {kind} bus needs device = \"/dev/ttyUSB0\"")
     if kind == "iec62056-21":
         spec = {"timeout": IEC_TIMEOUT, **spec}
+    if kind == "mbus":  # EN 13757-2: 2 400 baud is the common rate; a meter answers within 330 bit times + 50 ms
+        spec = {"baudrate": 2400, "timeout": MBUS_TIMEOUT, **spec}
     allowed = set(BusConfig.__dataclass_fields__)
     unknown = set(spec) - allowed
     if unknown:
@@ -199,8 +204,9 @@ def _meter(spec: dict, where: str, bus_kind: str | None = None) -> MeterConfig:
             raise ConfigError(f"{where}: {key} is required")
     if spec["role"] not in ROLES:
         raise ConfigError(f"{where} ({spec['id']}): role must be one of {', '.join(ROLES)}")
-    if not 1 <= int(spec["unit"]) <= 247:
-        raise ConfigError(f"{where} ({spec['id']}): unit must be 1..247")
+    highest = 250 if bus_kind == "mbus" else 247  # M-Bus primary addresses run to 250
+    if not 1 <= int(spec["unit"]) <= highest:
+        raise ConfigError(f"{where} ({spec['id']}): unit must be 1..{highest}")
     if spec["role"] in LINE_ROLES and not spec.get("line"):
         raise ConfigError(f"{where} ({spec['id']}): a {spec['role']} needs line = \"N\"")
     return MeterConfig(

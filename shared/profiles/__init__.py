@@ -22,10 +22,20 @@ KNOWN_MEANINGS = (
     "current_l2", "current_l3", "power_w", "frequency_hz", "serial_number",
     # a time-of-use meter's registers by tariff zone (T1 day/peak, T2 night, …), beside the total import_kwh
     "import_kwh_t1", "import_kwh_t2", "import_kwh_t3", "import_kwh_t4",
+    # a heat meter's (M-Bus)
+    "heat_gcal", "volume_m3", "flow_m3h", "flow_temp_c", "return_temp_c", "error_flags",
 )
 
 
-PROTOCOLS = ("modbus", "iec62056-21")
+PROTOCOLS = ("modbus", "iec62056-21", "mbus")
+# An M-Bus profile's quantities → the record types (EN 13757-3 VIFs, as pyMeterBus names them) that carry them.
+MBUS_QUANTITIES = {
+    "energy": ("ENERGY_WH", "ENERGY_J"), "volume": ("VOLUME",), "volume_flow": ("VOLUME_FLOW",),
+    "power": ("POWER_W", "POWER_J_H"), "flow_temperature": ("FLOW_TEMPERATURE",),
+    "return_temperature": ("RETURN_TEMPERATURE",), "temperature_difference": ("TEMPERATURE_DIFFERENCE",),
+    "error_flags": ("ERROR_FLAGS",),
+}
+MBUS_CONVERSIONS = ("", "Gcal", "kWh")
 IEC_MODES = ("readout", "programming")
 IEC_CHECKS = ("xor", "sum7")
 
@@ -62,6 +72,18 @@ class IecValue:
 
 
 @dataclass(frozen=True)
+class MbusRecordDef:
+    """One quantity of an M-Bus meter: the records that may carry it, which storage (0: now, 1: the last
+    due date, …) and tariff, and the unit to convert it to."""
+
+    meaning: str
+    types: tuple[str, ...]
+    storage: int = 0
+    tariff: int = 0
+    to: str = ""  # "Gcal" for heat energy, "kWh"; empty: the record's own unit
+
+
+@dataclass(frozen=True)
 class MeterProfile:
     name: str
     title: str
@@ -74,6 +96,7 @@ class MeterProfile:
     channels: int = 1
     channel_stride: int = 0
     values: tuple[IecValue, ...] = ()  # IEC 62056-21 only
+    records: tuple[MbusRecordDef, ...] = ()  # M-Bus only
     mode: str = "readout"  # IEC 62056-21: readout (every data set at once) or programming (R1 per parameter)
     check: str = "xor"  # IEC 62056-21's block check: xor (the standard) or sum7 (Energomera)
     source: str = ""
@@ -92,7 +115,8 @@ class MeterProfile:
 
     @property
     def meanings(self) -> tuple[str, ...]:
-        return tuple(r.meaning for r in self.registers) or tuple(v.meaning for v in self.values)
+        return (tuple(r.meaning for r in self.registers) or tuple(v.meaning for v in self.values)
+                or tuple(r.meaning for r in self.records))
 
 
 def parse_profile(text: str, source: str) -> MeterProfile:
@@ -108,6 +132,8 @@ def parse_profile(text: str, source: str) -> MeterProfile:
         raise ProfileError(f"{source}: protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     if protocol == "iec62056-21":
         return _iec_profile(data, head, source)
+    if protocol == "mbus":
+        return _mbus_profile(data, head, source)
     registers = []
     for index, spec in enumerate(data.get("register", [])):
         where = f"{source}: [[register]] #{index + 1}"
@@ -184,6 +210,29 @@ def _iec_profile(data: dict, head: dict, source: str) -> MeterProfile:
         name=str(head["name"]), title=str(head.get("title", head["name"])), registers=(),
         protocol="iec62056-21", phases=int(head.get("phases", 1)), default_baud=int(head.get("default_baud", 9600)),
         values=tuple(values), mode=mode, check=check, source=str(head.get("source", "")),
+    )
+
+
+def _mbus_profile(data: dict, head: dict, source: str) -> MeterProfile:
+    records = []
+    for index, spec in enumerate(data.get("record", [])):
+        where = f"{source}: [[record]] #{index + 1}"
+        meaning, quantity = spec.get("meaning"), spec.get("quantity")
+        if not isinstance(meaning, str) or not meaning:
+            raise ProfileError(f"{where}: meaning is missing")
+        if quantity not in MBUS_QUANTITIES:
+            raise ProfileError(f"{where} ({meaning}): quantity must be one of {', '.join(MBUS_QUANTITIES)}")
+        storage, tariff, to = spec.get("storage", 0), spec.get("tariff", 0), spec.get("to", "")
+        if not isinstance(storage, int) or not isinstance(tariff, int) or storage < 0 or tariff < 0:
+            raise ProfileError(f"{where} ({meaning}): storage and tariff are whole numbers from 0")
+        if to not in MBUS_CONVERSIONS or (to and quantity != "energy"):
+            raise ProfileError(f"{where} ({meaning}): to = Gcal or kWh, for an energy record only")
+        records.append(MbusRecordDef(meaning, MBUS_QUANTITIES[quantity], storage, tariff, to))
+    if not records:
+        raise ProfileError(f"{source}: has no [[record]] entries")
+    return MeterProfile(
+        name=str(head["name"]), title=str(head.get("title", head["name"])), registers=(), protocol="mbus",
+        default_baud=int(head.get("default_baud", 2400)), records=tuple(records), source=str(head.get("source", "")),
     )
 
 

@@ -1,0 +1,132 @@
+"""M-Bus heat meters: real meters' frames (libmbus's test-frames corpus) decoded into Gcal and m³ exactly, and
+meters read over a socat PTY pair and over TCP by primary and by secondary address, with the failures a line
+has: silence, a frame cut short, a wrong checksum."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import subprocess
+import threading
+import time
+from decimal import Decimal
+
+import meterbus
+import pytest
+
+from edge.config import BusConfig, MeterConfig
+from edge.mbus_bus import MbusBus, MbusError, records_of, select_frame, short_frame, values_of
+from edge.mbus_simulator import (
+    HYDROMETER,
+    POLLUTHERM,
+    SimulatedMbusLine,
+    SimulatedMbusMeter,
+    serve_serial,
+    serve_tcp,
+)
+from edge.meter_reader import MeterUnavailable
+from provisioning.ports import free_port
+from shared.profiles import load_profiles
+
+PROFILES = load_profiles()
+HEAT = PROFILES["mbus-heat-meter"].records
+
+
+def meter(unit: int = 8, address: str = "", meter_id: str = "HM-1") -> MeterConfig:
+    return MeterConfig(id=meter_id, bus="mbus", unit=unit, profile="mbus-heat-meter", role="subscriber",
+                       address=address)
+
+
+def test_a_pollutherm_frame_gives_its_heat_in_gcal_exactly():
+    secondary, records = records_of(POLLUTHERM, 8)
+    assert secondary == "21050076184E3104"
+    values = values_of(records, HEAT, meter())
+    # 8 640 kWh = 8 640 000 Wh / 1 163 000 Wh per Gcal, to a millionth of a Gcal
+    assert values == {"heat_gcal": "7.429063", "volume_m3": "7998.92", "flow_temp_c": "75.5",
+                      "return_temp_c": "59.4"}
+    assert Decimal(values["heat_gcal"]) == (Decimal(8640000) / Decimal(1163000)).quantize(Decimal("0.000001"))
+
+
+def test_a_frame_checked_before_it_is_believed():
+    broken = POLLUTHERM[:-2] + bytes([POLLUTHERM[-2] ^ 0xFF, 0x16])
+    with pytest.raises(MbusError, match="checksum"):
+        records_of(broken, 8)
+    with pytest.raises(MbusError, match="answer from address 8, asked 9"):
+        records_of(POLLUTHERM, 9)
+    _, records = records_of(HYDROMETER, None)
+    with pytest.raises(MbusError, match="no FLOW_TEMPERATURE record \\(storage 1\\)"):
+        values_of(records, tuple(r.__class__(r.meaning, r.types, 1) for r in HEAT if r.meaning == "flow_temp_c"),
+                  meter())
+
+
+def test_the_request_frames_are_the_standards():
+    assert short_frame(0x40, 8) == bytes.fromhex("1040084816")  # SND_NKE to 8
+    assert short_frame(0x5B, 0xFD) == bytes.fromhex("105BFD5816")  # REQ_UD2 to the network layer
+    assert select_frame("21050076184E3104") == bytes.fromhex("680B0B6873FD5276000521184E3104F916")
+    written = io.BytesIO()
+    meterbus.send_select_frame(written, "21050076184E3104")  # the library's own, as an independent peer
+    assert written.getvalue() == select_frame("21050076184E3104")
+    with pytest.raises(MbusError, match="16 hex digits"):
+        select_frame("2105")
+
+
+@pytest.fixture
+def pty_pair(tmp_path):
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed (apt-get install socat)")
+    meter_end, gateway_end = tmp_path / "meter", tmp_path / "gateway"
+    socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={meter_end}", f"pty,raw,echo=0,link={gateway_end}"],
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while not (meter_end.exists() and gateway_end.exists()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop = threading.Event()
+    try:
+        yield str(meter_end), str(gateway_end), stop
+    finally:
+        stop.set()
+        socat.terminate()
+        socat.wait(timeout=5)
+
+
+def line_on_pty(pty_pair, *meters) -> MbusBus:
+    meter_end, gateway_end, stop = pty_pair
+    serve_serial(meter_end, SimulatedMbusLine(list(meters)), stop)
+    return MbusBus(BusConfig(name="mbus", kind="mbus", device=gateway_end, baudrate=2400, timeout=0.3), PROFILES)
+
+
+def test_two_heat_meters_on_one_line_by_primary_and_by_secondary_address(pty_pair):
+    line = line_on_pty(pty_pair, SimulatedMbusMeter(8, POLLUTHERM), SimulatedMbusMeter(9, HYDROMETER))
+    assert asyncio.run(line.read(meter(8)))["heat_gcal"] == "7.429063"
+    by_secondary = asyncio.run(line.read(meter(address="1234567824232A04", meter_id="HM-2")))
+    assert by_secondary == {"heat_gcal": str((Decimal(2850427000) / 1163000).quantize(Decimal("0.000001"))),
+                            "volume_m3": "703.476", "flow_temp_c": "44.3", "return_temp_c": "25.1"}
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("silent", "no answer to SND_NKE within 0.3 s"),
+    ("truncate", "stopped after"),
+    ("bad_checksum", "checksum"),
+])
+def test_a_failing_heat_meter_costs_one_timeout_and_says_why(pty_pair, fault, message):
+    line = line_on_pty(pty_pair, SimulatedMbusMeter(8, POLLUTHERM, fault), SimulatedMbusMeter(9, HYDROMETER))
+    started = time.monotonic()
+    with pytest.raises(MeterUnavailable, match=message):
+        asyncio.run(line.read(meter(8)))
+    assert time.monotonic() - started < 2.0
+    assert asyncio.run(line.read(meter(9)))["volume_m3"] == "703.476"  # the next meter answers at once
+
+
+def test_an_unknown_secondary_address_is_named():
+    port = free_port()
+    server = serve_tcp("127.0.0.1", port, SimulatedMbusLine([SimulatedMbusMeter(8, POLLUTHERM)]))
+    try:
+        line = MbusBus(BusConfig(name="mbus", kind="mbus", device=f"socket://127.0.0.1:{port}", timeout=0.3),
+                       PROFILES)
+        assert asyncio.run(line.read(meter(8)))["flow_temp_c"] == "75.5"
+        with pytest.raises(MeterUnavailable, match="no answer to the selection"):
+            asyncio.run(line.read(meter(address="9999999999999999")))
+    finally:
+        server.shutdown()
+        server.server_close()
