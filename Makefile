@@ -45,7 +45,7 @@ test-fast: $(STAMP) system-deps
 
 # Every benchmark at full size (the figures quoted in the notes); QUICK=--quick for a fast pass.
 bench: $(STAMP)
-	for b in edge_poll edge_balance edge_drain edge_rss cloud_ingest billing_run payments_import payments_parse; do \
+	for b in edge_poll edge_protocols edge_balance edge_drain edge_rss cloud_ingest billing_run payments_import payments_parse; do \
 	  echo "== $$b"; $(BIN)/python -m bench.$$b $(QUICK) || exit 1; done
 
 # The cloud's schema has not been released yet: its one Alembic migration is regenerated from cloud/models.py.
