@@ -14,6 +14,8 @@ import asyncio
 import logging
 import termios
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
 import meterbus
@@ -121,6 +123,16 @@ def values_of(records, wanted: tuple[MbusRecordDef, ...], meter: MeterConfig) ->
     return values
 
 
+@dataclass(frozen=True)
+class FoundMeter:
+    """A meter a scan found: where it answers and what it says it is."""
+
+    primary: int
+    secondary: str  # identification, manufacturer, version, medium: the address that selects it
+    manufacturer: str
+    medium: str  # EN 13757-3's medium code (0x04: heat, outlet; 0x0C: heat, inlet; 0x07: water, …)
+
+
 class MbusBus:
     """A serial M-Bus line guarded by a lock: one meter at a time (the bus is half-duplex)."""
 
@@ -157,6 +169,31 @@ class MbusBus:
                                               bytesize=serial.EIGHTBITS, parity=serial.PARITY_EVEN,
                                               stopbits=serial.STOPBITS_ONE, timeout=0.02)
         return self.port
+
+    async def scan(self, addresses: Iterable[int] = range(1, 251),
+                   progress: Callable[[int, int], None] | None = None) -> list[FoundMeter]:
+        """Every meter that answers at a primary address: one SND_NKE each (a silent address costs one
+        timeout), then its data for what it is. ``progress(done, total)`` after each address."""
+        addresses = list(addresses)
+        async with self.lock:
+            return await asyncio.to_thread(self._scan, addresses, progress)
+
+    def _scan(self, addresses: list[int], progress) -> list[FoundMeter]:
+        port = self._open()
+        found = []
+        for done, address in enumerate(addresses, start=1):
+            try:
+                self._exchange(port, short_frame(0x40, address), self.config.timeout, "SND_NKE", expect_ack=True)
+                frame = self._exchange(port, short_frame(0x5B, address), self.config.timeout, "REQ_UD2")
+                secondary, _ = records_of(frame, address)
+                header = meterbus.load(frame).body.bodyHeader.interpreted
+                found.append(FoundMeter(address, secondary, str(header["manufacturer"]), str(header["medium"])))
+            except MbusError as exc:
+                log.debug("nothing usable at M-Bus address %d: %s", address, exc)
+                port.reset_input_buffer()
+            if progress is not None:
+                progress(done, len(addresses))
+        return found
 
     def _session(self, meter: MeterConfig, wanted: tuple[MbusRecordDef, ...]) -> dict[str, str]:
         port = self._open()

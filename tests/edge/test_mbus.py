@@ -130,3 +130,13 @@ def test_an_unknown_secondary_address_is_named():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_scan_finds_every_meter_on_the_line_and_what_it_is(pty_pair):
+    line = line_on_pty(pty_pair, SimulatedMbusMeter(8, POLLUTHERM), SimulatedMbusMeter(9, HYDROMETER))
+    line.config = BusConfig(name="mbus", kind="mbus", device=line.config.device, timeout=0.05)
+    seen = []
+    found = asyncio.run(line.scan(range(5, 12), progress=lambda done, total: seen.append((done, total))))
+    assert [(m.primary, m.secondary, m.manufacturer, m.medium) for m in found] == [
+        (8, "21050076184E3104", "SPX", "0x4"), (9, "1234567824232A04", "HYD", "0x4")]
+    assert seen[-1] == (7, 7) and len(seen) == 7
