@@ -15,8 +15,7 @@ from pathlib import Path
 from shared.balance import StationTopology, Thresholds, build_topology
 from shared.profiles import ProfileError, load_profiles
 from shared.scenario import Scenario
-from shared.site_document import BALANCE_ROLES as ROLES
-from shared.site_document import LINE_ROLES
+from shared.site_document import LINE_ROLES, ROLES
 
 
 class ConfigError(ValueError):
@@ -82,7 +81,8 @@ MBUS_TIMEOUT = 0.5
 
 # What a connection of each role can physically carry (kW), unless the meter says otherwise:
 # a household connection, a 0.4 kV line feeder, a 10/0.4 kV transformer up to 1 MVA.
-DEFAULT_MAX_KW = {"subscriber": Decimal("100"), "feeder": Decimal("630"), "station_input": Decimal("1000")}
+DEFAULT_MAX_KW = {"subscriber": Decimal("100"), "feeder": Decimal("630"), "station_input": Decimal("1000"),
+                  "heat_building": Decimal("1000")}  # a building's heat meter (M-Bus): read, not in the balance
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from decimal import Decimal
 import meterbus
 import pytest
 
-from edge.config import BusConfig, MeterConfig
+from edge.config import BusConfig, MeterConfig, load_config
 from edge.mbus_bus import MbusBus, MbusError, records_of, select_frame, short_frame, values_of
 from edge.mbus_simulator import (
     HYDROMETER,
@@ -25,7 +25,7 @@ from edge.mbus_simulator import (
     serve_serial,
     serve_tcp,
 )
-from edge.meter_reader import MeterUnavailable
+from edge.meter_reader import MeterUnavailable, open_bus
 from provisioning.ports import free_port
 from shared.profiles import load_profiles
 
@@ -140,3 +140,16 @@ def test_a_scan_finds_every_meter_on_the_line_and_what_it_is(pty_pair):
     assert [(m.primary, m.secondary, m.manufacturer, m.medium) for m in found] == [
         (8, "21050076184E3104", "SPX", "0x4"), (9, "1234567824232A04", "HYD", "0x4")]
     assert seen[-1] == (7, 7) and len(seen) == 7
+
+
+def test_a_building_heat_meter_on_an_mbus_line_is_configured_outside_the_electricity_balance(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text('[gateway]\nid = "gw-heat"\ndata_dir = "data"\n[cloud]\nurl = "http://127.0.0.1:1"\n'
+                    '[[bus]]\nname = "heat"\nkind = "mbus"\ndevice = "/dev/ttyUSB1"\n'
+                    '[[meter]]\nid = "BLD-3"\nbus = "heat"\nunit = 250\nprofile = "mbus-heat-meter"\n'
+                    'role = "heat_building"\n', encoding="utf-8")
+    config = load_config(path)
+    assert (config.buses[0].baudrate, config.buses[0].timeout) == (2400, 0.5)
+    assert config.meters[0].role == "heat_building"
+    assert config.topology().input_meter is None and all(not line.subscribers for line in config.topology().lines)
+    assert isinstance(open_bus(config.buses[0], PROFILES), MbusBus)
