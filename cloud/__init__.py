@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from cloud import db, i18n
+from cloud import db, i18n, security_headers
 from cloud.accounts import views as accounts
 from cloud.admin import views as admin
 from cloud.billing import views as billing
@@ -39,6 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app)
+    security_headers.init_app(app)
     for blueprint in (accounts.bp, sites.bp, billing.bp, cabinet.bp, admin.bp, reports.bp, payments.bp):
         app.register_blueprint(blueprint)
     # Gateways and the payment provider prove themselves with signatures, not cookies.

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from cloud import db
 from cloud.accounts.auth import check_password, current_user
+from cloud.accounts.redirects import same_site_path
 from cloud.i18n import translate
 from cloud.models import User
 from cloud.permissions import Role
@@ -24,11 +25,8 @@ def login():
             session.clear()
             session["user_id"] = user.id
             session["lang"] = user.lang
-            target = request.args.get("next", "")
-            # Only local paths: never an open redirect.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("auth.home")
-            return redirect(target)
+            # Only a path of this site, as the browser will read it: never an open redirect.
+            return redirect(same_site_path(request.args.get("next")) or url_for("auth.home"))
         error = translate("bad_login")
     return render_template("login.html", error=error), 200 if error is None else 401
 
