@@ -36,6 +36,9 @@ class BatchError(ValueError):
         self.code = code
 
 
+MAX_SEQ = 2**31 - 1  # the cloud stores seq as a 32-bit integer: 60 000 years of a batch every 15 minutes
+
+
 def canonical_bytes(document: dict[str, Any]) -> bytes:
     """UTF-8 JSON with sorted keys, no spaces, no floats: the one encoding that is signed."""
     _refuse_floats(document, "")
@@ -156,8 +159,8 @@ def parse_batch(body: bytes) -> dict[str, Any]:
         raise BatchError(f"unsupported format version {document['v']}", "v")
     _require(document, "gateway", str)
     _require(document, "seq", int)
-    if document["seq"] < 1:
-        raise BatchError("must be ≥ 1", "seq")
+    if not 1 <= document["seq"] <= MAX_SEQ:
+        raise BatchError(f"must be 1 … {MAX_SEQ}", "seq")
     _require(document, "prev", str)
     if len(document["prev"]) != 64:
         raise BatchError("must be 64 hex characters", "prev")

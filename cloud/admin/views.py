@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cloud import db
 from cloud.accounts.auth import current_user, requires
-from cloud.ingest.chain import missing_seqs
+from cloud.ingest.chain import missing_ranges
 from cloud.models import AuditLog, Event, Gateway, Site
 from cloud.permissions import Action
 
@@ -31,7 +31,7 @@ def gateways():
         select(Event).where(Event.org_id == org_id, Event.kind.like("security:%")).order_by(Event.ts.desc()).limit(50)
     ).all()
     return render_template("admin_gateways.html",
-                           gateways=[(g, site, missing_seqs(session, g)[:20]) for g, site in rows],
+                           gateways=[(g, site, missing_ranges(session, g)) for g, site in rows],
                            refusals=refusals)
 
 

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from cloud.ingest.chain import missing_seqs
+from cloud.ingest.chain import missing_ranges
 from cloud.ingest.rate_limit import RateLimiter
 from cloud.models import Batch, Event, Gateway, IntervalEnergy, Reading
 from shared.batch import GENESIS_HASH, b64, seal_batch
@@ -112,10 +112,10 @@ def test_a_gap_is_accepted_recorded_and_filled_later(client, db, gateway):
     answer = post(client, three)
     assert answer.status_code == 201 and answer.get_json()["gap_before"] is True
     with db() as session:
-        assert missing_seqs(session, session.scalar(select(Gateway))) == [2]
+        assert missing_ranges(session, session.scalar(select(Gateway))) == [(2, 2)]
     assert post(client, two).status_code == 201
     with db() as session:
-        assert missing_seqs(session, session.scalar(select(Gateway))) == []
+        assert missing_ranges(session, session.scalar(select(Gateway))) == []
 
 
 def test_gzip_is_accepted_and_bad_gzip_named(client, db, gateway):
