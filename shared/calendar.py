@@ -18,12 +18,17 @@ ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"  # the one instant format on the wire, in batches
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
 
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999  # no meter, bill or bank booking lives outside these
+
+
 def parse_period(period: str) -> tuple[int, int]:
     """``YYYY-MM`` → (year, month), with an error that shows what was given. Only the one spelling: a period
     is a key of runs, invoices and ledger entries, so «2026-1» must not be a second name for «2026-01»."""
     found = PERIOD.fullmatch(period) if isinstance(period, str) else None
     if found is None:
         raise ValueError(f"period must be YYYY-MM, got {period!r}")
+    if not EARLIEST_YEAR <= int(found[1]) <= LATEST_YEAR:
+        raise ValueError(f"period {period!r}: the year must be {EARLIEST_YEAR}–{LATEST_YEAR}")
     return int(found[1]), int(found[2])
 
 
@@ -93,5 +98,13 @@ def iso_utc(ts: datetime) -> str:
 
 
 def parse_iso(text: str) -> datetime:
-    """``…Z`` or ``…+hh:mm`` → an aware UTC instant; naive text is taken as UTC."""
-    return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    """``…Z`` or ``…+hh:mm`` → an aware UTC instant; naive text is taken as UTC. A ValueError for text that is
+    no time, and for a time at the ends of the calendar (year 1 or 9999 with an offset cannot even be moved
+    to UTC, let alone to Kyiv)."""
+    try:
+        instant = as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except OverflowError as exc:
+        raise ValueError(f"{text!r} lies outside the calendar") from exc
+    if not EARLIEST_YEAR <= instant.year <= LATEST_YEAR:
+        raise ValueError(f"{text!r}: the year must be {EARLIEST_YEAR}–{LATEST_YEAR}")
+    return instant

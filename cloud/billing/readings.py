@@ -16,6 +16,7 @@ from cloud.audit import audit
 from cloud.billing.consumption import ReadingError
 from cloud.models import Meter, Reading, Site
 from shared.calendar import from_kyiv_wall, kyiv_time
+from shared.counter_value import counter_value
 
 REGISTERS = ("import_kwh", "heat_gcal")
 
@@ -33,8 +34,10 @@ def enter_reading(db: Session, site: Site, meter_code: str, at: datetime, value:
     if register not in REGISTERS:
         raise ReadingError(f"register must be one of {', '.join(REGISTERS)}, got {register!r}")
     meter = _meter(db, site, meter_code)
-    if value < 0:
-        raise ReadingError(f"meter {meter_code}: a counter cannot be negative ({value})")
+    try:
+        value = counter_value(value)
+    except ValueError as exc:
+        raise ReadingError(f"meter {meter_code}: {exc}") from exc
     if meter.removed_at is not None and at > meter.removed_at:
         raise ReadingError(f"meter {meter_code} was removed on {kyiv_time(meter.removed_at):%Y-%m-%d %H:%M}; "
                            f"a reading of {kyiv_time(at):%Y-%m-%d %H:%M} belongs to the meter that replaced it")
@@ -74,7 +77,7 @@ def import_readings(db: Session, site: Site, text: str, name: str, actor: str) -
     for line, row in enumerate(rows, start=2):
         try:
             at = from_kyiv_wall(datetime.fromisoformat((row["at"] or "").strip()))
-            value = Decimal((row["value"] or "").strip().replace(",", "."))
+            value = counter_value(row["value"] or "")
             enter_reading(db, site, (row["meter"] or "").strip(), at, value, actor,
                           (row.get("register") or "import_kwh").strip())
         except (ValueError, InvalidOperation, ReadingError) as exc:
