@@ -170,7 +170,9 @@ def values_of(data_sets: list[DataSet], wanted: tuple[IecValue, ...], meter: Met
     for value in wanted:
         found = by_name.get(obis_key(value.code), [])
         if value.index >= len(found):
-            raise Iec62056Error(f"meter {meter.id} sent no {value.code} value #{value.index} (for {value.meaning})")
+            # A profile lists what a model can publish; a single-phase meter has no L2 and L3. Only a meter that
+            # sent nothing the profile knows is the wrong profile.
+            continue
         try:
             number = Decimal(found[value.index]) * Decimal(value.scale)
         except InvalidOperation as exc:
@@ -178,4 +180,7 @@ def values_of(data_sets: list[DataSet], wanted: tuple[IecValue, ...], meter: Met
         if not number.is_finite():
             raise Iec62056Error(f"{value.code} = {found[value.index]!r} is not a finite number")
         values[value.meaning] = str(number)
+    if wanted and not values:
+        raise Iec62056Error(f"meter {meter.id} sent none of {', '.join(v.code for v in wanted)}: "
+                            "the profile does not fit this meter")
     return values

@@ -13,6 +13,7 @@ import re
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import serial
@@ -45,6 +46,10 @@ class SimulatedMeter:
     parameters: dict[str, list[str]] = field(default_factory=dict)  # programming mode: R1 name → its lines
     readout: list[str] = field(default_factory=list)  # data readout: its lines, e.g. "1.8.0(012345.67*kWh)"
     fault: str = ""  # one of FAULTS, or none
+    live: Callable[[], list[str]] | None = None  # the readout's lines now, when they change with time
+
+    def lines(self) -> list[str]:
+        return self.live() if self.live is not None else self.readout
 
     def block(self, text: str) -> bytes:
         frame = data_block(text, self.check)
@@ -96,7 +101,7 @@ class SimulatedLine:
                 return b""
             if option.group(2) == b"0":
                 self.state = "idle"
-                return self.meter.block("".join(f"{line}\r\n" for line in self.meter.readout) + "!\r\n")
+                return self.meter.block("".join(f"{line}\r\n" for line in self.meter.lines()) + "!\r\n")
             self.state = "programming"
             return command("P0", f"({self.meter.serial_number})", self.meter.check)
         if self.state == "programming":
@@ -186,6 +191,20 @@ def obis_meter(fault: str = "", address: str = "") -> SimulatedMeter:
         readout=["0.0.0(12345678)", "1.8.0(012345.67*kWh)", "1.8.1(008000.01*kWh)", "1.8.2(004345.66*kWh)",
                  "1.8.0*01(011900.00*kWh)", "2.8.0(000000.00*kWh)", "32.7.0(229.8*V)", "52.7.0(231.0*V)",
                  "72.7.0(228.4*V)", "31.7.0(4.12*A)", "1.7.0(0.944*kW)", "14.7.0(50.01*Hz)"])
+
+
+# What a readout meter publishes for each quantity of a simulated meter's model.
+OBIS_OF = {"import_kwh": ("1.8.0", "kWh"), "export_kwh": ("2.8.0", "kWh"), "voltage_l1": ("32.7.0", "V"),
+           "current_l1": ("31.7.0", "A"), "frequency_hz": ("14.7.0", "Hz")}
+
+
+def readout_lines(values: dict[str, float]) -> list[str]:
+    """A model's values now as readout lines (energy to the Wh, as a meter's display shows it)."""
+    lines = ["0.0.0(00000001)"]
+    for meaning, (code, unit) in OBIS_OF.items():
+        if meaning in values:
+            lines.append(f"{code}({values[meaning]:011.3f}*{unit})")
+    return lines
 
 
 def main() -> None:

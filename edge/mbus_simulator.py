@@ -12,6 +12,7 @@ import argparse
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import meterbus
@@ -30,6 +31,20 @@ HYDROMETER = bytes.fromhex(
     "683C3C6808FD72785634122423 2A04260000000C0627048502 0C13763470004C0619544401 426CFF0C0B3B2701000B2A973200"
     " 0A5A43040A5E510202FD170000C816".replace(" ", ""))
 FAULTS = ("silent", "truncate", "bad_checksum")
+ELECTRICITY = 0x02  # EN 13757-3 medium
+
+
+def rsp_ud(identification: str, records: bytes, medium: int = ELECTRICITY, manufacturer: bytes = b"\x2e\x38",
+           address: int = 1) -> bytes:
+    """An RSP_UD long frame with a variable data structure (CI 0x72) around ``records``."""
+    body = (bytes([0x08, address, 0x72]) + bytes.fromhex(identification)[::-1] + manufacturer
+            + bytes([0x01, medium, 0x00, 0x00, 0x00, 0x00]) + records)
+    return bytes([0x68, len(body), len(body), 0x68]) + body + bytes([sum(body) & 0xFF, 0x16])
+
+
+def energy_record(wh: int) -> bytes:
+    """Energy import to the Wh: DIF 0x07 (64-bit integer), VIF 0x03 (Wh)."""
+    return bytes([0x07, 0x03]) + wh.to_bytes(8, "little")
 
 
 @dataclass
@@ -37,15 +52,18 @@ class SimulatedMbusMeter:
     primary: int
     frame: bytes  # a real RSP_UD (its own address and checksum are replaced)
     fault: str = ""
+    live: Callable[[], bytes] | None = None  # the RSP_UD now, for a meter whose counters move
+
 
     @property
     def secondary(self) -> str:
         return meterbus.load(self.frame).secondary_address
 
     def answer(self, address: int) -> bytes:
-        body = bytearray(self.frame[4:-2])
+        source = self.live() if self.live is not None else self.frame
+        body = bytearray(source[4:-2])
         body[1] = address
-        frame = bytes(self.frame[:4]) + bytes(body) + bytes([sum(body) & 0xFF, 0x16])
+        frame = bytes(source[:4]) + bytes(body) + bytes([sum(body) & 0xFF, 0x16])
         if self.fault == "bad_checksum":
             frame = frame[:-2] + bytes([frame[-2] ^ 0x01, 0x16])
         if self.fault == "truncate":
