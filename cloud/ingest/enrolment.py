@@ -19,9 +19,10 @@ from shared.site_document import SiteDocument, SiteDocumentError, parse_site_doc
 
 
 class EnrolmentError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str = ""):
+    def __init__(self, status: int, code: str, message: str, field: str = "", event: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.event = event  # a security event the org admin must see, written even though the request fails
 
     def as_json(self) -> dict:
         return {"error": self.code, "message": self.message, **({"field": self.field} if self.field else {})}

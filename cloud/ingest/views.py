@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from cloud import db
+from cloud.ingest.chain import record_refusal
 from cloud.ingest.enrolment import EnrolmentError, enrol_gateway
 from cloud.ingest.errors import IngestError
 from cloud.ingest.gateways import rotate_key
@@ -133,6 +134,8 @@ def rotate_gateway_key(code: str):
         gateway = rotate_key(session, code, document["public_key"], unb64(document["signature"]))
         session.commit()
     except EnrolmentError as exc:
+        if exc.event is not None:
+            record_refusal(session, exc.event)  # in its own transaction: it survives the refusal
         session.rollback()
         return jsonify(exc.as_json()), exc.status
     except BatchError as exc:

@@ -88,3 +88,20 @@ def test_a_revoked_gateway_is_refused_and_the_admin_sees_it(client, db, gateway)
     assert response.status_code == 403
     with db() as session:
         assert "security:revoked_gateway" in session.scalars(select(Event.kind)).all()
+
+
+def test_a_refused_key_rotation_is_a_security_event_the_admin_sees(client, db, gateway):
+    pem = public_key_pem(Ed25519PrivateKey.generate().public_key())
+    forged = client.post("/api/v1/gateways/gw-tp118/key",
+                         json={"public_key": pem, "signature": b64(Ed25519PrivateKey.generate().sign(pem.encode()))})
+    assert forged.status_code == 401
+    with db() as session:
+        revoke(session, session.scalar(select(Gateway)), "admin@coop.ua", "stolen")
+    after_revocation = client.post("/api/v1/gateways/gw-tp118/key",
+                                   json={"public_key": pem, "signature": b64(gateway.key.sign(pem.encode()))})
+    assert after_revocation.status_code == 403
+    with db() as session:
+        refused = session.scalars(select(Event).where(Event.kind == "security:key_rotation_refused")
+                                  .order_by(Event.id)).all()
+        assert [event.detail["reason"] for event in refused][1:] == ["revoked"] and len(refused) == 2
+        assert session.scalar(select(Gateway)).public_key == public_key_pem(gateway.key.public_key())
