@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import socketserver
 import threading
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 
 import serial
 
+from edge import line_server
 from shared.iec62056_21 import (
     ACK,
     ETX,
@@ -133,46 +133,14 @@ class SimulatedLine:
         return meter.block("(ERR01)\r\n")
 
 
-def serve_serial(device: str, line: SimulatedLine, stop: threading.Event) -> threading.Thread:
+def serve_serial(device: str, line, stop: threading.Event) -> threading.Thread:
     """Answer on a serial device (one end of a socat PTY pair) until ``stop`` is set."""
-    port = serial.serial_for_url(device, baudrate=300, bytesize=serial.SEVENBITS, parity=serial.PARITY_EVEN,
-                                 timeout=0.02)
-
-    def run() -> None:
-        with port:
-            while not stop.is_set():
-                try:
-                    data = port.read(port.in_waiting or 1)
-                except serial.SerialException:  # the other end went away (socat ended): so does the meter
-                    return
-                if data:
-                    answer = line.feed(data)
-                    if answer:
-                        port.write(answer)
-
-    thread = threading.Thread(target=run, name=f"iec62056-meter-{device}", daemon=True)
-    thread.start()
-    return thread
+    return line_server.serve_serial(device, line.feed, stop, baudrate=300, bytesize=serial.SEVENBITS, parity=serial.PARITY_EVEN)
 
 
-def serve_tcp(host: str, port: int, line: SimulatedLine) -> socketserver.ThreadingTCPServer:
+def serve_tcp(host: str, port: int, line) -> socketserver.ThreadingTCPServer:
     """Answer on TCP, as a serial-to-Ethernet converter in front of the line would; ``shutdown()`` to stop."""
-
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            connection: socket.socket = self.request
-            while data := connection.recv(4096):
-                answer = line.feed(data)
-                if answer:
-                    connection.sendall(answer)
-
-    server = socketserver.ThreadingTCPServer((host, port), Handler, bind_and_activate=False)
-    server.allow_reuse_address = True
-    server.daemon_threads = True
-    server.server_bind()
-    server.server_activate()
-    threading.Thread(target=server.serve_forever, name="iec62056-tcp", daemon=True).start()
-    return server
+    return line_server.serve_tcp(host, port, line.feed)
 
 
 def ce301(password: str = "777777", fault: str = "", address: str = "") -> SimulatedMeter:

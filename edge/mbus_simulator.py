@@ -9,7 +9,6 @@ told to stay silent, stop half-way or send a wrong checksum.
 from __future__ import annotations
 
 import argparse
-import socket
 import socketserver
 import threading
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import meterbus
 import serial
 
+from edge import line_server
 from edge.mbus_bus import ACK, NETWORK_LAYER
 
 # The RSP_UD of a Sensus PolluTherm heat meter at primary address 8 (libmbus's test-frames corpus):
@@ -124,42 +124,14 @@ class SimulatedMbusLine:
         return bytes([ACK]) if self.selected is not None and self.selected.fault != "silent" else b""
 
 
-def serve_serial(device: str, line: SimulatedMbusLine, stop: threading.Event) -> threading.Thread:
-    port = serial.serial_for_url(device, baudrate=2400, parity=serial.PARITY_EVEN, timeout=0.02)
-
-    def run() -> None:
-        with port:
-            while not stop.is_set():
-                try:
-                    data = port.read(port.in_waiting or 1)
-                except serial.SerialException:
-                    return
-                if data:
-                    answer = line.feed(data)
-                    if answer:
-                        port.write(answer)
-
-    thread = threading.Thread(target=run, name=f"mbus-meter-{device}", daemon=True)
-    thread.start()
-    return thread
+def serve_serial(device: str, line, stop: threading.Event) -> threading.Thread:
+    """Answer on a serial device (one end of a socat PTY pair) until ``stop`` is set."""
+    return line_server.serve_serial(device, line.feed, stop, baudrate=2400, parity=serial.PARITY_EVEN)
 
 
-def serve_tcp(host: str, port: int, line: SimulatedMbusLine) -> socketserver.ThreadingTCPServer:
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            connection: socket.socket = self.request
-            while data := connection.recv(4096):
-                answer = line.feed(data)
-                if answer:
-                    connection.sendall(answer)
-
-    server = socketserver.ThreadingTCPServer((host, port), Handler, bind_and_activate=False)
-    server.allow_reuse_address = True
-    server.daemon_threads = True
-    server.server_bind()
-    server.server_activate()
-    threading.Thread(target=server.serve_forever, name="mbus-tcp", daemon=True).start()
-    return server
+def serve_tcp(host: str, port: int, line) -> socketserver.ThreadingTCPServer:
+    """Answer on TCP, as a serial-to-Ethernet converter in front of the line would; ``shutdown()`` to stop."""
+    return line_server.serve_tcp(host, port, line.feed)
 
 
 def main() -> None:

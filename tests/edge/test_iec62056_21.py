@@ -5,9 +5,6 @@ failures a line has: silence, a block cut short, a wrong check, a wrong password
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -86,25 +83,6 @@ def bus(device: str, timeout: float = 0.3, baudrate: int = 9600) -> Iec62056Bus:
 def meter(profile: str, password: str = "", address: str = "", meter_id: str = "M1") -> MeterConfig:
     return MeterConfig(id=meter_id, bus="iec", unit=1, profile=profile, role="subscriber", address=address,
                        password=password)
-
-
-@pytest.fixture
-def pty_pair(tmp_path):
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed (apt-get install socat)")
-    meter_end, gateway_end = tmp_path / "meter", tmp_path / "gateway"
-    socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={meter_end}", f"pty,raw,echo=0,link={gateway_end}"],
-                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while not (meter_end.exists() and gateway_end.exists()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stop = threading.Event()
-    try:
-        yield str(meter_end), str(gateway_end), stop
-    finally:
-        stop.set()
-        socat.terminate()
-        socat.wait(timeout=5)
 
 
 def on_pty(pty_pair, *meters) -> Iec62056Bus:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
-import subprocess
-import threading
 import time
 from decimal import Decimal
 
@@ -69,25 +66,6 @@ def test_the_request_frames_are_the_standards():
     assert written.getvalue() == select_frame("21050076184E3104")
     with pytest.raises(MbusError, match="16 hex digits"):
         select_frame("2105")
-
-
-@pytest.fixture
-def pty_pair(tmp_path):
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed (apt-get install socat)")
-    meter_end, gateway_end = tmp_path / "meter", tmp_path / "gateway"
-    socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={meter_end}", f"pty,raw,echo=0,link={gateway_end}"],
-                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while not (meter_end.exists() and gateway_end.exists()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stop = threading.Event()
-    try:
-        yield str(meter_end), str(gateway_end), stop
-    finally:
-        stop.set()
-        socat.terminate()
-        socat.wait(timeout=5)
 
 
 def line_on_pty(pty_pair, *meters) -> MbusBus:
