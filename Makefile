@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean install system-deps schema translations
+.PHONY: demo test test-fast lint bench clean install system-deps schema translations vendor
 
 # What the product and its tests need from the system: the DejaVu font (invoice PDFs), socat (serial PTY
 # pairs), mbpoll (an independent Modbus master), openssl (evidence checks), pg_dump (backups), pdftoppm and
@@ -28,24 +28,48 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,postgres,server]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) vendor
 
-demo: $(STAMP) system-deps
-	$(BIN)/balans demo
+# The chart library the pages draw with (docs/dashboards.md): installed from the npm registry at the version
+# package-lock.json pins (`npm ci`), and copied where the app serves it. Never committed: another project's code
+# is installed, not vendored. Every target that serves or tests the pages depends on it.
+VENDOR := cloud/static/vendor
+VENDORED := $(VENDOR)/uPlot.iife.min.js
+vendor: $(VENDORED)
+$(VENDORED): package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed to install the chart library (apt-get install npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+	cp node_modules/uplot/LICENSE $(VENDOR)/uPlot.LICENSE
+	touch $(VENDORED)
 
-test: $(STAMP) system-deps
+# The demo serves the cloud; a worker runs beside it (as in production beside gunicorn, docs/jobs.md) once the
+# demo's database is seeded — the cloud's log appears then — and stops with it.
+DEMO_DIR := var/demo
+demo: $(STAMP) system-deps vendor
+	rm -rf $(DEMO_DIR); $(BIN)/balans demo --workdir $(DEMO_DIR) & demo=$$!; \
+	trap 'kill $$worker 2>/dev/null; kill $$demo 2>/dev/null; wait' INT TERM EXIT; \
+	while [ ! -f $(DEMO_DIR)/cloud.log ] && kill -0 $$demo 2>/dev/null; do sleep 0.5; done; \
+	BALANS_DATABASE_URL=sqlite:///$(CURDIR)/$(DEMO_DIR)/cloud.sqlite3 BALANS_INSTANCE_PATH=$(CURDIR)/$(DEMO_DIR)/instance \
+	  $(BIN)/balans cloud worker >>$(DEMO_DIR)/worker.log 2>&1 & worker=$$!; \
+	wait $$demo
+
+# The suite runs on every core (pytest-xdist): each test has its own database copy and free ports, so the
+# workers never share state (2 cores: 9 min instead of 16).
+test: $(STAMP) system-deps vendor
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # The inner loop while editing: ruff and the suite without the end-to-end runs (marked slow) and without the
 # PostgreSQL half of the cloud tests. `make test` is what CI runs; run it before you push.
-test-fast: $(STAMP) system-deps
+test-fast: $(STAMP) system-deps vendor
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not slow and not postgres"
 
 # Every benchmark at full size (the figures quoted in the notes); QUICK=--quick for a fast pass.
 bench: $(STAMP)
-	for b in edge_poll edge_protocols edge_balance edge_drain edge_rss cloud_ingest billing_run payments_import payments_parse; do \
+	for b in edge_poll edge_protocols edge_balance edge_drain edge_rss cloud_ingest billing_run payments_import payments_parse register_import dashboard_pages; do \
 	  echo "== $$b"; $(BIN)/python -m bench.$$b $(QUICK) || exit 1; done
 
 # The cloud's schema has not been released yet: its one Alembic migration is regenerated from cloud/models.py.

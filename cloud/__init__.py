@@ -10,18 +10,35 @@ import os
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from cloud import db, i18n, security_headers
+from cloud import db, i18n, request_guard, security_headers
+from cloud.accounts import people_views as people
 from cloud.accounts import views as accounts
 from cloud.admin import views as admin
+from cloud.alerts import api as alerts_api
+from cloud.alerts import views as alerts
+from cloud.api import openapi as office_openapi
 from cloud.billing import views as billing
 from cloud.cabinet import views as cabinet
 from cloud.cli.commands import register_flask_commands
 from cloud.config import DEFAULTS, validate
 from cloud.csrf import csrf
+from cloud.dashboards import views as dashboards
+from cloud.ingest import remote_views as ingest_remote
 from cloud.ingest import views as ingest
+from cloud.jobs import views as jobs
+from cloud.month import reading_views as readings
+from cloud.month import views as month
+from cloud.operations import views as operations
+from cloud.payments import statement_views as statements
 from cloud.payments import views as payments
+from cloud.register import api as register_api
+from cloud.register import meter_views as register_meters
+from cloud.register import views as register
 from cloud.reports import views as reports
+from cloud.settings import api as settings_api
+from cloud.settings import views as settings
 from cloud.sites import views as sites
 
 
@@ -40,10 +57,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     i18n.init_app(app)
     security_headers.init_app(app)
-    for blueprint in (accounts.bp, sites.bp, billing.bp, cabinet.bp, admin.bp, reports.bp, payments.bp):
+    request_guard.init_app(app)
+    request_guard.install_converters(app)
+    if app.config["PROXY_HOPS"]:  # behind nginx: the client's address and https come from its X-Forwarded-*
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    for blueprint in (accounts.bp, sites.bp, billing.bp, cabinet.bp, admin.bp, reports.bp, payments.bp,
+                      people.bp, register.bp, register_meters.bp, settings.bp,
+                      jobs.bp, month.bp, readings.bp, statements.bp, operations.bp, dashboards.bp,
+                      alerts.bp):
         app.register_blueprint(blueprint)
     # Gateways and the payment provider prove themselves with signatures, not cookies.
-    for blueprint in (ingest.bp, payments.callbacks):
+    for blueprint in (ingest.bp, ingest_remote.bp, payments.callbacks, people.api, admin.api, register_api.bp, settings_api.bp,
+                      jobs.api, month.api, readings.api, statements.api, office_openapi.bp, operations.api,
+                      alerts_api.bp):
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)
     register_flask_commands(app)

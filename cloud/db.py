@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,9 +26,15 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # SQLite's own lower() knows only ASCII: «Іваненко» would never be found as «іваненко».
+            dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _unicode_lower(value):
+    return value.lower() if isinstance(value, str) else value
 
 
 def init_app(app: Flask) -> None:
@@ -42,7 +48,10 @@ def init_app(app: Flask) -> None:
 
 
 def write_lock():
-    """Hold it around a write transaction: serialises writers on SQLite, a no-op on PostgreSQL."""
+    """Hold it around a write transaction: serialises writers on SQLite, a no-op on PostgreSQL and outside the
+    app (a command runs alone)."""
+    if not has_app_context():
+        return nullcontext()
     return current_app.extensions["balans_write_lock"]
 
 

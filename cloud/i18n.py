@@ -43,6 +43,8 @@ DATA_KEYS = (
     N_("category_household"), N_("category_business"),  # the regulator's summary
     N_("line_energy"), N_("line_benefit"), N_("line_subsidy"), N_("line_export_credit"), N_("line_carry"),
     N_("line_fee"), N_("line_correction"), N_("line_trueup"), N_("line_heat"),  # the revenue structure
+    N_("fate_new"), N_("fate_changed"), N_("fate_unchanged"), N_("fate_error"),  # register/preview.html
+    N_("import_status_previewed"), N_("import_status_applied"), N_("import_status_refused"),  # register/import.html
 )
 
 

@@ -50,6 +50,8 @@ class Organisation(Base):
     export_price: Mapped[Decimal] = mapped_column(Numeric(12, 5), default=Decimal(0))  # UAH/kWh for "money"
     liqpay_public_key: Mapped[str] = mapped_column(String(120), default="")
     liqpay_private_key: Mapped[str] = mapped_column(String(120), default="")
+    # The organisation's own words printed under each invoice's total (where to pay, whom to call); "" for none.
+    invoice_note: Mapped[str] = mapped_column(String(500), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -105,6 +107,8 @@ class Account(Base):
     holder: Mapped[str] = mapped_column(String(200), default="")
     address: Mapped[str] = mapped_column(String(300), default="")
     email: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(20), default="", server_default="")  # +380XXXXXXXXX
+    co_owners: Mapped[str] = mapped_column(String(300), default="", server_default="")  # співвласники
     telegram_chat_id: Mapped[str] = mapped_column(String(40), default="")
     benefit_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal(0))  # пільга, % within the norm
     benefit_norm_kwh: Mapped[Decimal] = mapped_column(Numeric(10, 3), default=Decimal(0))  # per month
@@ -114,6 +118,8 @@ class Account(Base):
     category: Mapped[str] = mapped_column(String(30), default="household")  # the supplier's customer segment
     heated_area_m2: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))  # heat: опалювана площа
     common_coefficient: Mapped[Decimal] = mapped_column(Numeric(4, 2), default=Decimal(1), server_default="1")
+    # The code printed on the invoice with which a resident links their sign-in to this account (None: not made).
+    invite_code: Mapped[str | None] = mapped_column(String(16), unique=True)
 
 
 class Meter(Base):
@@ -210,6 +216,24 @@ class IntervalEnergy(Base):
 Index("interval_energy_start", IntervalEnergy.start)
 
 
+class DailyEnergy(Base):
+    """Σ of a meter's interval energy per Kyiv calendar day (23, 24 or 25 hours), kept current as intervals are
+    stored (cloud/ingest/chain.py) and rebuilt by ``balans cloud rebuild-daily``: the dashboards' months and
+    years are sums of these rows, never a scan of a year of quarter-hours."""
+
+    __tablename__ = "daily_energy"
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # the Kyiv date
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    imp_wh: Mapped[int] = mapped_column(BigInteger, default=0)
+    exp_wh: Mapped[int] = mapped_column(BigInteger, default=0)
+    intervals: Mapped[int] = mapped_column(Integer, default=0)  # intervals stored (measured or estimated)
+    estimated: Mapped[int] = mapped_column(Integer, default=0)  # of which estimated by the gateway
+
+
+Index("daily_energy_day", DailyEnergy.day)
+
+
 class Event(Base):
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -220,6 +244,14 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    # Refusals anyone can cause are one event per gateway and ten minutes (cloud/ingest/refusals.py): how
+    # many, and when the last one came.
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_ts: Mapped[datetime | None] = mapped_column(DateTime)
+    # A person has seen it (the events page's «acknowledge»), with what they said about it.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    acknowledged_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    note: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
 
 class Tariff(Base):
@@ -334,6 +366,60 @@ class AuditLog(Base):
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class RegisterImport(Base):
+    """A register file uploaded by the office: kept as sent, previewed, then applied whole or not at all."""
+
+    __tablename__ = "register_imports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(200))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(10), default="previewed")  # previewed | applied | refused
+    outcome: Mapped[dict] = mapped_column(JSON, default=dict)  # counts by fate, and the first errors
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LoginAttempt(Base):
+    """One try at the login form: the e-mail typed, the client's address, and how it ended — the shared store
+    the throttle counts from, so that every gunicorn worker sees the same failures."""
+
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    email: Mapped[str] = mapped_column(String(200), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(10))  # success | failure | refused (while locked)
+
+
+class LoginLockout(Base):
+    """An account (an e-mail) or a client address refused sign-in until ``until``."""
+
+    __tablename__ = "login_lockouts"
+    __table_args__ = (Index("ix_login_lockouts_scope_key", "scope", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(10))  # account | address
+    key: Mapped[str] = mapped_column(String(200))
+    until: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class UserSession(Base):
+    """A signed-in browser: the cookie carries a random token, this row its hash — logout ends the row, so a
+    copied cookie stops working."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    authenticated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)  # the password last typed
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+
 class OutboxMessage(Base):
     """A message waiting to be sent (e-mail now; other channels later), with its attempts."""
 
@@ -350,6 +436,7 @@ class OutboxMessage(Base):
     attachment: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(10))  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)  # after a failure: not tried again before
     last_error: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -455,3 +542,215 @@ class ReminderRule(Base):
     min_days: Mapped[int] = mapped_column(Integer)
     channels: Mapped[str] = mapped_column(String(40), default="email,telegram")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    text: Mapped[str] = mapped_column(Text, default="", server_default="")  # the message; "" for the standard one
+
+
+class ApiToken(Base):
+    """A key for the JSON API (`Authorization: Bearer …`), acting in one organisation with one role's rights.
+
+    Only the SHA-256 of the token is stored; the token is shown once, when made."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))  # what it is for: «1С», «сайт кооперативу»
+    role: Mapped[str] = mapped_column(String(20))  # the rights it acts with (cloud/permissions.py)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class UserToken(Base):
+    """A one-time link mailed to a person: an invitation to set a first password, or a password reset."""
+
+    __tablename__ = "user_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(10))  # invite | reset
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Job(Base):
+    """Work done in the background (a billing run, a mailing, a backup): queued by a person or the scheduler,
+    taken by one worker, with progress a page can show."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_queue", "status", "run_after"),
+                      UniqueConstraint("key", name="uq_jobs_key"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)  # None: the system's
+    kind: Mapped[str] = mapped_column(String(40))  # billing.draft | billing.issue | outbox.send | backup | …
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    key: Mapped[str | None] = mapped_column(String(160))  # idempotency: a scheduled job queued once per slot
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued | running | done | failed
+    run_after: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)  # progress: done of total steps
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(String(300), default="")  # the step now, or what failed
+    result: Mapped[dict | None] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(200), default="system")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    worker: Mapped[str] = mapped_column(String(80), default="")
+
+
+class AlertRule(Base):
+    """What an organisation wants to be told about (cloud/alerts/rules.py): a kind of condition with its thresholds,
+    the people told and by which channels, and after how many minutes an unacknowledged alert also goes to the
+    org admins."""
+
+    __tablename__ = "alert_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # line_elevated | line_theft | voltage | gateway_silent | meter_silent | counter_tamper | backlog
+    kind: Mapped[str] = mapped_column(String(30))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))  # None: every site of the organisation
+    params: Mapped[dict] = mapped_column(JSON, default=dict)  # the kind's thresholds
+    recipients: Mapped[dict] = mapped_column(JSON, default=dict)  # {"users": [user ids], "roles": ["manager"]}
+    channels: Mapped[str] = mapped_column(String(40), default="email")  # email,telegram
+    escalate_minutes: Mapped[int] = mapped_column(Integer, default=0)  # 0: never escalated
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Alert(Base):
+    """One raised condition of a rule about one subject (a line, a gateway, a meter), from when it opened until it
+    cleared; ``open_key`` («rule:subject») is set only while open, so a rule raises one alert per subject."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    subject: Mapped[str] = mapped_column(String(120))  # line:TP-7/1 | gateway:gw-1 | meter:TP-7/M12
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    open_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    opened_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)  # the condition last found true
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    acknowledged_by: Mapped[str] = mapped_column(String(200), default="")
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class TelegramLink(Base):
+    """A person's chat with the Telegram bot: a one-time code (SHA-256 only) shown on their page, sent to the bot
+    as ``/start CODE``, links the chat (a resident's is copied to ``Account.telegram_chat_id`` too)."""
+
+    __tablename__ = "telegram_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    chat_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    linked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LineIntervalEnergy(Base):
+    """Σ of a site's energy per group of meters — the station input, a line's feeder, a line's subscribers
+    (``line_id`` 0: none) — per quarter-hour (``step`` 15) and per Kyiv day (``step`` 1440, ``start`` its
+    midnight), so a week's chart reads 672 × (1 + 2 × lines) rows and a year's 365 × …, never every meter's.
+    Kept in the batch's transaction by cloud/dashboards/daily.py (``refresh_days``) and rebuilt by
+    ``balans cloud rebuild-daily``. ``layout``: a digest of the site's meters, lines and roles when the row was
+    summed; a row of another layout is stale and the series sum the meters' own rows instead."""
+
+    __tablename__ = "line_interval_energy"
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)  # minutes: 15, or 1440 for a (23–25 h) Kyiv day
+    start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)  # station_input | feeder | subscriber
+    line_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 for the station input
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    imp_wh: Mapped[int] = mapped_column(BigInteger, default=0)
+    exp_wh: Mapped[int] = mapped_column(BigInteger, default=0)
+    meters: Mapped[int] = mapped_column(Integer, default=0)  # meters with data in the bucket
+    intervals: Mapped[int] = mapped_column(Integer, default=0)  # their quarter-hours stored
+    layout: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class VoltageDay(Base):
+    """One phase of one meter over a Kyiv day as EN 50160 counts it (shared/voltage_quality.py): its 10-minute
+    means — how many, how many within Un ± 10 %, how many within +10 % / −15 %, the lowest and the highest. A
+    week's compliance is the sum of seven rows. Computed from the readings' voltages when the voltage page first
+    needs the day (cloud/operations/voltage.py); the rows of a meter and day are dropped when a batch brings that
+    day new data. ``phase`` "" with ``windows`` 0: the day was looked at and had no voltage."""
+
+    __tablename__ = "voltage_days"
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # the Kyiv date
+    phase: Mapped[str] = mapped_column(String(2), primary_key=True)  # l1 | l2 | l3 | ""
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    windows: Mapped[int] = mapped_column(Integer, default=0)
+    within_band: Mapped[int] = mapped_column(Integer, default=0)
+    within_limits: Mapped[int] = mapped_column(Integer, default=0)
+    minimum: Mapped[float | None] = mapped_column(Numeric(9, 4, asdecimal=False))  # volts
+    maximum: Mapped[float | None] = mapped_column(Numeric(9, 4, asdecimal=False))
+
+
+class GatewayHealth(Base):
+    """The last signed heartbeat of a gateway (cloud/ingest/health.py, docs/remote.md): what it reported and when,
+    the clock offset the cloud measured, and the site configuration version in force (0: the installer's file)."""
+
+    __tablename__ = "gateway_health"
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(DateTime)  # the gateway's own clock
+    clock_offset_s: Mapped[int] = mapped_column(Integer, default=0)  # gateway − cloud, at reception
+    config_version: Mapped[int] = mapped_column(Integer, default=0)
+    document: Mapped[dict] = mapped_column(JSON)  # the heartbeat as signed
+
+
+class GatewayRequest(Base):
+    """A diagnostic request queued for a gateway (``log`` | ``reread``), picked up in a heartbeat's answer and
+    answered by a signed result: queued → sent → done | failed."""
+
+    __tablename__ = "gateway_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    result: Mapped[dict | None] = mapped_column(JSON)
+
+
+class OrgSigningKey(Base):
+    """An organisation's Ed25519 key for what the cloud tells its gateways (site configurations); the private key
+    Fernet-encrypted with a key derived from the app's SECRET_KEY by HKDF (cloud/ingest/site_config.py)."""
+
+    __tablename__ = "org_signing_keys"
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    private_key: Mapped[str] = mapped_column(Text)  # Fernet token of the PKCS#8 PEM
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SiteConfigVersion(Base):
+    """One version of a site's gateway configuration: the canonical JSON exactly as signed by the organisation."""
+
+    __tablename__ = "site_config_versions"
+    __table_args__ = (UniqueConstraint("site_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(120), default="")

@@ -102,6 +102,10 @@ class GatewayConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     health_port: int = 0  # 0 = no health endpoint
     profiles_dir: Path | None = None  # the user's own meter profiles (*.toml), beside the built-in ones
+    heartbeat_seconds: int = 300  # signed heartbeat to the cloud (docs/remote.md); 0 = none
+    org_key_path: Path | None = None  # the organisation's public key, from enrolment: verifies site configurations
+    config_version: int = 0  # the cloud's site configuration version this file holds ([remote] version); 0: local
+    source: Path | None = None  # the file this configuration was read from
 
     def profiles(self):
         return load_profiles((self.profiles_dir,) if self.profiles_dir else ())
@@ -168,6 +172,10 @@ def load_config(path: Path) -> GatewayConfig:
             batch_max_rows=int(setting(gateway, "batch_max_rows", "BATCH_MAX_ROWS", 5000)),
             health_port=int(setting(gateway, "health_port", "HEALTH_PORT", 0)),
             profiles_dir=profiles_dir,
+            heartbeat_seconds=int(setting(gateway, "heartbeat_seconds", "HEARTBEAT_SECONDS", 300)),
+            org_key_path=base / str(setting(gateway, "org_key", "ORG_KEY", "org.pub")),
+            config_version=int(data.get("remote", {}).get("version", 0)),
+            source=Path(path).resolve(),
             thresholds=Thresholds(
                 elevated_pct=Decimal(str(thresholds.get("elevated_pct", "3"))),
                 theft_pct=Decimal(str(thresholds.get("theft_pct", "10"))),

@@ -27,6 +27,7 @@ from edge.energy_reports import balances
 from edge.health import serve_health
 from edge.meter_reader import BusReader, MeterUnavailable, open_bus
 from edge.outbox import seal_pending
+from edge.remote import Remote
 from edge.retention import check_disk, prune
 from edge.store import HIGH, NORMAL, GatewayDatabase, Store
 from edge.uplink import RefusedError, TransientUplinkError, Uplink
@@ -131,7 +132,21 @@ class Gateway:
         self.lost_cycles = 0  # polls that could not be stored (disk full), reported when there is room again
         self.lost_since: datetime | None = None
         self._last_clock: tuple[datetime, float] | None = None
+        self.polling = asyncio.Lock()  # the poll loop, a remote re-read and a configuration's trial take turns
         self.store.read_sync(self._restore)
+
+    def reconfigure(self, config: GatewayConfig, buses: dict[str, BusReader]) -> None:
+        """Run on ``config`` from the next poll (a site configuration from the cloud, edge/remote.py): its buses
+        (already opened and tried), its meters — a meter kept keeps its counter and availability. Called with
+        ``polling`` held."""
+        profiles = config.profiles()
+        for bus in self.buses.values():
+            bus.close()
+        self.buses = buses
+        self.meters = {m.id: replace(self.meters[m.id], meter=m, rollover=counter_rollover(profiles[m.profile]))
+                       if m.id in self.meters
+                       else MeterCoordinator(m, rollover=counter_rollover(profiles[m.profile])) for m in config.meters}
+        self.config = config
 
     def _restore(self, db: GatewayDatabase) -> None:
         """Each meter's counter and availability as last stored (after a restart, or a poll that was lost)."""
@@ -147,6 +162,10 @@ class Gateway:
     # --- polling -----------------------------------------------------------------------------
     async def poll_cycle(self) -> PollResult:
         """Read every due meter once (buses in parallel, one transaction at a time per bus) and store."""
+        async with self.polling:
+            return await self._poll_cycle()
+
+    async def _poll_cycle(self) -> PollResult:
         result = PollResult(self.clock.now(), self.clock.monotonic())
         by_bus: dict[str, list[MeterCoordinator]] = {}
         for coordinator in self.meters.values():
@@ -366,10 +385,14 @@ class Gateway:
             if last_housekeeping != kyiv_day(next_poll):  # the first poll of each Kyiv day
                 last_housekeeping = kyiv_day(next_poll)
                 await self.store.write(partial(self._housekeeping, next_poll))
+            step = timedelta(seconds=self.config.poll_seconds)  # a new configuration's, from the next poll
             next_poll = poll_time(next_poll, step, after=True)
 
     async def run(self) -> None:
         forward = asyncio.create_task(self.forward_loop(), name="balans-forward")
+        remote = None
+        if self.config.heartbeat_seconds and self.config.source is not None:
+            remote = asyncio.create_task(Remote(self).loop(), name="balans-heartbeat")
         health = None
         if self.config.health_port:
             health = await serve_health(self, "127.0.0.1", self.config.health_port)
@@ -377,6 +400,8 @@ class Gateway:
             await self.poll_loop()
         finally:
             forward.cancel()
+            if remote is not None:
+                remote.cancel()
             if health is not None:
                 await health.cleanup()
             await self.close()

@@ -1,18 +1,36 @@
-"""``balans provision …``: the installer's tool — the gateway's identity and its enrolment with the cloud."""
+"""``balans provision …``: the installer's tool — scan the buses, write the configuration, enrol the gateway
+with the cloud, check the commissioning."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import socket
+import sys
 from pathlib import Path
 
 import click
 
+from edge.commissioning import LANGUAGES, check_site
 from edge.config import ConfigError, load_config
+from edge.scan import parse_hosts, parse_units, scan
 from provisioning.enrolment import EnrolmentFailed, enrol, rotate_key
+from provisioning.report import html_report, scan_table, terminal_report
+from provisioning.site_config import (
+    RegisterUnavailable,
+    fetch_register,
+    gateway_toml,
+    lines_and_meters_toml,
+    merge_register,
+    propose,
+)
+from shared.profiles import ProfileError, load_profiles
 
 
 @click.group("provision")
 def provision():
-    """The installer's tool: gateway identity and enrolment."""
+    """The installer's tool: bus scan, configuration, enrolment, commissioning check."""
 
 
 @provision.command("enroll")
@@ -44,3 +62,138 @@ def rotate_key_cmd(config_path):
     except (ConfigError, EnrolmentFailed) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"key of {answer['gateway']} rotated")
+
+
+@provision.command("scan")
+@click.option("--serial", default="", help="RS-485 serial port to walk, e.g. /dev/ttyUSB0")
+@click.option("--baud", default="9600", show_default=True, help="baud rates to try on the serial port, e.g. 9600,19200")
+@click.option("--parity", default="N", show_default=True, type=click.Choice(["N", "E", "O"]))
+@click.option("--units", default="1-32", show_default=True, help="unit ids to ask, e.g. 1-32 or 1,5,10-12")
+@click.option("--tcp", "tcp", multiple=True, help="a subnet (192.168.1.0/28) or hosts (10.0.0.5,10.0.0.6) of Modbus TCP")
+@click.option("--port", default=502, show_default=True, help="Modbus TCP port")
+@click.option("--tcp-units", default="", help="unit ids to ask on each TCP host (default: --units)")
+@click.option("--timeout", default=0.3, show_default=True, help="seconds a silent unit may take")
+@click.option("--budget", default=120.0, show_default=True, help="seconds for the whole scan")
+@click.option("--profiles-dir", default="", type=click.Path(file_okay=False), help="your own meter profiles")
+@click.option("--json", "as_json", is_flag=True, help="print the scan and its proposal as JSON")
+@click.option("-o", "--output", default="", type=click.Path(dir_okay=False), help="also write the JSON to this file")
+def scan_cmd(serial, baud, parity, units, tcp, port, tcp_units, timeout, budget, profiles_dir, as_json, output):
+    """Find every answering Modbus meter, name its profile and propose roles and lines.
+
+    Example: balans provision scan --serial /dev/ttyUSB0 --baud 9600,19200 --units 1-32 --tcp 192.168.1.0/28 -o scan.json
+    """
+    if not serial and not tcp:
+        raise click.UsageError("give --serial /dev/ttyX and/or --tcp SUBNET-OR-HOSTS")
+    try:
+        unit_ids = parse_units(units)
+        host_unit_ids = parse_units(tcp_units) if tcp_units else unit_ids
+        hosts = parse_hosts(tcp)
+        bauds = [int(b) for b in baud.split(",") if b.strip()]
+        profiles = load_profiles((Path(profiles_dir),) if profiles_dir else ())
+    except ValueError as exc:  # ProfileError too
+        raise click.BadParameter(str(exc)) from exc
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # a silent unit is expected, not an error
+    counter = {"probed": 0}
+    tty = sys.stderr.isatty()
+
+    def progress(kind: str, text: str) -> None:
+        if kind == "found":
+            click.echo(("\r" if tty else "") + f"found {text}", err=True)
+        else:
+            counter["probed"] += 1
+            if tty:
+                click.echo(f"\r  probed {counter['probed']}/{planned}", nl=False, err=True)
+
+    planned = len(unit_ids) * len(bauds) * bool(serial) + len(hosts) * len(host_unit_ids)
+    result = asyncio.run(scan(profiles, serial=serial or None, bauds=bauds, parity=parity, hosts=hosts, port=port,
+                              units=unit_ids, tcp_units=host_unit_ids, timeout=timeout, budget=budget,
+                              progress=progress))
+    if tty:
+        click.echo("", err=True)
+    document = result.as_json()
+    proposal = propose(document)
+    document["proposal"] = proposal.as_json()
+    if output:
+        Path(output).write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        return
+    click.echo(scan_table(document))
+    click.echo("\n# Proposed [[line]] and [[meter]] sections (balans provision init writes the whole file):\n")
+    click.echo(lines_and_meters_toml(proposal))
+    for note in proposal.notes:
+        click.echo(f"note: {note}")
+
+
+@provision.command("init")
+@click.option("--scan", "scan_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="the JSON of balans provision scan -o")
+@click.option("--cloud", "cloud_url", default="http://127.0.0.1:8000", show_default=True, help="the cloud's URL")
+@click.option("--token", default="", help="an API token that may view the register: match meters with it")
+@click.option("--site", default="", help="the site's code (default: the register's, else \"site\")")
+@click.option("--gateway-id", default="", help="this gateway's id (default: gw-<hostname>)")
+@click.option("--poll-seconds", default=900, show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="the gateway.toml to write")
+@click.option("--force", is_flag=True, help="overwrite an existing file")
+def init_cmd(scan_path, cloud_url, token, site, gateway_id, poll_seconds, output, force):
+    """Write the gateway's configuration from a scan, matched with the site's register in the cloud.
+
+    Example: balans provision init --scan scan.json --cloud https://balans.example --token T -o /etc/balans/gateway.toml
+    """
+    target = Path(output)
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; give --force to overwrite it")
+    try:
+        document = json.loads(Path(scan_path).read_text(encoding="utf-8"))
+        proposal = propose(document)
+    except (ValueError, KeyError) as exc:
+        raise click.ClickException(f"{scan_path}: not the JSON of balans provision scan ({exc})") from exc
+    if token:
+        try:
+            proposal = merge_register(proposal, fetch_register(cloud_url, token, site or None))
+        except RegisterUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+    site = site or proposal.site or "site"
+    gateway_id = gateway_id or "gw-" + socket.gethostname().split(".")[0].lower()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(gateway_toml(proposal, gateway_id=gateway_id, site=site, cloud_url=cloud_url.rstrip("/"),
+                                   poll_seconds=poll_seconds), encoding="utf-8")
+    try:
+        config = load_config(target)
+    except ConfigError as exc:
+        raise click.ClickException(f"the written configuration does not load: {exc}") from exc
+    matched = sum(m.source != "proposed" for m in proposal.meters)
+    click.echo(f"wrote {target}: {len(config.meters)} meters ({matched} matched in the register), "
+               f"{len(config.lines)} lines, site {site}, gateway {gateway_id}")
+    for note in proposal.notes:
+        click.echo(f"note: {note}")
+
+
+@provision.command("check")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--lang", default="uk", show_default=True, type=click.Choice(LANGUAGES))
+@click.option("--html", "html_path", default="", type=click.Path(dir_okay=False), help="also write an HTML report")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--clock-offset", default=0.0, hidden=True, help="seconds added to the system clock (a rehearsal)")
+def check_cmd(config_path, lang, html_path, as_json, clock_offset):
+    """Commissioning check: meters read and plausible, clock, line balances, cloud link, first batch accepted.
+
+    Exits 1 when an item fails; each failing item says what to do.
+    Example: balans provision check --config /etc/balans/gateway.toml --lang en --html report.html
+    """
+    try:
+        config = load_config(Path(config_path))
+    except (ConfigError, ProfileError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    report = check_site(config, clock_offset)
+    if html_path:
+        Path(html_path).write_text(html_report(report, lang), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(report.as_json(lang), ensure_ascii=False, indent=2))
+    else:
+        click.echo(terminal_report(report, lang))
+    sys.exit(0 if report.passed else 1)
+
+
+

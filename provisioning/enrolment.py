@@ -71,4 +71,7 @@ def enrol(config: GatewayConfig, token: str, cloud_url: str | None = None, timeo
         "public_key": public_key_pem(key.public_key()),
         "site": to_json(site_document(config, datetime.now(UTC))),
     }
-    return _post((cloud_url or config.cloud_url).rstrip("/") + "/api/v1/enrol", document, timeout)
+    answer = _post((cloud_url or config.cloud_url).rstrip("/") + "/api/v1/enrol", document, timeout)
+    if answer.get("org_public_key") and config.org_key_path is not None:  # verifies site configurations
+        config.org_key_path.write_text(answer["org_public_key"], encoding="ascii")
+    return answer

@@ -15,7 +15,7 @@ KYIV = ZoneInfo("Europe/Kyiv")
 ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"  # the one instant format on the wire, in batches and in the site document
 
 
-PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+PERIOD = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 EARLIEST_YEAR, LATEST_YEAR = 1900, 2999  # no meter, bill or bank booking lives outside these

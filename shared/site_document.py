@@ -209,7 +209,7 @@ def _instant(value: object, path: str) -> datetime | None:
         raise SiteDocumentError(f"must be a UTC time as text, e.g. {example!r}; got {_shown(value)}", path)
     try:
         instant = parse_iso(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # an offset that carries the time past year 1 or 9999 in UTC
         instant = None
     if instant is None or iso_utc(instant) != value:
         raise SiteDocumentError(f"must be a UTC time YYYY-MM-DDTHH:MM:SSZ, e.g. {example!r}; got {value!r}", path)

@@ -27,6 +27,8 @@ EXPECTED = {
     "billing_run": {"accounts", "seconds", "target_seconds", "distributed_uah"},
     "payments_import": {"transactions", "seconds", "limit_seconds", "ratio"},
     "payments_parse": {"transactions", "seconds", "matched", "unmatched"},
+    "register_import": {"rows", "limit_s", "sqlite_xlsx", "sqlite_csv", "worst_ratio"},
+    "dashboard_pages": {"meters", "p95_ms", "worst_p95_ms", "limit_ms", "ratio"},
 }
 
 

@@ -120,6 +120,7 @@ def test_a_person_sees_it_in_a_real_browser_on_a_phone(demo_run, tmp_path):
             assert line4.get_attribute("data-status") == "suspected_theft"
             assert line4.locator(".badge").is_visible()  # the flag fits on a phone screen
             page.screenshot(path=str(tmp_path / "site-phone.png"), full_page=True)
+            page.click("text=Меню")  # on a phone the top links and «Вийти» fold behind «Меню»
             page.click("button.link")  # sign out
             page.fill("input[name=email]", "resident04001@demo.balans.ua")
             page.fill("input[name=password]", RESIDENT_PASSWORD)

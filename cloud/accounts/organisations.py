@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from stdnum import iban as stdnum_iban
 
 from cloud.accounts.auth import hash_password
 from cloud.audit import audit
-from cloud.models import Account, Organisation, Site, Tariff, User
+from cloud.models import Account, BillingRun, Organisation, Site, Tariff, User
 from cloud.permissions import PEOPLE, Role
 
 KINDS = ("cooperative", "osbb", "cottage_town", "supplier", "heat")
@@ -37,11 +38,8 @@ def create_organisation(db: Session, name: str, kind: str, edrpou: str = "", iba
 
 
 def valid_iban(iban: str) -> bool:
-    text = iban.replace(" ", "").upper()
-    if len(text) < 15 or not text[:2].isalpha() or not text[2:].isalnum():
-        return False
-    digits = "".join(str(int(c, 36)) for c in text[4:] + text[:4])
-    return int(digits) % 97 == 1
+    """Check digits and the country's own length and format (python-stdnum)."""
+    return stdnum_iban.is_valid(iban.replace(" ", "").upper())
 
 
 def create_site(db: Session, org: Organisation, code: str, name: str = "", elevated_pct: Decimal | None = None,
@@ -91,12 +89,24 @@ def upsert_account(db: Session, org: Organisation, number: str, holder: str = ""
 ZONE_SETS = ({"day", "night"}, {"night", "half_peak", "peak"})
 
 
+def billed_through(db: Session, org_id: int) -> date | None:
+    """The last day of the latest period with an issued run: tariffs up to it are in invoices that never change."""
+    period = db.scalar(select(func.max(BillingRun.period)).where(BillingRun.org_id == org_id,
+                                                                BillingRun.status == "issued"))
+    if period is None:
+        return None
+    year, month = (int(part) for part in period.split("-"))
+    return date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+
+
 def set_tariff(db: Session, org: Organisation, kind: str, purchase_price: Decimal, coefficient: Decimal,
                valid_from: date, valid_to: date | None = None, actor: str = "cli", segment: str = "",
                zones: dict[str, Decimal] | None = None, monthly_fee: Decimal = Decimal(0),
                fee_name: str = "") -> Tariff:
     """A tariff: the price (purchase price × coefficient for a cooperative; sale price for a supplier, per
-    customer ``segment`` and time-of-use ``zones``; UAH/Gcal for heat) and its fixed monthly fee."""
+    customer ``segment`` and time-of-use ``zones``; UAH/Gcal for heat) and its fixed monthly fee. The tariff of
+    the same kind and segment in force on ``valid_from`` is closed the day before; a start inside a period
+    already issued is refused."""
     if kind not in ("cooperative", "supplier", "heat"):
         raise SetupError(f"tariff kind must be cooperative, supplier or heat, got {kind!r}")
     if purchase_price <= 0:
@@ -109,6 +119,21 @@ def set_tariff(db: Session, org: Organisation, kind: str, purchase_price: Decima
         raise SetupError(f"monthly fee must not be negative, got {monthly_fee}")
     if valid_to is not None and valid_to < valid_from:
         raise SetupError(f"tariff ends {valid_to} before it starts {valid_from}")
+    billed = billed_through(db, org.id)
+    if billed is not None and valid_from <= billed:
+        raise SetupError(f"invoices are issued up to {billed}: a new tariff can start on {billed + timedelta(days=1)} "
+                         "at the earliest (issued invoices never change)")
+    same = list(db.scalars(select(Tariff).where(Tariff.org_id == org.id, Tariff.kind == kind,
+                                                Tariff.segment == segment).order_by(Tariff.valid_from)))
+    later = [t for t in same if t.valid_from >= valid_from]
+    if later:
+        raise SetupError(f"a {kind} tariff already starts on {later[-1].valid_from}: a new one must start later")
+    for previous in same:  # the one in force on the new one's first day ends the day before
+        if previous.valid_to is None or previous.valid_to >= valid_from:
+            closed = valid_from - timedelta(days=1)
+            audit(db, org.id, actor, "tariff.close", f"tariff:{previous.id}",
+                  {"to": str(previous.valid_to) if previous.valid_to else None}, {"to": str(closed)})
+            previous.valid_to = closed
     tariff = Tariff(org_id=org.id, kind=kind, purchase_price=purchase_price, coefficient=coefficient,
                     valid_from=valid_from, valid_to=valid_to, segment=segment,
                     zones={z: str(k) for z, k in zones.items()} if zones else None, monthly_fee=monthly_fee,

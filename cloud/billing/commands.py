@@ -16,13 +16,13 @@ from cloud.accounts.organisations import SetupError, set_tariff
 from cloud.billing.accounts import set_billing_details
 from cloud.billing.consumption import ReadingError
 from cloud.billing.corrections import CorrectionError, record_correction
-from cloud.billing.delivery import queue_invoice_emails, run_pdf
+from cloud.billing.delivery import queue_invoice_emails, run_invoices, run_pdf
 from cloud.billing.errors import BillingError
 from cloud.billing.heat_run import set_heating_season
 from cloud.billing.readings import enter_reading, import_readings, replace_meter
 from cloud.billing.run import billing_run
 from cloud.cli.lookup import app as _app
-from cloud.cli.lookup import find_org, find_site, performs
+from cloud.cli.lookup import find_org, find_site, may, performs, site_org_option
 from cloud.db import session_scope
 from cloud.models import Account
 from cloud.permissions import Action
@@ -111,17 +111,18 @@ def set_account(org_ref, number, category, area, common_coefficient, benefit_pct
 @performs(Action.RUN_BILLING)
 @click.command("enter-reading")
 @click.option("--site", "site_code", required=True)
+@site_org_option
 @click.option("--meter", "meter_code", required=True)
 @click.option("--at", "at", required=True, help="YYYY-MM-DD[ HH:MM], Kyiv time (or with an offset: …T10:00+00:00)")
 @click.option("--value", required=True, help="the counter, kWh (or Gcal with --gcal)")
 @click.option("--gcal", is_flag=True, help="a heat meter's counter")
 @with_appcontext
-def enter_reading_cmd(site_code, meter_code, at, value, gcal):
+def enter_reading_cmd(site_code, org_ref, meter_code, at, value, gcal):
     """Enter a meter reading taken by the office.  Example: balans cloud enter-reading --site TP-118 --meter M01001 --at 2026-11-01 --value 15420"""
 
     with session_scope(_app()) as db:
         try:
-            enter_reading(db, find_site(db, site_code), meter_code, from_kyiv_wall(datetime.fromisoformat(at)),
+            enter_reading(db, find_site(db, site_code, org_ref), meter_code, from_kyiv_wall(datetime.fromisoformat(at)),
                           Decimal(value.replace(",", ".")), "cli", "heat_gcal" if gcal else "import_kwh")
         except (ReadingError, ValueError, ArithmeticError) as exc:
             raise click.ClickException(str(exc)) from exc
@@ -131,9 +132,10 @@ def enter_reading_cmd(site_code, meter_code, at, value, gcal):
 @performs(Action.RUN_BILLING)
 @click.command("import-readings")
 @click.option("--site", "site_code", required=True)
+@site_org_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @with_appcontext
-def import_readings_cmd(site_code, path):
+def import_readings_cmd(site_code, org_ref, path):
     """Import the office's readings from a CSV (meter,at,value[,register]); all rows or none.
 
     Example: balans cloud import-readings --site TP-118 obkhid-2026-11.csv
@@ -141,7 +143,7 @@ def import_readings_cmd(site_code, path):
 
     with session_scope(_app()) as db:
         try:
-            count = import_readings(db, find_site(db, site_code), Path(path).read_text(encoding="utf-8-sig"),
+            count = import_readings(db, find_site(db, site_code, org_ref), Path(path).read_text(encoding="utf-8-sig"),
                                     Path(path).name, "cli")
         except ReadingError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -151,13 +153,14 @@ def import_readings_cmd(site_code, path):
 @performs(Action.RUN_BILLING)
 @click.command("replace-meter")
 @click.option("--site", "site_code", required=True)
+@site_org_option
 @click.option("--old", "old_code", required=True)
 @click.option("--new", "new_code", required=True)
 @click.option("--at", "at", required=True, help="YYYY-MM-DD HH:MM, Kyiv time (or with an offset)")
 @click.option("--old-reading", required=True, help="the old meter's last counter")
 @click.option("--new-reading", default="0", help="the new meter's first counter")
 @with_appcontext
-def replace_meter_cmd(site_code, old_code, new_code, at, old_reading, new_reading):
+def replace_meter_cmd(site_code, org_ref, old_code, new_code, at, old_reading, new_reading):
     """Record a meter replaced: the month is billed as the old meter's part plus the new one's.
 
     Example: balans cloud replace-meter --site TP-118 --old M01001 --new M01001-2 --at "2026-10-15 12:00" --old-reading 15200
@@ -165,7 +168,7 @@ def replace_meter_cmd(site_code, old_code, new_code, at, old_reading, new_readin
 
     with session_scope(_app()) as db:
         try:
-            replace_meter(db, find_site(db, site_code), old_code, new_code, from_kyiv_wall(datetime.fromisoformat(at)),
+            replace_meter(db, find_site(db, site_code, org_ref), old_code, new_code, from_kyiv_wall(datetime.fromisoformat(at)),
                           Decimal(old_reading), Decimal(new_reading), "cli")
         except (ReadingError, ValueError, ArithmeticError) as exc:
             raise click.ClickException(str(exc)) from exc
@@ -209,15 +212,18 @@ def set_tariff_cmd(org_ref, kind, price, coefficient, valid_from, valid_to, segm
 @performs(Action.RUN_BILLING)
 @click.command("bill")
 @click.option("--site", "site_code", required=True)
+@site_org_option
 @click.option("--period", required=True, help="YYYY-MM")
 @click.option("--issue", is_flag=True, help="issue the invoices (otherwise a draft preview)")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
-def bill(site_code, period, issue, as_json):
+def bill(site_code, org_ref, period, issue, as_json):
     """Billing run for a site and period.  Example: balans cloud bill --site TP-118 --period 2026-10 --issue"""
+    if issue:
+        may("bill", Action.ISSUE_INVOICES)
     with session_scope(_app()) as db:
         try:
-            result = billing_run(db, find_site(db, site_code), period, issue=issue, actor="cli")
+            result = billing_run(db, find_site(db, site_code, org_ref), period, issue=issue, actor="cli")
         except BillingError as exc:
             raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -234,14 +240,18 @@ def bill(site_code, period, issue, as_json):
 @performs(Action.PRINT_INVOICES)
 @click.command("invoices")
 @click.option("--site", "site_code", required=True)
+@site_org_option
 @click.option("--period", required=True, help="YYYY-MM")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False))
 @with_appcontext
-def invoices_cmd(site_code, period, out):
+def invoices_cmd(site_code, org_ref, period, out):
     """All invoices of a run as one PDF.  Example: balans cloud invoices --site TP-118 --period 2026-10 --out r.pdf"""
 
     with session_scope(_app()) as db:
-        pdf = run_pdf(db, find_site(db, site_code), period)
+        site = find_site(db, site_code, org_ref)
+        if not run_invoices(db, site, period):
+            raise click.ClickException(f"site {site.code} has no invoices for {period!r}: bill it first")
+        pdf = run_pdf(db, site, period)
     Path(out).write_bytes(pdf)
     click.echo(f"{out}: {len(pdf)} bytes")
 
@@ -249,15 +259,16 @@ def invoices_cmd(site_code, period, out):
 @performs(Action.SEND_MESSAGES)
 @click.command("email-invoices")
 @click.option("--site", "site_code", required=True)
+@site_org_option
 @click.option("--period", required=True, help="YYYY-MM")
 @with_appcontext
-def email_invoices(site_code, period):
+def email_invoices(site_code, org_ref, period):
     """Queue an e-mail with the PDF for every issued invoice (sent by send-mail).
 
     Example: balans cloud email-invoices --site TP-118 --period 2026-10 && balans cloud send-mail
     """
     with session_scope(_app()) as db:
-        click.echo(f"{queue_invoice_emails(db, find_site(db, site_code), period)} e-mails queued")
+        click.echo(f"{queue_invoice_emails(db, find_site(db, site_code, org_ref), period)} e-mails queued")
 
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cloud.models import Account, Invoice, LedgerEntry, Meter, Organisation
+from cloud.models import Account, BillingRun, Invoice, LedgerEntry, Meter, Organisation
 from shared.calendar import kyiv_day
 from shared.cost_sharing import COOPERATIVE_WORDING
 from shared.nbu_qr import PaymentRequest, payment_url
@@ -57,6 +57,8 @@ class InvoiceDocument:
     estimated: bool = False  # no reading for the period: the consumption is an estimate
     meters: tuple[dict, ...] = ()  # each meter's segment when there was more than one (a replacement)
     heat: bool = False
+    note: str = ""  # the organisation's note as it read when the run was made (the run's summary keeps it)
+    invite_code: str = ""  # the code a resident signs up to the cabinet with, when one was made
 
     @property
     def resource(self) -> str:
@@ -112,6 +114,7 @@ def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
                                                            Invoice.period <= invoice.period)
         .order_by(Invoice.period.desc()).limit(12)
     ).all()
+    run = db.get(BillingRun, invoice.run_id)
     return InvoiceDocument(
         number=invoice.number or "чернетка", period=invoice.period,
         issued=kyiv_day(invoice.issued_at) if invoice.issued_at else None, due=invoice.due_date,
@@ -127,5 +130,6 @@ def invoice_document(db: Session, invoice: Invoice) -> InvoiceDocument:
         opening_balance=invoice.opening_balance, paid_in_period=paid, total=invoice.total,
         history=tuple((period, Decimal(kwh)) for period, kwh in reversed(history)),
         unit="Гкал" if heat else "кВт·год", estimated=bool(invoice.estimated), meters=tuple({**m, "days": segment_days(m)} if "from" in m else m for m in invoice.meters or ()),
-        heat=heat,
+        heat=heat, note=str((run.summary or {}).get("invoice_note") or "") if run is not None else "",
+        invite_code=account.invite_code or "",
     )

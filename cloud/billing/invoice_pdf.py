@@ -156,14 +156,26 @@ def draw_invoice(pdf: InvoicePdf, doc: InvoiceDocument) -> None:
     y += 15
     due = doc.due.strftime("%d.%m.%Y") if doc.due else "—"
     pdf.text_at(left, y, f"Сплатити до {due}", 9.5, "B")
+    due_y = y
+    y += 6
+    if doc.note:  # the organisation's own words under the total (where to pay, whom to call)
+        pdf.set_xy(left, y)
+        pdf.set_font("DejaVu", "", 8.5)
+        pdf.set_text_color(*INK)
+        pdf.multi_cell(width, 4, doc.note, align="L")
+        y = pdf.get_y() + 1.5
+    if doc.invite_code:
+        pdf.text_at(left, y, f"Код для входу в кабінет: {doc.invite_code}", 9.5, "B")
+        y += 6
     if doc.cooperative:
-        pdf.set_xy(left, y + 6)
+        pdf.set_xy(left, y)
         pdf.set_font("DejaVu", "", 7.5)
         pdf.set_text_color(*MUTED)
         pdf.multi_cell(110, 3.6, "Кооператив не продає електроенергію: сума — це "
                        f"{COOPERATIVE_WORDING}, затверджена загальними зборами.", align="L")
+        y = pdf.get_y()
     # Sparkline: 12 months of consumption, and the payment QR beside it
-    qr_y = y + 20
+    qr_y = max(y + 6, due_y + 20)
     draw_sparkline(pdf, doc, left, qr_y + 12, 110, 34)
     pdf.image(io.BytesIO(qr_png(doc.payment_url())), x=left + 132, y=qr_y, w=48, h=48)
     centre_x, centre_y = left + 132 + 24, qr_y + 24

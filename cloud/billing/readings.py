@@ -24,7 +24,8 @@ REGISTERS = ("import_kwh", "heat_gcal")
 def _meter(db: Session, site: Site, code: str) -> Meter:
     meter = db.scalar(select(Meter).where(Meter.site_id == site.id, Meter.code == code))
     if meter is None:
-        raise ReadingError(f"meter {code} is not on site {site.code}")
+        raise ReadingError(f"meter {code} is not on site {site.code}", "err_reading_no_meter", meter=code,
+                           site=site.code)
     return meter
 
 
@@ -32,15 +33,19 @@ def enter_reading(db: Session, site: Site, meter_code: str, at: datetime, value:
                   register: str = "import_kwh", source: str = "office") -> Reading:
     """Store the counter of ``meter_code`` at ``at``; it must lie between the readings around it."""
     if register not in REGISTERS:
-        raise ReadingError(f"register must be one of {', '.join(REGISTERS)}, got {register!r}")
+        raise ReadingError(f"register must be one of {', '.join(REGISTERS)}, got {register!r}", "err_reading_register",
+                           registers=", ".join(REGISTERS), register=register)
     meter = _meter(db, site, meter_code)
     try:
         value = counter_value(value)
     except ValueError as exc:
-        raise ReadingError(f"meter {meter_code}: {exc}") from exc
+        raise ReadingError(f"meter {meter_code}: {exc}", "err_reading_value", meter=meter_code,
+                           value=str(value)[:40]) from exc
     if meter.removed_at is not None and at > meter.removed_at:
         raise ReadingError(f"meter {meter_code} was removed on {kyiv_time(meter.removed_at):%Y-%m-%d %H:%M}; "
-                           f"a reading of {kyiv_time(at):%Y-%m-%d %H:%M} belongs to the meter that replaced it")
+                           f"a reading of {kyiv_time(at):%Y-%m-%d %H:%M} belongs to the meter that replaced it",
+                           "err_reading_removed", meter=meter_code, removed=f"{kyiv_time(meter.removed_at):%Y-%m-%d %H:%M}",
+                           at=f"{kyiv_time(at):%Y-%m-%d %H:%M}")
     around = {}
     for name, where, order in (("before", Reading.ts < at, Reading.ts.desc()), ("after", Reading.ts > at, Reading.ts)):
         row = db.execute(select(Reading.ts, Reading.values).where(Reading.meter_id == meter.id, where)
@@ -50,13 +55,18 @@ def enter_reading(db: Session, site: Site, meter_code: str, at: datetime, value:
     if "before" in around and value < around["before"][1]:
         ts, previous = around["before"]
         raise ReadingError(f"meter {meter_code}: {value} at {kyiv_time(at):%Y-%m-%d %H:%M} is lower than the reading before it "
-                           f"({previous} on {kyiv_time(ts):%Y-%m-%d %H:%M}); a replaced meter is recorded with replace-meter")
+                           f"({previous} on {kyiv_time(ts):%Y-%m-%d %H:%M}); a replaced meter is recorded with replace-meter",
+                           "err_reading_lower", meter=meter_code, value=str(value), at=f"{kyiv_time(at):%Y-%m-%d %H:%M}",
+                           previous=str(previous), previous_at=f"{kyiv_time(ts):%Y-%m-%d %H:%M}")
     if "after" in around and value > around["after"][1]:
         ts, following = around["after"]
         raise ReadingError(f"meter {meter_code}: {value} at {kyiv_time(at):%Y-%m-%d %H:%M} is higher than the reading after it "
-                           f"({following} on {kyiv_time(ts):%Y-%m-%d %H:%M})")
+                           f"({following} on {kyiv_time(ts):%Y-%m-%d %H:%M})", "err_reading_higher", meter=meter_code,
+                           value=str(value), at=f"{kyiv_time(at):%Y-%m-%d %H:%M}", following=str(following),
+                           following_at=f"{kyiv_time(ts):%Y-%m-%d %H:%M}")
     if db.scalar(select(Reading.id).where(Reading.meter_id == meter.id, Reading.ts == at)) is not None:
-        raise ReadingError(f"meter {meter_code} already has a reading at {kyiv_time(at):%Y-%m-%d %H:%M}")
+        raise ReadingError(f"meter {meter_code} already has a reading at {kyiv_time(at):%Y-%m-%d %H:%M}",
+                           "err_reading_exists", meter=meter_code, at=f"{kyiv_time(at):%Y-%m-%d %H:%M}")
     reading = Reading(meter_id=meter.id, ts=at, values={register: f"{value:.4f}" if register == "heat_gcal"
                                                         else f"{value:.3f}"}, source=source)
     db.add(reading)
@@ -69,10 +79,12 @@ def enter_reading(db: Session, site: Site, meter_code: str, at: datetime, value:
 def import_readings(db: Session, site: Site, text: str, name: str, actor: str) -> int:
     """A CSV of readings (``meter,at,value[,register]``, a header row; ``at`` in Kyiv time unless it carries an
     offset): every row is checked; an error names the file, the line and why."""
-    rows = list(csv.DictReader(io.StringIO(text)))
-    missing = {"meter", "at", "value"} - set(rows[0] if rows else ())
+    reader = csv.DictReader(io.StringIO(text))
+    rows = list(reader)
+    missing = {"meter", "at", "value"} - set(reader.fieldnames or ())
     if missing:
-        raise ReadingError(f"{name}: the header needs the columns meter, at, value (missing {', '.join(sorted(missing))})")
+        raise ReadingError(f"{name}: the header needs the columns meter, at, value (missing {', '.join(sorted(missing))})",
+                           "err_readings_header", name=name, missing=", ".join(sorted(missing)))
     # The caller's transaction rolls back on the error, so a file counts whole or not at all.
     for line, row in enumerate(rows, start=2):
         try:
@@ -81,7 +93,8 @@ def import_readings(db: Session, site: Site, text: str, name: str, actor: str) -
             enter_reading(db, site, (row["meter"] or "").strip(), at, value, actor,
                           (row.get("register") or "import_kwh").strip())
         except (ValueError, InvalidOperation, ReadingError) as exc:
-            raise ReadingError(f"{name}, line {line}: {exc}; nothing from this file was stored") from exc
+            raise ReadingError(f"{name}, line {line}: {exc}; nothing from this file was stored", "err_readings_line",
+                               name=name, line=line, error=exc) from exc
     return len(rows)
 
 

@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from cloud.accounts.invite_codes import ensure_invite_codes
 from cloud.audit import audit
 from cloud.billing.collector import collector_paused
 from cloud.billing.consumption import (
@@ -291,17 +292,24 @@ def trueups(db: Session, org: Organisation, site: Site, period: str, drafted: Dr
             measured[account_id].add([line], **refers)
 
 
-def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, actor: str = "system") -> RunResult:
+def billing_run(db: Session, site: Site, period: str, *, issue: bool = False, actor: str = "system",
+                progress=None) -> RunResult:
     """Make (or replace) the draft run of ``site`` for ``period``; with ``issue``, issue it.
 
     Set-based: a handful of queries for the whole site, whatever its size, and bulk inserts. Everything is
     checked before anything is written: a bad reading or tariff raises BillingError and nothing is billed.
+    ``progress(done, total, step)``, when given, hears of each step before it starts (a background job's bar);
+    the last call comes before the first write.
     """
     with collector_paused():
-        return _billing_run(db, site, period, issue, actor)
+        return _billing_run(db, site, period, issue, actor, progress or _no_progress)
 
 
-def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) -> RunResult:
+def _no_progress(done: int, total: int, step: str) -> None:
+    pass
+
+
+def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str, progress) -> RunResult:
     try:
         start, end = naive_period_bounds(period)
     except ValueError as exc:
@@ -311,11 +319,13 @@ def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) 
     if run is not None and run.status == "issued":
         raise BillingError(f"the run of site {site.code} for {period} is issued and cannot change; "
                            "corrections go into a later period", "err_run_issued", site=site.code, period=period)
+    progress(0, 3, "step_readings")
     try:
         bounds = checked_bounds(db, site, start, end)
     except ReadingError as exc:
         raise BillingError(f"site {site.code}, {period}: {exc}", "err_at_site_period", site=site.code,
                            period=period, detail=exc) from exc
+    progress(1, 3, "step_drafting")
     if org.kind == "heat":
         drafted = heat_invoices(db, site, org, period, start, end)
     else:
@@ -327,6 +337,7 @@ def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) 
                                         count=len(problems) - 5)] if len(problems) > 5 else [])
         raise BillingError(f"cannot issue {period} for site {site.code}: " + "; ".join(shown), "err_cannot_issue",
                            period=period, site=site.code, problems=shown)
+    progress(2, 3, "step_storing")
     if run is None:
         run = BillingRun(org_id=org.id, site_id=site.id, period=period, status="draft")
         db.add(run)
@@ -334,10 +345,13 @@ def _billing_run(db: Session, site: Site, period: str, issue: bool, actor: str) 
     else:
         db.execute(delete(Invoice).where(Invoice.run_id == run.id))
     now = utcnow()
-    run.summary = {**drafted.summary, "estimated": sum(1 for i in drafted.invoices if i.estimated)}
+    # The note under the total as it reads now: the run's invoices print this copy, whatever it says later.
+    run.summary = {**drafted.summary, "estimated": sum(1 for i in drafted.invoices if i.estimated),
+                   "invoice_note": org.invoice_note or ""}
     run.created_at = now
     if issue:
         issue_invoices(db, run, org, drafted.invoices, now)
+        ensure_invite_codes(db, (invoice.account_id for invoice in drafted.invoices))  # printed on each invoice
     else:
         store_invoices(db, run, org, drafted.invoices, now)
     audit(db, org.id, actor, "billing_run.issue" if issue else "billing_run.draft", f"site:{site.code}:{period}",

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from cloud import db
 from cloud.accounts.auth import current_user, requires
 from cloud.billing.corrections import CorrectionError, record_correction
+from cloud.billing.delivery import run_invoices
 from cloud.billing.delivery import run_pdf as render_run
 from cloud.billing.errors import BillingError
 from cloud.billing.run import billing_run
+from cloud.downloads import attachment
 from cloud.i18n import explain, translate
 from cloud.models import Account, BillingRun, Correction, Invoice, Organisation, Site, Tariff
-from cloud.permissions import Action
+from cloud.permissions import Action, allowed
 from cloud.sites.balance import site_balance
 from cloud.sites.views import latest_period, org_site
+from shared.calendar import parse_period
 from shared.licence import loss_reduction_return, monthly_price, roi, yearly_price
 from shared.money import MoneyError, uah
 
@@ -28,10 +31,17 @@ bp = Blueprint("billing", __name__, url_prefix="/sites")
 @bp.get("/<code>/invoices/<period>.pdf")
 @requires(Action.PRINT_INVOICES)
 def run_pdf(code: str, period: str):
+    """The run's invoices as one PDF, named from the site's stored code and the checked period — never from
+    the URL as typed (a CR/LF or a quote there would reach the header)."""
     found = org_site(code)
-    pdf = render_run(db.session(), found, period)
-    return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f"attachment; filename=rakhunky-{code}-{period}.pdf"})
+    try:
+        parse_period(period)
+    except ValueError:
+        abort(400, description=translate("err_period_format", period=period[:20]))
+    if not run_invoices(db.session(), found, period):
+        abort(404, description=translate("err_no_invoices", site=found.code, period=period))
+    return attachment(render_run(db.session(), found, period), "application/pdf", "rakhunky", found.code, period,
+                      extension="pdf")
 
 
 @bp.route("/<code>/billing", methods=["GET", "POST"])
@@ -40,8 +50,11 @@ def billing(code: str):
     """The accountant's billing run: preview as a draft, re-run, then issue — in a few clicks."""
     found = org_site(code)
     period = request.values.get("period") or latest_period(found)
+    may_issue = allowed(current_user().role, Action.ISSUE_INVOICES)
     if request.method == "POST":
         action = request.form.get("action")
+        if action == "issue" and not may_issue:  # a draft is anyone's on this page; issuing is the accountant's
+            abort(403, description=translate("err_issue_role"))
         try:
             result = billing_run(db.session(), found, period, issue=action == "issue", actor=current_user().email)
             db.session().commit()
@@ -62,7 +75,7 @@ def billing(code: str):
             .join(Account, Account.id == Invoice.account_id).where(Invoice.run_id == run.id)
             .order_by(Account.number).limit(500)).all()
     return render_template("billing.html", site=found, period=period, run=run, invoices=invoices, licence=licence,
-                           pending=pending)
+                           pending=pending, may_issue=may_issue)
 
 
 def pending_on_site(site: Site) -> list:

@@ -23,22 +23,51 @@ def app() -> Flask:
     return current_app._get_current_object()
 
 
-def find_site(db: Session, code: str) -> Site:
-    site = db.scalar(select(Site).where(Site.code == code))
-    if site is None:
-        raise click.ClickException(f"site {code!r} does not exist")
-    return site
+def _named(orgs) -> str:
+    return ", ".join(f"{org.id} «{org.name}»" for org in orgs)
+
+
+def find_site(db: Session, code: str, org_ref: str = "") -> Site:
+    """The site ``code`` — of the organisation ``org_ref`` when given. A site's code is unique only within its
+    organisation: when two have it and no ``--org`` says which, the command is refused, never guessed."""
+    query = select(Site).where(Site.code == code).order_by(Site.org_id)
+    org = find_org(db, org_ref) if org_ref else None
+    if org is not None:
+        query = query.where(Site.org_id == org.id)
+    sites = db.scalars(query).all()
+    if not sites:
+        raise click.ClickException(f"site {code!r} does not exist" + (f" in {org.name}" if org else ""))
+    if len(sites) > 1:
+        owners = db.scalars(select(Organisation).where(Organisation.id.in_([s.org_id for s in sites]))
+                            .order_by(Organisation.id))
+        raise click.ClickException(f"site {code!r} exists in {len(sites)} organisations: {_named(owners)}; "
+                                   "say which with --org ID")
+    return sites[0]
 
 
 def find_org(db: Session, ref: str) -> Organisation:
-    org = db.get(Organisation, int(ref)) if ref.isdigit() else db.scalar(
-        select(Organisation).where(Organisation.name == ref))
-    if org is None:
+    """The organisation with id ``ref`` or, failing that, the exact name ``ref``; a name two organisations
+    share is refused with their ids, never guessed."""
+    org = db.get(Organisation, int(ref)) if ref.isdigit() else None
+    if org is not None:
+        return org
+    named = db.scalars(select(Organisation).where(Organisation.name == ref).order_by(Organisation.id)).all()
+    if not named:
         raise click.ClickException(f"organisation {ref!r} does not exist (give its id or exact name)")
-    return org
+    if len(named) > 1:
+        raise click.ClickException(f"{len(named)} organisations are named {ref!r}: {_named(named)}; "
+                                   "give --org ID")
+    return named[0]
+
+
+def site_org_option(command: click.Command) -> click.Command:
+    """``--org`` beside ``--site``: needed only when the site's code is used by more than one organisation."""
+    return click.option("--org", "org_ref", default="", help="organisation id or exact name (needed when two "
+                        "organisations have a site with this code)")(command)
 
 
 def find_gateway(db: Session, code: str) -> Gateway:
+    # A gateway's code is unique across organisations (the schema says so), so there is nothing to guess.
     gateway = db.scalar(select(Gateway).where(Gateway.code == code))
     if gateway is None:
         raise click.ClickException(f"gateway {code!r} is not enrolled")
@@ -53,6 +82,13 @@ def day_option(text: str, option: str = "--date") -> date:
         raise click.ClickException(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def may(command_name: str, action: Action) -> None:
+    """Refuse ``action`` when the command line's role may not perform it (a command doing more than its mark,
+    e.g. ``bill --issue``, asks again for the extra action)."""
+    if not allowed(COMMAND_LINE_ROLE, action):
+        raise click.ClickException(f"{command_name}: {action.value} is for {', '.join(roles_for(action))}")
+
+
 def performs(action: Action):
     """Mark a command with the action it performs and refuse it when the command line's role may not."""
 
@@ -61,8 +97,7 @@ def performs(action: Action):
 
         @functools.wraps(callback)
         def checked(*args, **kwargs):
-            if not allowed(COMMAND_LINE_ROLE, action):
-                raise click.ClickException(f"{command.name}: {action.value} is for {', '.join(roles_for(action))}")
+            may(command.name, action)
             return callback(*args, **kwargs)
 
         command.callback = checked

@@ -12,10 +12,13 @@ import psycopg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud.db import driver_execute, driver_rows, insert_rows
+from cloud.dashboards.daily import forget_voltage_days, refresh_days, touched_days
+from cloud.db import driver_execute, driver_rows, insert_rows, write_lock
 from cloud.ingest.errors import IngestError, IngestResult
+from cloud.ingest.refusals import add_refusal
 from cloud.ingest.rows import verified_rows
 from cloud.models import Event, Gateway, utcnow
+from shared.batch import MAX_SEQ
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,11 @@ def store_batch(db: Session, prepared: PreparedBatch) -> IngestResult:
                     f"(?, ?, ?, ?, ?, {int(batch_id)}) ON CONFLICT DO NOTHING", prepared.intervals)
         finally:
             cursor.close()
+    if prepared.intervals:
+        # The dashboards' daily sums of the days these intervals fall on, in the same transaction.
+        refresh_days(db, gateway.org_id, touched_days(prepared.intervals))
+    if prepared.readings:
+        forget_voltage_days(db, touched_days(prepared.readings))  # summed again when a voltage page asks
     if prepared.events:
         connection.execute(EVENTS.insert(), [
             {**event, "org_id": gateway.org_id, "gateway_id": gateway.id, "batch_id": batch_id}
@@ -208,19 +216,24 @@ def _copy_rows(db: Session, table: str, names: str, rows: list[tuple]) -> bool:
 
 
 def record_refusal(db: Session, event: dict) -> None:
-    """A refusal the org admin must see; written in its own transaction so it survives the 4xx."""
-    db.rollback()
-    db.connection().execute(EVENTS.insert(), event)
-    try:
-        db.commit()
-    except IntegrityError:
+    """A refusal the org admin must see; written in its own transaction so it survives the 4xx (under the app's
+    write lock: see add_refusal)."""
+    with write_lock():
         db.rollback()
+        add_refusal(db.connection(), event)
+        try:
+            db.commit()
+        except IntegrityError:
+            db.rollback()
 
 
-def missing_ranges(db: Session, gateway: Gateway, limit: int = 20) -> list[tuple[int, int]]:
-    """The runs of sequence numbers not yet received below the highest one, as (first, last) — gaps shown
-    until filled. Derived from the batches in one query (never a list of every missing number)."""
-    rows = driver_rows(db, "SELECT previous + 1, seq - 1 FROM (SELECT seq, COALESCE(LAG(seq) OVER (ORDER BY seq), 0) "
-                           "AS previous FROM batches WHERE gateway_id = ?) AS chain WHERE seq - previous > 1 "
-                           "ORDER BY seq LIMIT ?", (gateway.id, limit))
+def missing_ranges(db: Session, gateway: Gateway, limit: int = 20,
+                   between: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """The runs of sequence numbers not yet received below the highest one (or, with ``between``, from its
+    first to its last received seq), as (first, last) — gaps shown until filled. Derived from the batches in one
+    query (never a list of every missing number)."""
+    low, high = between or (1, MAX_SEQ)
+    rows = driver_rows(db, "SELECT previous + 1, seq - 1 FROM (SELECT seq, COALESCE(LAG(seq) OVER (ORDER BY seq), ?) "
+                           "AS previous FROM batches WHERE gateway_id = ? AND seq BETWEEN ? AND ?) AS chain "
+                           "WHERE seq - previous > 1 ORDER BY seq LIMIT ?", (low - 1, gateway.id, low, high, limit))
     return [(int(first), int(last)) for first, last in rows]

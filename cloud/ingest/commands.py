@@ -12,10 +12,11 @@ import click
 from flask.cli import with_appcontext
 
 from cloud.cli.lookup import app as _app
-from cloud.cli.lookup import find_gateway, find_site, performs
+from cloud.cli.lookup import find_gateway, find_org, find_site, performs, site_org_option
 from cloud.db import session_scope
+from cloud.ingest import remote_commands
 from cloud.ingest.enrolment import issue_token
-from cloud.ingest.evidence import export_evidence, find_line, verify_gateway
+from cloud.ingest.evidence import export_evidence, find_line, seq_ranges, verify_gateway
 from cloud.ingest.gateways import revoke
 from cloud.permissions import Action
 from shared.calendar import from_kyiv_wall
@@ -25,11 +26,12 @@ from shared.calendar import from_kyiv_wall
 @click.command("enrolment-token")
 @click.option("--site", "site_code", required=True)
 @click.option("--hours", default=72, show_default=True)
+@site_org_option
 @with_appcontext
-def enrolment_token(site_code, hours):
+def enrolment_token(site_code, hours, org_ref):
     """Issue a one-time enrolment token for a site.  Example: balans cloud enrolment-token --site TP-118"""
     with session_scope(_app()) as db:
-        click.echo(issue_token(db, find_site(db, site_code), hours))
+        click.echo(issue_token(db, find_site(db, site_code, org_ref), hours))
 
 
 @performs(Action.MANAGE_GATEWAYS)
@@ -55,7 +57,7 @@ def verify(gateway_code, since, until, as_json):
     else:
         click.echo(f"{report.gateway}: {report.batches} batches ({report.first_seq}…{report.last_seq}), "
                    f"{'all verify' if report.ok else f'{len(report.problems)} problems'}"
-                   + (f", gaps {report.gaps}" if report.gaps else ""))
+                   + (f", gaps {seq_ranges(report.gaps)}" if report.gaps else ""))
         for problem in report.problems:
             click.echo(f"  ! {problem}")
     if not report.ok:
@@ -68,8 +70,9 @@ def verify(gateway_code, since, until, as_json):
 @click.option("--site", "site_code", default="", help="needed when several sites have that line number")
 @click.option("--period", required=True, help="YYYY-MM")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
+@site_org_option
 @with_appcontext
-def evidence(line_number, site_code, period, out):
+def evidence(line_number, site_code, period, out, org_ref):
     """Export a line's raw signed batches, the gateway keys and a README for an inspector.
 
     Example: balans cloud evidence --site TP-118 --line 4 --period 2026-10 --out evidence-line4
@@ -78,7 +81,9 @@ def evidence(line_number, site_code, period, out):
 
     with session_scope(_app()) as db:
         try:
-            site, line = find_line(db, line_number, site_code or None)
+            site_id = find_site(db, site_code, org_ref).id if site_code else None
+            org_id = find_org(db, org_ref).id if org_ref else None
+            site, line = find_line(db, line_number, site_id, org_id)
             manifest = export_evidence(db, site, line, period, Path(out))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -101,4 +106,4 @@ def revoke_gateway(gateway_code, reason):
     click.echo(f"gateway {gateway_code} revoked")
 
 
-COMMANDS = [enrolment_token, verify, evidence, revoke_gateway]
+COMMANDS = [enrolment_token, verify, evidence, revoke_gateway, *remote_commands.COMMANDS]

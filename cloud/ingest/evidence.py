@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.clock import utcnow
+from cloud.ingest.chain import missing_ranges
 from cloud.models import Batch, Gateway, GatewayKey, IntervalEnergy, Line, Meter, Site
 from shared.batch import BatchError, batch_hash, load_public_key, verify_signature
 from shared.calendar import iso_utc, kyiv_time, naive_period_bounds
@@ -29,7 +30,8 @@ class VerifyReport:
     first_seq: int | None = None
     last_seq: int | None = None
     problems: list[str] = field(default_factory=list)
-    gaps: list[int] = field(default_factory=list)
+    # Runs of seq never received, as (first, last): a gateway that jumped 100 000 is one entry, not 100 000.
+    gaps: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -37,7 +39,13 @@ class VerifyReport:
 
     def as_json(self) -> dict:
         return {"gateway": self.gateway, "batches": self.batches, "first_seq": self.first_seq,
-                "last_seq": self.last_seq, "ok": self.ok, "problems": self.problems, "gaps": self.gaps}
+                "last_seq": self.last_seq, "ok": self.ok, "problems": self.problems,
+                "gaps": [list(gap) for gap in self.gaps]}
+
+
+def seq_ranges(gaps: list[tuple[int, int]]) -> str:
+    """Runs of seq as a person reads them: ``3–4, 6`` (as the gateways page shows them)."""
+    return ", ".join(str(first) if first == last else f"{first}–{last}" for first, last in gaps)
 
 
 def verify_gateway(db: Session, gateway: Gateway, since: datetime | None = None,
@@ -72,7 +80,7 @@ def verify_gateway(db: Session, gateway: Gateway, since: datetime | None = None,
             if previous[0] == seq - 1 and prev != previous[1]:
                 report.problems.append(f"batch {seq}: does not chain to batch {seq - 1}")
             elif previous[0] < seq - 1:
-                report.gaps.extend(range(previous[0] + 1, seq))
+                report.gaps.append((previous[0] + 1, seq - 1))
         elif seq == 1 and prev != "0" * 64 and since is None:
             report.problems.append("batch 1: does not start the chain")
         previous = (seq, actual)
@@ -107,21 +115,35 @@ How to check, with standard tools
    figures of the balance.
 
 The batches cover {first} … {last}; batches not listed here did not carry this line's data
-for the period (or were never received: see "gaps" in manifest.json).
+for the period (or were never received: "gaps" in manifest.json lists, per gateway, the runs of seq
+[first, last] never received between its first and last batch here).
 """
 
 
-def find_line(db: Session, line_number: str, site_code: str | None = None) -> tuple[Site, Line]:
-    """The line ``line_number`` (at ``site_code`` when given); an error names the ambiguity."""
+def find_line(db: Session, line_number: str, site_id: int | None = None, org_id: int | None = None
+              ) -> tuple[Site, Line]:
+    """The line ``line_number`` (at the site ``site_id`` or of the organisation ``org_id`` when given); more
+    than one such line is refused with the sites (and their organisations) named, never guessed."""
     query = select(Site, Line).join(Line, Line.site_id == Site.id).where(Line.number == line_number)
-    if site_code:
-        query = query.where(Site.code == site_code)
-    found = db.execute(query).all()
+    if site_id is not None:
+        query = query.where(Site.id == site_id)
+    if org_id is not None:
+        query = query.where(Site.org_id == org_id)
+    found = db.execute(query.order_by(Site.org_id, Site.code)).all()
     if not found:
-        raise ValueError(f"line {line_number!r} not found" + (f" at site {site_code}" if site_code else ""))
+        raise ValueError(f"line {line_number!r} not found" + (" at that site" if site_id is not None else ""))
     if len(found) > 1:
-        raise ValueError(f"line {line_number!r} exists at sites {', '.join(s.code for s, _ in found)}; give --site")
+        where = ", ".join(f"{site.code} (org {site.org_id})" for site, _ in found)
+        raise ValueError(f"line {line_number!r} exists at sites {where}; give --site (and --org)")
     return found[0][0], found[0][1]
+
+
+def export_gaps(db: Session, gateway: Gateway, batches: list[Batch]) -> list[tuple[int, int]]:
+    """The seq never received between the gateway's first and last exported batch (each such batch could have
+    carried the line's data). There are fewer runs than batches received in between: no limit needed."""
+    seqs = [b.seq for b in batches if b.gateway_id == gateway.id]
+    low, high = min(seqs), max(seqs)
+    return missing_ranges(db, gateway, limit=high - low + 1, between=(low, high))
 
 
 def export_evidence(db: Session, site: Site, line: Line, period: str, out: Path) -> dict:
@@ -162,6 +184,8 @@ def export_evidence(db: Session, site: Site, line: Line, period: str, out: Path)
         "batches": [{"gateway": gateways[b.gateway_id].code, "seq": b.seq, "hash": b.hash,
                      "key": f"gateway-{gateways[b.gateway_id].code}-key{b.key_id}.pem"} for b in batches],
         "files": files,
+        "gaps": {gateway.code: [list(gap) for gap in export_gaps(db, gateway, batches)]
+                 for gateway in gateways.values()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     (out / "README.txt").write_text(EVIDENCE_README.format(

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.ingest.chain import EVENTS, prepare_batch, store_batch
+from cloud.ingest.chain import prepare_batch, store_batch
 from cloud.ingest.errors import IngestError, IngestResult
+from cloud.ingest.refusals import add_refusal
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class BatchWriter:
                         job.result = store_batch(db, prepare_batch(db, job.gateway, job.body, job.signature))
                     except IngestError as exc:
                         if exc.event is not None:
-                            db.connection().execute(EVENTS.insert(), exc.event)
+                            add_refusal(db.connection(), exc.event)
                         job.error = exc
                 db.commit()
         except Exception as exc:

@@ -61,6 +61,8 @@ OPENAPI = {
                             "content": {"application/json": {"schema": ERROR}}},
                     "403": {"description": "revoked", "content": {"application/json": {"schema": ERROR}}},
                     "422": {"description": "invalid field", "content": {"application/json": {"schema": ERROR}}},
+                    "429": {"description": "too many refused requests from this address",
+                            "content": {"application/json": {"schema": ERROR}}},
                 },
             }
         },

@@ -12,12 +12,25 @@ from operator import itemgetter
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from cloud.clock import utcnow
 from cloud.ingest.errors import IngestError
+from cloud.ingest.plausibility import (
+    DB_TIME,
+    DEFAULT_LIMITS,
+    INTERVAL_FLAGS,
+    PRIORITIES,
+    IngestLimits,
+    check_event,
+    check_interval_kwh,
+    check_quantities,
+    check_row_time,
+    plausible_quantities,
+)
 from shared.batch import BatchError, batch_hash, load_public_key, parse_batch, verify_signature
 
 
 def verified_rows(public_key_pem: str, gateway_code: str, body: bytes, signature: bytes, meters: dict[str, int],
-                  refusal_event: dict | None = None) -> tuple:
+                  refusal_event: dict | None = None, limits: IngestLimits = DEFAULT_LIMITS) -> tuple:
     """Check the signature, parse and convert every row: (seq, prev, digest, readings, intervals, events).
     A refusal is an IngestError; a forged batch carries ``refusal_event`` (the security event to record)."""
     try:
@@ -31,7 +44,7 @@ def verified_rows(public_key_pem: str, gateway_code: str, body: bytes, signature
         raise IngestError(422 if exc.code != "too_large" else 413, exc.code, exc.reason, exc.field) from exc
     if document["gateway"] != gateway_code:
         raise IngestError(422, "invalid_batch", "batch names another gateway than the header", "gateway")
-    readings, intervals, events = batch_rows(document, meters)
+    readings, intervals, events = batch_rows(document, meters, limits)
     return document["seq"], document["prev"], batch_hash(body), readings, intervals, events
 
 
@@ -42,13 +55,19 @@ def public_key(pem: str) -> Ed25519PublicKey:
 
 
 def parse_ts(text: str, field: str) -> datetime:
+    """An ISO-8601 time with its offset (``Z`` as the gateway writes it) → naive UTC."""
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise IngestError(422, "invalid_batch", f"not an ISO-8601 time: {text!r}", field) from exc
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
+        raise IngestError(422, "invalid_batch", f"not an ISO-8601 time: {text[:40]!r}", field) from exc
+    if value.tzinfo is None:
+        raise IngestError(422, "invalid_batch", f"a time needs its offset, e.g. 2026-10-01T00:15:00Z; got "
+                          f"{text[:40]!r}", field)
+    try:
+        # 0001-01-01T00:00:00+05:00 is before year 1 in UTC, 9999-12-31T23:59:59-05:00 after 9999.
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError as exc:
+        raise IngestError(422, "implausible_time", f"{text[:40]!r} is outside the calendar in UTC", field) from exc
 
 
 def _decimal(text: str, field: str) -> Decimal:
@@ -70,40 +89,64 @@ def db_time(text: str, field: str) -> str:
     return parse_ts(text, field).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+_KWH = re.compile(r"\d{1,9}(\.\d{1,3})?")
 _TIME = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]) ([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.000000")
 
 
 def kwh_to_wh(text: str, field: str) -> int:
     """A decimal kWh string to whole Wh; more than three decimals, a sign or a non-number is refused."""
+    if not _KWH.fullmatch(text):
+        raise IngestError(422, "invalid_batch", "kWh as a plain decimal with at most 3 decimals and 9 digits "
+                          f"before the point, e.g. \"18.434\"; got {text[:40]!r}", field)
     value = _decimal(text, field) * 1000
     if value != value.to_integral_value():
         raise IngestError(422, "invalid_batch", f"kWh has more than 3 decimals: {text!r}", field)
     return int(value)
 
 
-def batch_rows(document: dict, meters: dict[str, int]) -> tuple[list[tuple], list[tuple], list[dict]]:
+def batch_rows(document: dict, meters: dict[str, int],
+               limits: IngestLimits = DEFAULT_LIMITS) -> tuple[list[tuple], list[tuple], list[dict]]:
     """The batch's rows as the database stores them (without their batch id); an error names the row."""
     readings, intervals = document["readings"], document["intervals"]
+    created = parse_ts(document["created"], "created")
+    limits.check_created(created, utcnow())
+    window = limits.window(created, utcnow())
+    if document.get("priority", "normal") not in PRIORITIES:
+        raise IngestError(422, "invalid_batch", f"must be one of {', '.join(PRIORITIES)}", "priority")
     section = "readings"
     try:
         # A batch holds few distinct meters and instants: each is looked up and converted once; the loops
         # over rows run in C (map, zip), as this is done for every reading received.
         m, t, q = itemgetter("m"), itemgetter("t"), itemgetter("q")
         times = {value: db_time(value, "t") for value in set(map(t, readings)) | set(map(t, intervals))}
+        if times and not (window[0] <= min(times.values()) and max(times.values()) <= window[1]):
+            raise IngestError(422, "implausible_time", "a time is outside the window", "t")
+        if not plausible_quantities(readings):
+            raise IngestError(422, "invalid_batch", "a value is not a plain decimal", "q")
         reading_rows = list(zip(map(meters.__getitem__, map(m, readings)), map(times.__getitem__, map(t, readings)),
                                 map(bytes.decode, map(orjson.dumps, map(q, readings))), strict=True))
         section = "intervals"
-        interval_rows = [(meters[r["m"]], times[r["t"]], kwh_to_wh(r["imp"], "imp"), kwh_to_wh(r["exp"], "exp"),
-                          r["f"][:12]) for r in intervals]
+        interval_rows = [(meters[r["m"]], times[r["t"]], _interval_wh(r["imp"], "imp", limits),
+                          _interval_wh(r["exp"], "exp", limits), r["f"]) for r in intervals]
+        if not set(map(itemgetter(4), interval_rows)) <= set(INTERVAL_FLAGS):
+            raise IngestError(422, "invalid_batch", "unknown flag", "f")
     except (KeyError, IngestError):
-        _name_the_bad_row(document, section, meters)
+        _name_the_bad_row(document, section, meters, window, limits)
         raise
-    events = [
-        {"meter_id": _meter(meters, e["m"], f"events[{i}].m") if e.get("m") else None,
-         "ts": parse_ts(e["t"], f"events[{i}].t"), "kind": e["kind"][:40], "detail": e.get("detail") or {}}
-        for i, e in enumerate(document["events"])
-    ]
+    events = []
+    for i, e in enumerate(document["events"]):
+        check_event(e, f"events[{i}]")
+        ts = parse_ts(e["t"], f"events[{i}].t")
+        check_row_time(ts.strftime(DB_TIME), window, f"events[{i}].t")
+        events.append({"meter_id": _meter(meters, e["m"], f"events[{i}].m") if e.get("m") else None,
+                       "ts": ts, "kind": e["kind"], "detail": e.get("detail") or {}})
     return reading_rows, interval_rows, events
+
+
+def _interval_wh(text: str, field: str, limits: IngestLimits) -> int:
+    wh = kwh_to_wh(text, field)
+    check_interval_kwh(wh, limits, field)
+    return wh
 
 
 def _meter(meters: dict[str, int], code: str, field: str) -> int:
@@ -113,11 +156,18 @@ def _meter(meters: dict[str, int], code: str, field: str) -> int:
     return found
 
 
-def _name_the_bad_row(document: dict, section: str, meters: dict[str, int]) -> None:
+def _name_the_bad_row(document: dict, section: str, meters: dict[str, int], window: tuple[str, str],
+                      limits: IngestLimits) -> None:
     """The slow path after a failure: check row by row so that the error names the row and the field."""
-    for i, row in enumerate(document[section]):
-        _meter(meters, row["m"], f"{section}[{i}].m")
-        db_time(row["t"], f"{section}[{i}].t")
-        if section == "intervals":
-            kwh_to_wh(row["imp"], f"{section}[{i}].imp")
-            kwh_to_wh(row["exp"], f"{section}[{i}].exp")
+    for name in ("readings", "intervals") if section == "readings" else (section,):
+        for i, row in enumerate(document[name]):
+            _meter(meters, row["m"], f"{name}[{i}].m")
+            check_row_time(db_time(row["t"], f"{name}[{i}].t"), window, f"{name}[{i}].t")
+            if name == "readings":
+                check_quantities(row["q"], f"{name}[{i}].q")
+            else:
+                _interval_wh(row["imp"], f"{name}[{i}].imp", limits)
+                _interval_wh(row["exp"], f"{name}[{i}].exp", limits)
+                if row["f"] not in INTERVAL_FLAGS:
+                    raise IngestError(422, "invalid_batch", f"must be one of {', '.join(INTERVAL_FLAGS)}; got "
+                                      f"{row['f'][:20]!r}", f"{name}[{i}].f")

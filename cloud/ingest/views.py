@@ -8,14 +8,15 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from cloud import db
-from cloud.ingest.chain import record_refusal
 from cloud.ingest.enrolment import EnrolmentError, enrol_gateway
 from cloud.ingest.errors import IngestError
 from cloud.ingest.gateways import rotate_key
 from cloud.ingest.group_writer import BatchWriter
 from cloud.ingest.openapi import OPENAPI
 from cloud.ingest.rate_limit import RateLimiter
+from cloud.ingest.refusals import RefusalLedger
 from cloud.ingest.service import ingest_batch
+from cloud.ingest.site_config import org_key
 from shared.batch import BatchError, unb64
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -76,20 +77,23 @@ def batch_writer() -> BatchWriter | None:
 
 @bp.post("/batches")
 def post_batch():
+    """Signature first (cheap, cached key), then the gateway's own rate bucket, then the batch: a forgery in a
+    gateway's name spends neither its budget nor, past its sender's refusal budget, a write (refusals.py)."""
     gateway = request.headers.get("X-Balans-Gateway", "")
     if not gateway:
         return error(401, "unknown_gateway", "header X-Balans-Gateway is missing", "X-Balans-Gateway")
-    wait = limiter().take(gateway)
-    if wait > 0:
-        response, status = error(429, "rate_limited", f"too many batches from {gateway}; retry in {wait:.0f} s")
-        response.headers["Retry-After"] = str(max(1, round(wait)))
-        return response, status
     session = db.session()
     try:
         signature = unb64(request.headers.get("X-Balans-Signature", ""), "X-Balans-Signature")
         if len(signature) != 64:
             raise IngestError(401, "bad_signature", "an Ed25519 signature is 64 bytes", "X-Balans-Signature")
         body = request_body(int(current_app.config["MAX_BATCH_BYTES"]))
+        refused = refused_screen(session, gateway, body, signature)
+        if refused is not None:
+            return refused
+        wait = limiter().take(gateway)
+        if wait > 0:
+            return too_many(f"too many batches from {gateway}; retry in {wait:.0f} s", wait)
         result = ingest_batch(session, gateway, body, signature, batch_writer())
     except IngestError as exc:
         session.rollback()
@@ -100,6 +104,37 @@ def post_batch():
     status = 201 if result.status == "stored" else 200
     return jsonify({"status": result.status, "seq": result.seq, "hash": result.hash,
                     "gap_before": result.gap_before}), status
+
+
+def refused_screen(session, gateway: str, body: bytes, signature: bytes):
+    """None when the gateway signed the batch; else the refusal (401/403, or 429 once the sender has been
+    refused too often), its security event counted."""
+    ledger = refusals()
+    screened = ledger.screen(session, gateway, body, signature)
+    if screened.refusal is None:
+        return None
+    if screened.event is not None:
+        ledger.record(session, screened.event)
+    wait = ledger.answer_wait(request.remote_addr or "")
+    if wait > 0:
+        return too_many(f"too many refused requests from this address; retry in {wait:.0f} s", wait)
+    status, code, message, field = screened.refusal
+    return error(status, code, message, field)
+
+
+def too_many(message: str, wait: float):
+    response, status = error(429, "rate_limited", message)
+    response.headers["Retry-After"] = str(max(1, round(wait)))
+    return response, status
+
+
+def refusals() -> RefusalLedger:
+    found = current_app.extensions.get("balans_refusals")
+    if found is None:
+        found = current_app.extensions.setdefault("balans_refusals", RefusalLedger(
+            int(current_app.config["GATEWAY_REFUSALS_PER_MINUTE"]),
+            int(current_app.config["REFUSAL_EVENTS_PER_MINUTE"]), write_lock=db.write_lock()))
+    return found
 
 
 @bp.post("/enrol")
@@ -114,11 +149,13 @@ def enrol():
     try:
         gateway = enrol_gateway(session, str(document["token"]), str(document["gateway"]),
                                 str(document["public_key"]), document["site"])
+        org_public_key = org_key(session, gateway.org_id).public_key  # what the site configurations are signed with
         session.commit()
     except EnrolmentError as exc:
         session.rollback()
         return jsonify(exc.as_json()), exc.status
-    return jsonify({"status": "enrolled", "gateway": gateway.code, "site_id": gateway.site_id}), 201
+    return jsonify({"status": "enrolled", "gateway": gateway.code, "site_id": gateway.site_id,
+                    "org_public_key": org_public_key}), 201
 
 
 @bp.post("/gateways/<code>/key")
@@ -134,13 +171,23 @@ def rotate_gateway_key(code: str):
         gateway = rotate_key(session, code, document["public_key"], unb64(document["signature"]))
         session.commit()
     except EnrolmentError as exc:
-        if exc.event is not None:
-            record_refusal(session, exc.event)  # in its own transaction: it survives the refusal
         session.rollback()
-        return jsonify(exc.as_json()), exc.status
+        return refused_rotation(session, exc)
     except BatchError as exc:
         return error(400, exc.code, exc.reason, exc.field)
     return jsonify({"status": "rotated", "gateway": gateway.code}), 200
+
+
+def refused_rotation(session, exc: EnrolmentError):
+    """A refused key rotation goes the way of a forged batch (refused_screen): its security event counted by the
+    ledger (one event with a count, under the write budget), and past the sender's refusal budget a 429."""
+    ledger = refusals()
+    if exc.event is not None:
+        ledger.record(session, exc.event)
+    wait = ledger.answer_wait(request.remote_addr or "")
+    if wait > 0:
+        return too_many(f"too many refused requests from this address; retry in {wait:.0f} s", wait)
+    return jsonify(exc.as_json()), exc.status
 
 
 @bp.get("/openapi.json")

@@ -9,15 +9,23 @@ import smtplib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from cloud.models import OutboxMessage, utcnow
 
 MAX_ATTEMPTS = 8
+FIRST_BACKOFF = timedelta(minutes=1)  # after a message's first failure; each next one waits twice as long
+LONGEST_BACKOFF = timedelta(hours=6)
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a message waits after its ``attempts``-th failure: 1 min, 2, 4, 8 … at most 6 h."""
+    return min(FIRST_BACKOFF * 2 ** min(max(attempts - 1, 0), 20), LONGEST_BACKOFF)  # 2^20 min is past the cap
 
 
 class MailSender(Protocol):
@@ -79,13 +87,21 @@ def queue_mail(db: Session, org_id: int, to: str, subject: str, body: str, attac
 
 
 def send_pending(db: Session, sender: MailSender | None, sender_address: str, limit: int = 100,
-                 telegram: TelegramSender | None = None) -> dict:
-    """Send what is pending on the channels given; a failure is retried on the next call, up to MAX_ATTEMPTS."""
+                 telegram: TelegramSender | None = None, org_id: int | None = None,
+                 now: datetime | None = None) -> dict:
+    """Send what is pending on the channels given (only ``org_id``'s messages when given). A message that fails
+    waits ``backoff(attempts)`` before it is tried again, and fails for good after MAX_ATTEMPTS: one address a
+    server refuses is not hammered every minute while the others go."""
+    now = now or utcnow()
     sent = failed = 0
     channels = [c for c, s in (("email", sender), ("telegram", telegram)) if s is not None]
-    for message in db.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending",
-                                                          OutboxMessage.channel.in_(channels))
-                              .order_by(OutboxMessage.id).limit(limit)):
+    query = (select(OutboxMessage).where(OutboxMessage.status == "pending", OutboxMessage.channel.in_(channels),
+                                         or_(OutboxMessage.next_attempt_at.is_(None),
+                                             OutboxMessage.next_attempt_at <= now))
+             .order_by(OutboxMessage.id).limit(limit))
+    if org_id is not None:
+        query = query.where(OutboxMessage.org_id == org_id)
+    for message in db.scalars(query):
         try:
             if message.channel == "telegram":
                 telegram.send_text(message.to, f"{message.subject}\n\n{message.body}")
@@ -104,11 +120,15 @@ def send_pending(db: Session, sender: MailSender | None, sender_address: str, li
             message.last_error = str(exc)[:300]
             if message.attempts >= MAX_ATTEMPTS:
                 message.status = "failed"
+                message.next_attempt_at = None
+            else:
+                message.next_attempt_at = now + backoff(message.attempts)
             failed += 1
             continue
         message.status = "sent"
         message.sent_at = utcnow()
         message.attempts += 1
+        message.next_attempt_at = None
         sent += 1
     db.flush()
     return {"sent": sent, "failed": failed}

@@ -15,10 +15,10 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from sqlalchemy import select
 
 from cloud import db
-from cloud.accounts.auth import current_user, requires
+from cloud.accounts.auth import current_org, current_user, requires
 from cloud.clock import kyiv_today
 from cloud.i18n import explain, translate
-from cloud.models import Account, Invoice, Organisation, Payment, PaymentReversal
+from cloud.models import Account, Invoice, Payment, PaymentReversal
 from cloud.payments.book import account_book
 from cloud.payments.card import apply_callback
 from cloud.payments.csv_statement import parse_amount
@@ -39,12 +39,7 @@ bp = Blueprint("payments", __name__, url_prefix="/payments")
 callbacks = Blueprint("payment_callbacks", __name__, url_prefix="/api/v1/payments")
 
 
-def own_org() -> Organisation:
-    user = current_user()
-    org = db.session().get(Organisation, user.org_id) if user.org_id else None
-    if org is None:
-        abort(404)
-    return org
+own_org = current_org
 
 
 def today() -> date:

@@ -5,6 +5,10 @@ whatever it reports. No database here.
 CSV is for Ukrainian Excel: UTF-8 with a BOM (so Cyrillic is read as UTF-8), ``;`` between fields and a
 decimal comma — the list separator and decimal symbol of the uk-UA regional settings, so a double click
 opens it in columns with numbers that add up. Money is a Decimal and is written exactly, never via float.
+
+A spreadsheet runs a text cell that starts with = + - @ (an account number «=HYPERLINK(…)»): every text cell
+of a CSV or an XLSX — title, headers, values, notes — goes through ``shared.spreadsheet_cells`` and gets a
+leading apostrophe; numbers stay numbers. JSON is for scripts and keeps the text exactly.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from cloud.i18n import in_language
+from shared.spreadsheet_cells import neutralise, workbook_text
 
 CSV_DELIMITER = ";"
 CSV_DECIMAL = ","
@@ -151,12 +156,17 @@ def _all_rows(report: Report) -> list[tuple]:
     return [*report.rows, *([report.totals] if report.totals else [])]
 
 
+def _csv_cell(value, column: Column) -> str:
+    # Neutralised before formatting: text that looks like a formula gets its apostrophe, a number never does.
+    return neutralise(value) if isinstance(value, str) else cell_text(value, column)
+
+
 def to_csv(report: Report) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=CSV_DELIMITER, lineterminator="\r\n")
-    writer.writerow(report.headers())
+    writer.writerow([neutralise(title) for title in report.headers()])
     for row in _all_rows(report):
-        writer.writerow([cell_text(v, c) for v, c in zip(row, report.columns, strict=True)])
+        writer.writerow([_csv_cell(v, c) for v, c in zip(row, report.columns, strict=True)])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -173,7 +183,9 @@ def to_xlsx(report: Report) -> bytes:
     bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="bottom")
 
     def cell(value, font=None, number_format=None, alignment=None) -> WriteOnlyCell:
-        written = WriteOnlyCell(page, value=value)
+        written = WriteOnlyCell(page, value=workbook_text(value) if isinstance(value, str) else value)
+        if isinstance(value, str):
+            written.data_type = "s"  # text, whatever openpyxl would guess from a leading «=»
         if font:
             written.font = font
         if number_format:
@@ -183,7 +195,7 @@ def to_xlsx(report: Report) -> bytes:
         return written
 
     page.append([cell(report.title, Font(bold=True, size=13))])
-    page.append([report.subtitle])
+    page.append([cell(report.subtitle)])
     page.append([cell(title, bold, alignment=wrap) for title in report.headers()])
     formats = [c.xlsx_format() for c in report.columns]
     for row in report.rows:
@@ -193,7 +205,7 @@ def to_xlsx(report: Report) -> bytes:
                      for v, c, f in zip(report.totals, report.columns, formats, strict=True)])
     for note in report.notes:
         page.append([])
-        page.append([note])
+        page.append([cell(note)])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

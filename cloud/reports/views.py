@@ -3,11 +3,12 @@ for a period (``?period=YYYY-MM``), scoped to the user's organisation, Ukrainian
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, g, render_template, request
+from flask import Blueprint, abort, g, render_template, request
 
 from cloud import db
 from cloud.accounts.auth import current_user, requires
 from cloud.clock import kyiv_today
+from cloud.downloads import attachment
 from cloud.i18n import N_, translate
 from cloud.models import Organisation
 from cloud.permissions import Action
@@ -15,6 +16,7 @@ from cloud.reports.accounting import volume_unit
 from cloud.reports.analytics import collection, consumption_dynamics
 from cloud.reports.catalogue import REPORT_KINDS, build_report
 from cloud.reports.export import FORMATS, export
+from shared.calendar import parse_period
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 FILE_NAMES = {"turnover": "osv", "debtors": "borzhnyky", "payments": "platezhi", "collection": "riven-oplat",
@@ -23,9 +25,10 @@ FILE_NAMES = {"turnover": "osv", "debtors": "borzhnyky", "payments": "platezhi",
 
 def _period() -> str:
     period = request.args.get("period") or kyiv_today().strftime("%Y-%m")
-    if len(period) != 7 or period[4] != "-" or not (period[:4] + period[5:]).isdigit() or \
-            not 1 <= int(period[5:]) <= 12:
-        abort(400)
+    try:
+        parse_period(period)
+    except ValueError:
+        abort(400, description=translate("err_period_format", period=period[:20]))
     return period
 
 
@@ -39,14 +42,13 @@ def _org() -> Organisation:
 
 def _report(kind: str):
     period, org = _period(), _org()
-    report = build_report(db.session(), org, kind, period, kyiv_today(), getattr(g, "lang", "uk"))
     fmt = request.args.get("format")
+    if fmt and fmt not in FORMATS:
+        abort(400, description=translate("err_report_format", format=fmt[:20]))
+    report = build_report(db.session(), org, kind, period, kyiv_today(), getattr(g, "lang", "uk"))
     if fmt:
-        if fmt not in FORMATS:
-            abort(400)
         body, mimetype, extension = export(report, fmt)
-        return Response(body, mimetype=mimetype, headers={
-            "Content-Disposition": f"attachment; filename={FILE_NAMES[kind]}-{period}.{extension}"})
+        return attachment(body, mimetype, FILE_NAMES[kind], period, extension=extension)
     return render_template("report.html", report=report, period=period, kind=kind, kinds=REPORT_KINDS,
                            tab_of=lambda k: translate(TABS[k]))
 

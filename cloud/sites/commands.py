@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 
 from cloud.accounts.organisations import create_site
 from cloud.cli.lookup import app as _app
-from cloud.cli.lookup import find_org, find_site, performs
+from cloud.cli.lookup import find_org, find_site, performs, site_org_option
 from cloud.db import session_scope
 from cloud.permissions import Action
 from cloud.sites.balance import site_balance
@@ -32,11 +32,12 @@ def create_site_cmd(org_ref, code, name):
 @click.command("balance")
 @click.option("--site", "site_code", required=True)
 @click.option("--period", required=True, help="YYYY-MM")
+@site_org_option
 @with_appcontext
-def balance_cmd(site_code, period):
+def balance_cmd(site_code, period, org_ref):
     """The site's micro-balance as JSON.  Example: balans cloud balance --site TP-118 --period 2026-10"""
     with session_scope(_app()) as db:
-        click.echo(json.dumps({"period": period, **site_balance(db, find_site(db, site_code), period).as_json()},
+        click.echo(json.dumps({"period": period, **site_balance(db, find_site(db, site_code, org_ref), period).as_json()},
                               ensure_ascii=False, indent=2))
 
 

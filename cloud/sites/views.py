@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from cloud import db
 from cloud.accounts.auth import current_user, requires
-from cloud.models import BillingRun, IntervalEnergy, Meter, Site
+from cloud.dashboards.series import Span, span_balance
+from cloud.models import BillingRun, DailyEnergy, IntervalEnergy, Meter, Site
 from cloud.permissions import Action
-from cloud.sites.balance import site_balance
-from shared.calendar import kyiv_period
+from shared.calendar import kyiv_period, parse_period, period_days
 
 bp = Blueprint("sites", __name__, url_prefix="/sites")
 
@@ -27,11 +27,16 @@ def org_site(code: str) -> Site:
 
 
 def latest_period(site: Site) -> str | None:
-    """The Kyiv month of the site's newest interval: the period a manager most likely wants to see."""
-    last = db.session().scalar(
-        select(func.max(IntervalEnergy.start)).join(Meter, Meter.id == IntervalEnergy.meter_id)
-        .where(Meter.site_id == site.id)
-    )
+    """The Kyiv month of the site's newest interval energy: the period a manager most likely wants to see. From
+    the daily table (one index lookup per meter); intervals stored before it existed (or not through ingest,
+    which keeps it) are found in the quarter-hours themselves."""
+    session = db.session()
+    last_day = session.scalar(
+        select(func.max(DailyEnergy.day)).join(Meter, Meter.id == DailyEnergy.meter_id).where(Meter.site_id == site.id))
+    if last_day is not None:
+        return f"{last_day:%Y-%m}"
+    last = session.scalar(select(func.max(IntervalEnergy.start)).join(Meter, Meter.id == IntervalEnergy.meter_id)
+                          .where(Meter.site_id == site.id))
     return None if last is None else kyiv_period(last)
 
 
@@ -52,7 +57,10 @@ def site(code: str):
     run = None
     if period:
         try:
-            balance = site_balance(db.session(), found, period)
+            parse_period(period)
+            # The month's balance from the daily pre-aggregate (cloud/dashboards): the same figures as
+            # site_balance, which sums every quarter-hour of every meter (1.7 s for 300 meters' month).
+            balance = span_balance(db.session(), found, Span("month", *period_days(period)))
         except ValueError:
             abort(400)
         run = db.session().scalar(select(BillingRun).where(BillingRun.site_id == found.id,

@@ -24,6 +24,7 @@ from cloud.billing.delivery import queue_invoice_emails, run_pdf
 from cloud.billing.errors import BillingError
 from cloud.billing.ledger import account_balance
 from cloud.billing.run import billing_run
+from cloud.clock import utcnow
 from cloud.models import Account, Invoice, LedgerEntry, Organisation, Reading, ReminderRule, Site, Tariff
 from cloud.notifications.mail import SmtpSender, TelegramSender, send_pending
 from cloud.notifications.reminders import queue_reminders
@@ -145,8 +146,10 @@ def test_invoices_go_out_by_email_through_the_outbox(db, billed_month):
     controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        with db() as session:
-            result = send_pending(session, SmtpSender("127.0.0.1", port), "billing@coop.ua")
+        with db() as session:  # not before the failed message's backoff (a minute) is over
+            assert send_pending(session, SmtpSender("127.0.0.1", port), "billing@coop.ua") == {"sent": 0, "failed": 0}
+            result = send_pending(session, SmtpSender("127.0.0.1", port), "billing@coop.ua",
+                                  now=utcnow() + timedelta(minutes=2))
     finally:
         controller.stop()
     assert result == {"sent": 1, "failed": 0}

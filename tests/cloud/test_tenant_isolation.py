@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -61,6 +62,9 @@ def test_the_owners_see_their_pages(client, two_orgs):
     client.post("/logout")
     login(client, "r1@a.ua")
     assert client.get(f"/cabinet/invoices/{two_orgs['invoice_id']}").status_code == 200
+    pdf = client.get(f"/cabinet/invoices/{two_orgs['invoice_id']}.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert re.fullmatch(r"inline; filename=rakhunok-[0-9A-Za-z-]+\.pdf", pdf.headers["Content-Disposition"])
 
 
 def test_another_organisations_manager_is_refused_everywhere(app, client, two_orgs):

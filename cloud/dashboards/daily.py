@@ -1,0 +1,218 @@
+"""The daily pre-aggregate (``daily_energy``): Σ of each meter's interval energy per Kyiv calendar day.
+
+Kept current where intervals are stored (``cloud/ingest/chain.py`` calls :func:`refresh_days` in the batch's own
+transaction): each (meter, day) a batch touched is summed again from ``interval_energy`` — a read of at most 100
+rows through the primary key — so a duplicate interval skipped by the insert can never be counted twice.
+``rebuild_daily`` recomputes a site's or every row from scratch, for data stored before the table existed.
+
+Beside it, ``line_interval_energy``: Σ per group of meters (the station input, each line's feeder, each line's
+subscribers) per quarter-hour and per Kyiv day, re-summed in the same transaction for the quarter-hours and days a
+batch touched, so that a week's or a year's chart of a 5 000-meter station reads thousands of rows, not millions. And the voltage days new readings
+touched are dropped (``forget_voltage_days``; cloud/operations/voltage.py sums them again when a page asks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, case, delete, func, literal, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cloud.models import DailyEnergy, IntervalEnergy, LineIntervalEnergy, Meter, Site, VoltageDay
+from shared.calendar import day_bounds, kyiv_day
+
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite
+
+REFRESH = (
+    "INSERT INTO daily_energy (meter_id, day, org_id, imp_wh, exp_wh, intervals, estimated) "
+    "SELECT ?, ?, ?, COALESCE(SUM(imp_wh), 0), COALESCE(SUM(exp_wh), 0), COUNT(*), "
+    "COALESCE(SUM(CASE WHEN flag = 'estimated' THEN 1 ELSE 0 END), 0) "
+    "FROM interval_energy WHERE meter_id = ? AND start >= ? AND start < ? "
+    "ON CONFLICT (meter_id, day) DO UPDATE SET imp_wh = excluded.imp_wh, exp_wh = excluded.exp_wh, "
+    "intervals = excluded.intervals, estimated = excluded.estimated"
+)
+
+
+def naive_day_bounds(day: date) -> tuple[datetime, datetime]:
+    start, end = day_bounds(day)
+    return start.replace(tzinfo=None), end.replace(tzinfo=None)
+
+
+def _as_datetime(value) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+class TouchedDays(set):
+    """(meter id, Kyiv day) pairs, and the quarter-hours (naive UTC) they were touched at."""
+
+    starts: frozenset[datetime] = frozenset()
+
+
+def touched_days(intervals: Iterable[tuple]) -> TouchedDays:
+    """The (meter id, Kyiv day) pairs of interval rows ``(meter id, start, …)``; start naive UTC, as a datetime
+    or as the text the ingest path binds."""
+    days_of: dict[object, date] = {}  # a batch repeats the same few instants for every meter
+    starts: set[datetime] = set()
+    found = TouchedDays()
+    for row in intervals:
+        start = row[1]
+        if start not in days_of:
+            instant = _as_datetime(start)
+            starts.add(instant)
+            days_of[start] = kyiv_day(instant)
+        found.add((row[0], days_of[start]))
+    found.starts = frozenset(starts)
+    return found
+
+
+def refresh_days(db: Session, org_id: int, pairs: Iterable[tuple[int, date]]) -> None:
+    """Sum each (meter, day) again from the interval energy stored, in the caller's transaction."""
+    connection = db.connection()
+    postgres = connection.dialect.name == "postgresql"
+    pairs = pairs if isinstance(pairs, TouchedDays) else set(pairs)
+    params = []
+    for meter_id, day in sorted(pairs):
+        low, high = naive_day_bounds(day)
+        if postgres:
+            params.append((meter_id, day, org_id, meter_id, low, high))
+        else:
+            params.append((meter_id, day.isoformat(), org_id, meter_id, low.strftime(SQLITE_TIME),
+                           high.strftime(SQLITE_TIME)))
+    if not params:
+        return
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(REFRESH.replace("?", "%s") if postgres else REFRESH, params)
+    finally:
+        cursor.close()
+    meter_ids = {meter_id for meter_id, _ in pairs}
+    starts = getattr(pairs, "starts", None) or {
+        low + STEP * n for low, high in (naive_day_bounds(day) for day in {day for _, day in pairs})
+        for n in range(int((high - low) / STEP))}
+    for site_id in db.scalars(select(Meter.site_id).where(Meter.id.in_(meter_ids)).distinct()):
+        refresh_lines(db, org_id, site_id, starts)
+
+
+def forget_voltage_days(db: Session, pairs: Iterable[tuple[int, date]]) -> None:
+    """Drop the voltage figures of the (meter, Kyiv day) pairs new readings arrived for: the voltage page sums
+    those days again from the readings (cloud/operations/voltage.py)."""
+    pairs = sorted(set(pairs))
+    for n in range(0, len(pairs), 500):
+        db.execute(delete(VoltageDay).where(tuple_(VoltageDay.meter_id, VoltageDay.day).in_(pairs[n:n + 500])))
+
+
+# ---- Σ per quarter-hour (and Kyiv day) and group of meters ---------------------------------------------------
+
+STEP = timedelta(minutes=15)
+LINE_ROLES = ("feeder", "subscriber")
+
+
+def site_layout(db: Session, site_id: int) -> tuple[int | None, int]:
+    """(the station input's meter id, a digest of which meter is where): rows summed under another digest are
+    stale — a meter moved to another line, or given another role."""
+    meters = db.execute(select(Meter.id, Meter.role, Meter.line_id).where(Meter.site_id == site_id)
+                        .order_by(Meter.id)).all()
+    input_id = next((mid for mid, role, _ in meters if role == "station_input"), None)
+    text = ";".join(f"{mid}:{role}:{line}" for mid, role, line in meters).encode()
+    return input_id, int.from_bytes(hashlib.blake2b(text, digest_size=7).digest(), "big")
+
+
+def grouped_meters(site_id: int, input_id: int | None):
+    """The meters a station's balance counts: its (first) input meter, and the feeders and subscribers of a line."""
+    return and_(Meter.site_id == site_id, or_(
+        and_(Meter.role == "station_input", Meter.id == (input_id or 0)),
+        and_(Meter.role.in_(LINE_ROLES), Meter.line_id.is_not(None))))
+
+
+def group_line():
+    return case((Meter.role == "station_input", 0), else_=Meter.line_id)
+
+
+QUARTER, DAY = 15, 1440  # line_interval_energy.step
+
+
+def _sum_lines(site_id: int, org_id: int, input_id: int | None, digest: int, *where):
+    """Σ per quarter-hour and group from the intervals."""
+    line = group_line()
+    return (select(literal(site_id), literal(QUARTER), IntervalEnergy.start, Meter.role, line, literal(org_id),
+                   func.sum(IntervalEnergy.imp_wh), func.sum(IntervalEnergy.exp_wh), func.count(), func.count(),
+                   literal(digest))
+            .join(Meter, Meter.id == IntervalEnergy.meter_id)
+            .where(grouped_meters(site_id, input_id), *where)
+            .group_by(IntervalEnergy.start, Meter.role, line))
+
+
+def _sum_line_day(site_id: int, org_id: int, input_id: int | None, digest: int, day: date):
+    """Σ per group over one Kyiv day from the daily table."""
+    line = group_line()
+    return (select(literal(site_id), literal(DAY), literal(naive_day_bounds(day)[0], LineIntervalEnergy.start.type),
+                   Meter.role, line, literal(org_id), func.sum(DailyEnergy.imp_wh), func.sum(DailyEnergy.exp_wh),
+                   func.count(), func.sum(DailyEnergy.intervals), literal(digest))
+            .join(Meter, Meter.id == DailyEnergy.meter_id)
+            .where(grouped_meters(site_id, input_id), DailyEnergy.day == day)
+            .group_by(Meter.role, line))
+
+
+LINE_COLUMNS = ["site_id", "step", "start", "role", "line_id", "org_id", "imp_wh", "exp_wh", "meters", "intervals",
+                "layout"]
+
+
+def _upsert(db: Session, rows) -> None:
+    dialect = postgresql if db.connection().dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(LineIntervalEnergy).from_select(LINE_COLUMNS, rows)
+    db.execute(insert.on_conflict_do_update(
+        index_elements=["site_id", "step", "start", "role", "line_id"],
+        set_={c: insert.excluded[c] for c in ("imp_wh", "exp_wh", "meters", "intervals", "layout")}))
+
+
+def refresh_lines(db: Session, org_id: int, site_id: int, starts: Iterable[datetime]) -> None:
+    """Sum the site's groups of meters again at these quarter-hours and over their Kyiv days (from the daily
+    table, already summed again), in the caller's transaction."""
+    starts = sorted(set(starts))
+    if not starts:
+        return
+    input_id, digest = site_layout(db, site_id)
+    for n in range(0, len(starts), 500):
+        _upsert(db, _sum_lines(site_id, org_id, input_id, digest, IntervalEnergy.start.in_(starts[n:n + 500])))
+    for day in sorted({kyiv_day(start) for start in starts}):
+        _upsert(db, _sum_line_day(site_id, org_id, input_id, digest, day))
+
+
+def rebuild_daily(db: Session, site: Site | None = None) -> int:
+    """Recompute ``daily_energy`` from ``interval_energy`` — of one site, or of every site — day by day over
+    the span the site's intervals cover (each day one set-based INSERT … SELECT). Returns the rows written."""
+    sites = [site] if site is not None else list(db.scalars(select(Site).order_by(Site.id)))
+    written = 0
+    for one in sites:
+        meters = select(Meter.id).where(Meter.site_id == one.id).scalar_subquery()
+        db.execute(delete(DailyEnergy).where(DailyEnergy.meter_id.in_(meters)))
+        db.execute(delete(LineIntervalEnergy).where(LineIntervalEnergy.site_id == one.id))
+        db.execute(delete(VoltageDay).where(VoltageDay.meter_id.in_(meters)))
+        input_id, digest = site_layout(db, one.id)
+        first, last = db.execute(select(func.min(IntervalEnergy.start), func.max(IntervalEnergy.start))
+                                 .where(IntervalEnergy.meter_id.in_(meters))).one()
+        if first is None:
+            continue
+        day, last_day = kyiv_day(first), kyiv_day(last)
+        while day <= last_day:
+            low, high = naive_day_bounds(day)
+            estimated = func.sum(case((IntervalEnergy.flag == "estimated", 1), else_=0))
+            rows = (select(IntervalEnergy.meter_id, literal(day, DailyEnergy.day.type),
+                           Meter.org_id, func.sum(IntervalEnergy.imp_wh), func.sum(IntervalEnergy.exp_wh),
+                           func.count(), estimated)
+                    .join(Meter, Meter.id == IntervalEnergy.meter_id)
+                    .where(Meter.site_id == one.id, IntervalEnergy.start >= low, IntervalEnergy.start < high)
+                    .group_by(IntervalEnergy.meter_id, Meter.org_id))
+            result = db.execute(DailyEnergy.__table__.insert().from_select(
+                ["meter_id", "day", "org_id", "imp_wh", "exp_wh", "intervals", "estimated"], rows))
+            written += max(result.rowcount or 0, 0)
+            db.execute(LineIntervalEnergy.__table__.insert().from_select(LINE_COLUMNS, _sum_lines(
+                one.id, one.org_id, input_id, digest, IntervalEnergy.start >= low, IntervalEnergy.start < high)))
+            db.execute(LineIntervalEnergy.__table__.insert().from_select(LINE_COLUMNS, _sum_line_day(
+                one.id, one.org_id, input_id, digest, day)))
+            day += timedelta(days=1)
+    return written
+

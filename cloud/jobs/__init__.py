@@ -1,0 +1,1 @@
+"""Background jobs: the queue, the worker, the schedule, and their pages."""

@@ -1,0 +1,1 @@
+"""Operations: events and alarms, gateway health, voltage quality."""

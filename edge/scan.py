@@ -1,0 +1,300 @@
+"""The installer's bus scan: find every Modbus meter that answers on an RS-485 line or a TCP subnet, and
+name its profile by probing the registers the profiles list.
+
+Bounded in time: a silent unit id costs one probe timeout, TCP hosts are probed concurrently (asyncio), and
+the whole scan stops at its budget with what it has found. The protocol layer is the gateway's own
+(``edge.modbus_bus``): a meter the scan identifies is read the same way by the gateway afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from pymodbus.exceptions import ModbusException
+
+from edge.config import BusConfig, MeterConfig
+from edge.modbus_bus import MeterUnavailable, ModbusBus
+from shared.profiles import MeterProfile
+
+# Plausible readings of a live low-voltage meter (EN 50160: 230 V ± 10 %; a wide margin for identification).
+VOLTAGE_RANGE = (Decimal("100"), Decimal("300"))
+FREQUENCY_RANGE = (Decimal("45"), Decimal("55"))
+COUNTER_MAX = Decimal("1e9")  # kWh; beyond that the register is not a counter (float garbage from a wrong map)
+
+
+@dataclass(frozen=True)
+class FoundMeter:
+    """One answering unit (on a multi-input node, one input) and what it was identified as."""
+
+    bus: str
+    unit: int
+    profile: str | None  # None: the unit answers, but no profile's registers make sense
+    phases: int = 1
+    channel: int = 0
+    serial: str | None = None
+    values: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def import_kwh(self) -> Decimal:
+        try:
+            return Decimal(self.values.get("import_kwh", "0"))
+        except InvalidOperation:
+            return Decimal(0)
+
+
+@dataclass
+class ScanResult:
+    buses: list[BusConfig] = field(default_factory=list)
+    meters: list[FoundMeter] = field(default_factory=list)
+    probed: int = 0
+    planned: int = 0
+    silent: int = 0
+    elapsed_s: float = 0.0
+    budget_s: float = 0.0
+    complete: bool = True  # False: the budget ran out before every unit was asked
+
+    def as_json(self) -> dict:
+        return {"buses": [_bus_json(b) for b in self.buses], "meters": [asdict(m) for m in self.meters],
+                "probed": self.probed, "planned": self.planned, "silent": self.silent,
+                "elapsed_s": round(self.elapsed_s, 2), "budget_s": self.budget_s, "complete": self.complete}
+
+
+def _bus_json(bus: BusConfig) -> dict:
+    if bus.kind == "tcp":
+        return {"name": bus.name, "kind": "tcp", "host": bus.host, "port": bus.port}
+    return {"name": bus.name, "kind": bus.kind, "device": bus.device, "baudrate": bus.baudrate,
+            "parity": bus.parity, "stopbits": bus.stopbits}
+
+
+def parse_units(text: str) -> list[int]:
+    """``1-32`` or ``1,5,10-12`` → unit ids (Modbus addresses 1..247)."""
+    units: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError as exc:
+            raise ValueError(f"--units: {part!r} is not a unit id or a range like 1-32") from exc
+        if not 1 <= first <= last <= 247:
+            raise ValueError(f"--units: {part!r} must lie within 1..247, low to high")
+        units.extend(u for u in range(first, last + 1) if u not in units)
+    if not units:
+        raise ValueError("--units: give at least one unit id, e.g. 1-32")
+    return units
+
+
+def parse_hosts(specs: Iterable[str]) -> list[str]:
+    """Subnets (``192.168.1.0/28``: its hosts) and single addresses or names, in order, each once."""
+    hosts: list[str] = []
+    for spec in specs:
+        for part in spec.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "/" in part:
+                try:
+                    network = ipaddress.ip_network(part, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"--tcp: {part!r} is not a subnet like 192.168.1.0/28") from exc
+                if network.num_addresses > 4096:
+                    raise ValueError(f"--tcp: {part} has {network.num_addresses} addresses; scan at most a /20")
+                found = [str(h) for h in network.hosts()] or [str(network.network_address)]
+            else:
+                found = [part]
+            hosts.extend(h for h in found if h not in hosts)
+    return hosts
+
+
+def implausible(meaning: str, value: str) -> str | None:
+    """Why a decoded value cannot come from a live meter, or None when it can (0 is allowed: not wired)."""
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return f"{meaning} = {value!r} is not a number"
+    if meaning.startswith("voltage_l") and number != 0 and not VOLTAGE_RANGE[0] <= number <= VOLTAGE_RANGE[1]:
+        return f"{meaning} = {value} V is outside {VOLTAGE_RANGE[0]}–{VOLTAGE_RANGE[1]} V"
+    if meaning == "frequency_hz" and number != 0 and not FREQUENCY_RANGE[0] <= number <= FREQUENCY_RANGE[1]:
+        return f"{meaning} = {value} Hz is outside {FREQUENCY_RANGE[0]}–{FREQUENCY_RANGE[1]} Hz"
+    if meaning.endswith("_kwh") or meaning.startswith("import_kwh"):
+        if number < 0:
+            return f"{meaning} = {value} kWh is negative"
+        if number > COUNTER_MAX:
+            return f"{meaning} = {value} kWh is beyond any counter"
+    return None
+
+
+def fit(profile: MeterProfile, values: dict[str, str]) -> int | None:
+    """How well a profile's decoded registers describe a live meter: the number of registers that carry a
+    plausible non-zero value, or None when the map cannot be this meter's.
+
+    A wrong map still answers when its addresses fall inside the real one (gaps read 0), so a three-phase
+    profile needs two live phases, and a profile with a serial register needs a serial."""
+    if any(implausible(meaning, value) for meaning, value in values.items()):
+        return None
+    live = {m for m, v in values.items() if Decimal(v) != 0}
+    if "voltage_l1" in values and "voltage_l1" not in live:
+        return None
+    if profile.phases == 3 and len(live & {"voltage_l1", "voltage_l2", "voltage_l3"}) < 2:
+        return None
+    if "serial_number" in values and "serial_number" not in live:
+        return None
+    return len(live)
+
+
+Progress = Callable[[str, str], None]  # (kind: found | probed | bus, text)
+
+
+def _quiet(_kind: str, _text: str) -> None:
+    return None
+
+
+class _Scan:
+    def __init__(self, profiles: dict[str, MeterProfile], timeout: float, deadline: float, progress: Progress,
+                 result: ScanResult):
+        self.profiles = [p for p in profiles.values() if p.protocol == "modbus"]
+        self.timeout = timeout
+        self.deadline = deadline
+        self.progress = progress
+        self.result = result
+
+    def out_of_time(self) -> bool:
+        if time.monotonic() >= self.deadline:
+            self.result.complete = False
+            return True
+        return False
+
+    async def answers(self, bus: ModbusBus, unit: int) -> bool:
+        """One short request: any answer, a Modbus exception included, means a device has this address."""
+        if not await bus.ensure_open():
+            return False
+        assert bus.client is not None
+        try:
+            await asyncio.wait_for(bus.client.read_input_registers(0, count=1, device_id=unit), self.timeout * 2)
+        except (TimeoutError, ModbusException, OSError):
+            # A late answer must not be taken for the next unit's: start the next probe on a fresh link.
+            bus.close()
+            return False
+        return True
+
+    async def identify(self, bus: ModbusBus, unit: int) -> list[FoundMeter]:
+        best: tuple[int, int, MeterProfile, dict[str, str]] | None = None
+        for profile in self.profiles:
+            meter = MeterConfig(id=f"unit-{unit}", bus=bus.config.name, unit=unit, profile=profile.name,
+                                role="subscriber", line="?")
+            try:
+                values = await bus.read(meter)
+            except MeterUnavailable:
+                continue
+            score = fit(profile, values)
+            if score is not None and (best is None or (score, len(values)) > best[:2]):
+                best = (score, len(values), profile, values)
+        if best is None:
+            return [FoundMeter(bus.config.name, unit, None)]
+        _, _, profile, values = best
+        serial = values.get("serial_number")
+        found = [FoundMeter(bus.config.name, unit, profile.name, profile.phases, 0, serial, values)]
+        for channel in range(1, profile.channels):  # a node's other inputs: those whose counter has counted
+            meter = MeterConfig(id=f"unit-{unit}-{channel}", bus=bus.config.name, unit=unit, profile=profile.name,
+                                role="subscriber", line="?", channel=channel)
+            try:
+                more = await bus.read(meter, ("import_kwh",))
+            except MeterUnavailable:
+                break
+            if Decimal(more["import_kwh"]) > 0:
+                found.append(FoundMeter(bus.config.name, unit, profile.name, profile.phases, channel, serial,
+                                        {**values, **more}))
+        return found
+
+    async def walk(self, config: BusConfig, units: list[int], skip: set[int] | None = None) -> set[int]:
+        """Ask each unit id in turn on one bus (half-duplex: one request at a time); the ids that answered."""
+        bus = ModbusBus(config, {p.name: p for p in self.profiles})
+        answered: set[int] = set()
+        where = config.host if config.kind == "tcp" else f"{config.device} @ {config.baudrate}"
+        try:
+            for unit in units:
+                if skip and unit in skip:
+                    continue
+                if self.out_of_time():
+                    return answered
+                self.result.probed += 1
+                if not await self.answers(bus, unit):
+                    self.result.silent += 1
+                    self.progress("probed", f"{where} unit {unit}")
+                    continue
+                answered.add(unit)
+                if config not in self.result.buses:
+                    self.result.buses.append(config)
+                for meter in await self.identify(bus, unit):
+                    self.result.meters.append(meter)
+                    self.progress("found", describe(meter, where))
+                self.progress("probed", f"{where} unit {unit}")
+        finally:
+            bus.close()
+        return answered
+
+    async def tcp_host(self, host: str, port: int, units: list[int], limit: asyncio.Semaphore) -> None:
+        async with limit:
+            if self.out_of_time():
+                return
+            try:  # a host without the port (or without a host) costs one connect timeout, not a timeout per unit
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self.timeout * 2)
+                writer.close()
+            except (OSError, TimeoutError):
+                self.result.probed += len(units)
+                self.progress("probed", f"{host}:{port} closed")
+                return
+            name = f"tcp-{host}" + (f"-{port}" if port != 502 else "")
+            name = name.replace(".", "-").replace(":", "-")
+            await self.walk(BusConfig(name=name, kind="tcp", host=host, port=port, timeout=self.timeout), units)
+
+
+def describe(meter: FoundMeter, where: str) -> str:
+    what = meter.profile or "unknown register map"
+    extra = f", input {meter.channel}" if meter.channel else ""
+    serial = f", serial {meter.serial}" if meter.serial else ""
+    energy = f", {meter.values['import_kwh']} kWh" if "import_kwh" in meter.values else ""
+    return f"{where} unit {meter.unit}{extra}: {what}{serial}{energy}"
+
+
+async def scan(profiles: dict[str, MeterProfile], *, serial: str | None = None, bauds: Iterable[int] = (9600,),
+               parity: str = "N", stopbits: int = 1, hosts: Iterable[str] = (), port: int = 502,
+               units: list[int] | None = None, tcp_units: list[int] | None = None, timeout: float = 0.3,
+               budget: float = 120.0, concurrency: int = 32, progress: Progress = _quiet) -> ScanResult:
+    """Walk the serial line at each baud rate (a unit found at one rate is not asked again at the next) and the
+    TCP hosts concurrently, within ``budget`` seconds in all."""
+    started = time.monotonic()
+    units = units or list(range(1, 33))
+    tcp_units = tcp_units or units
+    hosts = list(hosts)
+    bauds = list(bauds)
+    result = ScanResult(budget_s=budget, planned=(len(units) * len(bauds) if serial else 0) + len(hosts) * len(tcp_units))
+    walker = _Scan(profiles, timeout, started + budget, progress, result)
+
+    async def serial_line() -> None:
+        if not serial:
+            return
+        found: set[int] = set()
+        name = "rs485-" + serial.rstrip("/").rsplit("/", 1)[-1]
+        for baud in bauds:
+            config = BusConfig(name=name if len(bauds) == 1 else f"{name}-{baud}", kind="rtu", device=serial,
+                               baudrate=baud, parity=parity, stopbits=stopbits, timeout=timeout)
+            found |= await walker.walk(config, units, skip=found)
+
+    limit = asyncio.Semaphore(concurrency)
+    work = asyncio.gather(serial_line(), *(walker.tcp_host(h, port, tcp_units, limit) for h in hosts))
+    try:
+        # The walkers stop themselves at the deadline; this bounds the last probe in flight.
+        await asyncio.wait_for(work, budget + timeout)
+    except TimeoutError:
+        result.complete = False
+    result.elapsed_s = time.monotonic() - started
+    result.meters.sort(key=lambda m: (m.bus, m.unit, m.channel))
+    return result
