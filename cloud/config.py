@@ -15,6 +15,8 @@ DEFAULTS = {
     # written), and written as their gateway's one counted security event at most this often (refusals.py).
     "GATEWAY_REFUSALS_PER_MINUTE": 60,
     "REFUSAL_EVENTS_PER_MINUTE": 6,
+    # One gateway's heartbeats, configuration fetches and request results (docs/remote.md); burst: half.
+    "GATEWAY_REMOTE_PER_MINUTE": 60,
     "ENROLMENT_TOKEN_HOURS": 72,
     "DEFAULT_LANGUAGE": "uk",
     "INVOICE_DUE_DAYS": 20,
@@ -50,6 +52,7 @@ DEFAULTS = {
 POSITIVE_INTEGERS = ("SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS", "REAUTH_MINUTES", "LOGIN_WINDOW_MINUTES",
                      "LOGIN_ACCOUNT_FAILURES", "LOGIN_ADDRESS_FAILURES", "LOGIN_LOCK_MINUTES",
                      "GATEWAY_RATE_PER_MINUTE", "GATEWAY_REFUSALS_PER_MINUTE", "REFUSAL_EVENTS_PER_MINUTE",
+                     "GATEWAY_REMOTE_PER_MINUTE",
                      "BACKUP_KEEP")
 
 

@@ -120,17 +120,21 @@ def open_database(path: Path) -> GatewayDatabase:
 
 
 def migrate(db: sqlite_utils.Database) -> int:
-    version = db.conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+    """Apply the migrations not yet applied. Two processes may open a new store at once (the gateway starting,
+    ``balans edge status`` beside it): the version is read under the write lock, so each migration runs once."""
+    while True:
         db.conn.execute("BEGIN IMMEDIATE")
         try:
-            migration(db)
-            db.conn.execute(f"PRAGMA user_version = {number}")
+            version = db.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version >= len(MIGRATIONS):
+                db.conn.execute("COMMIT")
+                return len(MIGRATIONS)
+            MIGRATIONS[version](db)
+            db.conn.execute(f"PRAGMA user_version = {version + 1}")
             db.conn.execute("COMMIT")
         except BaseException:
             db.conn.execute("ROLLBACK")
             raise
-    return len(MIGRATIONS)
 
 
 @dataclass(frozen=True)

@@ -40,18 +40,24 @@ def verified_message(db: Session, code: str, body: bytes, signature: bytes) -> t
     return gateway, document
 
 
+INTEGER_MAX = 2**31 - 1  # the columns' integer
+
+
+def whole(value: Any, field: str, least: int) -> int:
+    """A whole number the columns can hold: ``least`` … 2^31 − 1 (a bool is not one); 422 naming the field."""
+    if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= INTEGER_MAX:
+        raise IngestError(422, "invalid", f"must be a whole number {least} … {INTEGER_MAX}", field)
+    return value
+
+
 def record_heartbeat(db: Session, gateway: Gateway, document: dict[str, Any]) -> dict[str, Any]:
     """Store the heartbeat and answer it: the measured clock offset, the requests waiting, the newest
     configuration version of the site (caller commits)."""
-    number = document.get("n")
-    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-        raise IngestError(422, "invalid", "must be a positive integer", "n")
+    number = whole(document.get("n"), "n", 1)
     for key in ("health", "config"):
         if not isinstance(document.get(key), dict):
             raise IngestError(422, "invalid", "is required (an object)", key)
-    version = document["config"].get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        raise IngestError(422, "invalid", "must be a whole number ≥ 0", "config.version")
+    version = whole(document["config"].get("version"), "config.version", 0)
     try:
         sent = parse_iso(document["sent"])
     except ValueError as exc:
@@ -84,7 +90,7 @@ def record_heartbeat(db: Session, gateway: Gateway, document: dict[str, Any]) ->
 
 
 def config_for(db: Session, gateway: Gateway, document: dict[str, Any]) -> SiteConfigVersion:
-    version = document.get("version")
+    version = whole(document.get("version"), "version", 1)
     row = db.scalar(select(SiteConfigVersion).where(SiteConfigVersion.site_id == gateway.site_id,
                                                     SiteConfigVersion.version == version))
     if row is None:
@@ -94,7 +100,7 @@ def config_for(db: Session, gateway: Gateway, document: dict[str, Any]) -> SiteC
 
 def record_result(db: Session, gateway: Gateway, document: dict[str, Any]) -> GatewayRequest:
     """A request's answer, once (caller commits)."""
-    request = db.get(GatewayRequest, document.get("request")) if isinstance(document.get("request"), int) else None
+    request = db.get(GatewayRequest, whole(document.get("request"), "request", 1))
     if request is None or request.gateway_id != gateway.id:
         raise IngestError(404, "not_found", "no such request for this gateway", "request")
     if request.status != "sent":

@@ -6,6 +6,29 @@ ERROR = {
     "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}},
 }
 
+SIGNED = [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
+          {"name": "X-Balans-Signature", "in": "header", "required": True,
+           "description": "base64 Ed25519 signature (64 bytes) of the exact body, by the gateway's key",
+           "schema": {"type": "string", "pattern": "^[A-Za-z0-9+/]{86}==$"}}]
+SIGNED_REFUSALS = {
+    "400": {"description": "malformed or not in canonical form", "content": {"application/json": {"schema": ERROR}}},
+    "401": {"description": "unknown gateway or bad signature", "content": {"application/json": {"schema": ERROR}}},
+    "403": {"description": "revoked gateway", "content": {"application/json": {"schema": ERROR}}},
+    "413": {"description": "too large", "content": {"application/json": {"schema": ERROR}}},
+    "422": {"description": "invalid field", "content": {"application/json": {"schema": ERROR}}},
+    "429": {"description": "over the gateway's message budget, or too many refusals from this address",
+            "content": {"application/json": {"schema": ERROR}}},
+}
+
+
+def signed_message(required: list[str], properties: dict) -> dict:
+    """A gateway's signed message (docs/remote.md): canonical JSON (sorted keys, no spaces, UTF-8)."""
+    return {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["v", "gateway", "sent", *required],
+        "properties": {"v": {"const": 1}, "gateway": {"type": "string"},
+                       "sent": {"type": "string", "format": "date-time"}, **properties}}}}}
+
+
 OPENAPI = {
     "openapi": "3.1.0",
     "info": {"title": "Balans gateway API", "version": "1.0.0",
@@ -64,6 +87,48 @@ OPENAPI = {
                     "429": {"description": "too many refused requests from this address",
                             "content": {"application/json": {"schema": ERROR}}},
                 },
+            }
+        },
+        "/api/v1/gateways/{code}/heartbeat": {
+            "post": {
+                "summary": "The gateway's health; answered with its clock offset, the requests waiting for it and "
+                           "the site configuration's newest version",
+                "parameters": SIGNED,
+                "requestBody": signed_message(["n", "health", "config"], {
+                    "n": {"type": "integer", "minimum": 1, "description": "grows with every heartbeat"},
+                    "health": {"type": "object", "description": "backlog, disk_free_bytes, meters_answering, "
+                               "meters_configured, software_version, uptime_s"},
+                    "config": {"type": "object", "required": ["version"],
+                               "properties": {"version": {"type": "integer", "minimum": 0}}}}),
+                "responses": {"200": {"description": "stored and answered"},
+                              "409": {"description": "replayed (n not newer)",
+                                      "content": {"application/json": {"schema": ERROR}}},
+                              **SIGNED_REFUSALS},
+            }
+        },
+        "/api/v1/gateways/{code}/config": {
+            "post": {
+                "summary": "Fetch a version of the site's configuration: its bytes and the organisation's signature",
+                "parameters": SIGNED,
+                "requestBody": signed_message(["version"], {"version": {"type": "integer", "minimum": 1}}),
+                "responses": {"200": {"description": "the version (body and signature, base64)"},
+                              "404": {"description": "no such version",
+                                      "content": {"application/json": {"schema": ERROR}}},
+                              **SIGNED_REFUSALS},
+            }
+        },
+        "/api/v1/gateways/{code}/results": {
+            "post": {
+                "summary": "Answer a request the cloud queued (a log excerpt, a re-read)",
+                "parameters": SIGNED,
+                "requestBody": signed_message(["request", "ok", "result"], {
+                    "request": {"type": "integer"}, "ok": {"type": "boolean"}, "result": {"type": "object"}}),
+                "responses": {"200": {"description": "recorded"},
+                              "404": {"description": "no such request for this gateway",
+                                      "content": {"application/json": {"schema": ERROR}}},
+                              "409": {"description": "already answered",
+                                      "content": {"application/json": {"schema": ERROR}}},
+                              **SIGNED_REFUSALS},
             }
         },
         "/api/v1/payments/liqpay": {

@@ -23,8 +23,9 @@ from cloud.ingest.health import (
     requests_of,
     verified_message,
 )
+from cloud.ingest.rate_limit import RateLimiter
 from cloud.ingest.site_config import current_document, latest_version, new_version, version_json
-from cloud.ingest.views import request_body
+from cloud.ingest.views import refused_screen, request_body, too_many
 from cloud.models import Gateway, Site
 from cloud.permissions import Action
 from shared.batch import BatchError, b64, unb64
@@ -33,16 +34,44 @@ from shared.remote import MAX_MESSAGE_BYTES, RemoteError
 bp = api_blueprint("remote", __name__, "/api/v1")
 
 
+class Answered(Exception):
+    """The request was answered before its message was read: refused (401/403/429) or over the gateway's budget."""
+
+    def __init__(self, response) -> None:
+        super().__init__()
+        self.response = response
+
+
+def remote_limiter() -> RateLimiter:
+    """One gateway's heartbeats, configuration fetches and results: a runaway loop gets 429, not the database."""
+    found = current_app.extensions.get("balans_remote_limiter")
+    if found is None:
+        found = current_app.extensions.setdefault("balans_remote_limiter", RateLimiter(
+            int(current_app.config["GATEWAY_REMOTE_PER_MINUTE"])))
+    return found
+
+
 def _signed(code: str):
+    """The gateway's message once its signature holds. As for batches (views.post_batch): the signature first,
+    a forgery counted by the refusal ledger and never spending the gateway's own budget, then that budget."""
     session = db.session()
     signature = unb64(request.headers.get("X-Balans-Signature", ""), "X-Balans-Signature")
     if len(signature) != 64:
         raise IngestError(401, "bad_signature", "an Ed25519 signature is 64 bytes", "X-Balans-Signature")
-    return session, *verified_message(session, code, request_body(MAX_MESSAGE_BYTES), signature)
+    body = request_body(MAX_MESSAGE_BYTES)
+    refused = refused_screen(session, code, body, signature)
+    if refused is not None:
+        raise Answered(refused)
+    wait = remote_limiter().take(code)
+    if wait > 0:
+        raise Answered(too_many(f"too many messages from {code}; retry in {wait:.0f} s", wait))
+    return session, *verified_message(session, code, body, signature)
 
 
 def _refused(exc: Exception):
     db.session().rollback()
+    if isinstance(exc, Answered):
+        return exc.response
     if isinstance(exc, IngestError):
         return jsonify(exc.as_json()), exc.status
     return api_error(400, "invalid", exc.reason, exc.field)
@@ -55,7 +84,7 @@ def heartbeat(code: str):
         with db.write_lock():
             answer = record_heartbeat(session, gateway, document)
             session.commit()
-    except (IngestError, BatchError) as exc:
+    except (Answered, IngestError, BatchError) as exc:
         return _refused(exc)
     return jsonify(answer), 200
 
@@ -66,7 +95,7 @@ def fetch_config(code: str):
     try:
         session, gateway, document = _signed(code)
         row = config_for(session, gateway, document)
-    except (IngestError, BatchError) as exc:
+    except (Answered, IngestError, BatchError) as exc:
         return _refused(exc)
     return jsonify({"version": row.version, "body": b64(row.body), "signature": b64(row.signature)}), 200
 
@@ -78,7 +107,7 @@ def post_result(code: str):
         with db.write_lock():
             row = record_result(session, gateway, document)
             session.commit()
-    except (IngestError, BatchError) as exc:
+    except (Answered, IngestError, BatchError) as exc:
         return _refused(exc)
     return jsonify({"status": row.status, "request": row.id}), 200
 

@@ -33,7 +33,7 @@ MAY_CHANGE_ON_REFUSAL = {"events", "audit_log", "login_attempts", "refusal_count
 def api_app(database_url, gateway):
     """A second app on the same database as the `gateway` fixture's, with a rate limit out of the way."""
     application = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "schema", "TESTING": True,
-                              "GATEWAY_RATE_PER_MINUTE": 10**6})
+                              "GATEWAY_RATE_PER_MINUTE": 10**6, "GATEWAY_REMOTE_PER_MINUTE": 10**6})
     yield application
     application.extensions["balans_engine"].dispose()
 
@@ -78,6 +78,13 @@ def send(case, client, db, gateway):
                 assert session.scalar(select(EnrolmentToken.used_at).where(
                     EnrolmentToken.token_hash == hashlib.sha256(token.encode()).hexdigest())) is None, "a refused enrolment used its token"
         return response
+    tail = path.rsplit("/", 1)[-1]
+    if path.startswith("/api/v1/gateways/") and tail in ("heartbeat", "config", "results") and body is not None:
+        # Signed by the gateway in the canonical encoding (shared.batch.canonical_bytes), so its fields are read.
+        raw = json.dumps({**body, "gateway": gateway.code}, sort_keys=True, separators=(",", ":"),
+                         ensure_ascii=False).encode()
+        return client.post(f"/api/v1/gateways/{gateway.code}/{tail}", data=raw, headers={
+            "X-Balans-Signature": b64(gateway.key.sign(raw)), "Content-Type": "application/json"})
     if path.startswith("/api/v1/gateways/") and body is not None:
         return client.post(f"/api/v1/gateways/{gateway.code}/key", json=body)
     kind = "json" if case.media_type == "application/json" else "data"

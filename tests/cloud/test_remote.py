@@ -18,6 +18,7 @@ from cloud.ingest.health import latest_health
 from cloud.ingest.site_config import _fernet
 from cloud.models import (
     AuditLog,
+    Event,
     Gateway,
     GatewayHealth,
     GatewayRequest,
@@ -170,3 +171,18 @@ def test_the_enrolment_answer_carries_the_organisations_public_key(client, db, s
     assert answer.status_code == 201, answer.get_json()
     with db() as session:
         assert answer.get_json()["org_public_key"] == session.scalar(select(OrgSigningKey)).public_key
+
+
+def test_a_runaway_gateway_gets_429_and_a_forger_cannot_spend_its_budget(app, client, db, gateway):
+    app.config.update(GATEWAY_REMOTE_PER_MINUTE=6)  # a burst of 3
+    forger = Ed25519PrivateKey.generate()
+    for n in range(20):  # forged heartbeats: refused by the signature, counted, the gateway's bucket untouched
+        assert signed(client, forger, gateway.code, "heartbeat",
+                      {"n": 100 + n, "health": {}, "config": {"version": 0}}).status_code in (401, 429)
+    assert [beat(client, gateway, n).status_code for n in (1, 2, 3)] == [200, 200, 200]
+    runaway = beat(client, gateway, 4)
+    assert runaway.status_code == 429 and int(runaway.headers["Retry-After"]) >= 1
+    with db() as session:
+        assert session.scalar(select(GatewayHealth)).document["n"] == 3, "the refused heartbeat wrote nothing"
+        events = session.scalars(select(Event).where(Event.kind == "security:bad_signature")).all()
+    assert len(events) == 1 and events[0].count + app.extensions["balans_refusals"].unwritten() == 20
