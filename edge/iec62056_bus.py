@@ -72,6 +72,28 @@ class Iec62056Bus:
                 self.close()  # the port's fault (an adapter unplugged): opened afresh next time
                 raise MeterUnavailable(f"meter {meter.id}: {self.config.device}: {exc}") from exc
 
+    async def identify(self, address: str = "", timeout: float | None = None) -> str:
+        """A sign-on and the meter's identification (``EKT5CE301v12``: maker, rate, model), then nothing: the
+        next sign-on starts afresh (the installer's scan). MeterUnavailable when nothing answers."""
+        async with self.lock:
+            try:
+                return await asyncio.to_thread(self._identify, address, timeout or self.config.timeout)
+            except Iec62056Error as exc:
+                raise MeterUnavailable(f"{self.config.device} address {address!r}: {exc}") from exc
+            except (serial.SerialException, OSError, termios.error) as exc:
+                self.close()
+                raise MeterUnavailable(f"{self.config.device}: {exc}") from exc
+
+    def _identify(self, address: str, timeout: float) -> str:
+        port = self._open()
+        set_baud(port, 300)
+        port.reset_input_buffer()
+        self._send(port, sign_on(address))
+        line = self._receive(port, timeout, time.monotonic() + SESSION_SECONDS, "the sign-on",
+                             lambda b: b.find(b"\n") + 1 or None)
+        found = parse_identification(line)
+        return f"{found.manufacturer}{found.baud_char}{found.identification}"
+
     def close(self) -> None:
         port, self.port = self.port, None
         if port is not None:

@@ -1,9 +1,11 @@
-"""The installer's bus scan: find every Modbus meter that answers on an RS-485 line or a TCP subnet, and
-name its profile by probing the registers the profiles list.
+"""The installer's bus scan: find every meter that answers on an RS-485 line or a TCP subnet (Modbus), on an
+IEC 62056-21 line or optical head, and on an M-Bus line, and name its profile by probing what the profiles list.
 
 Bounded in time: a silent unit id costs one probe timeout, TCP hosts are probed concurrently (asyncio), and
-the whole scan stops at its budget with what it has found. The protocol layer is the gateway's own
-(``edge.modbus_bus``): a meter the scan identifies is read the same way by the gateway afterwards.
+the whole scan stops at its budget with what it has found. The protocol layers are the gateway's own
+(``edge.modbus_bus``, ``edge.iec62056_bus``, ``edge.mbus_bus``): a meter the scan identifies is read the same way
+by the gateway afterwards. An IEC 62056-21 meter is found by its sign-on (its identification names maker and model),
+an M-Bus meter by SND_NKE at its primary address; then each profile of the protocol reads it and the best fit wins.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from decimal import Decimal, InvalidOperation
 
 from pymodbus.exceptions import ModbusException
 
-from edge.config import BusConfig, MeterConfig
+from edge.config import IEC_TIMEOUT, MBUS_TIMEOUT, BusConfig, MeterConfig
+from edge.iec62056_bus import Iec62056Bus
+from edge.mbus_bus import MbusBus
+from edge.meter_reader import BusReader
 from edge.modbus_bus import MeterUnavailable, ModbusBus
 from shared.profiles import MeterProfile
 
@@ -38,6 +43,8 @@ class FoundMeter:
     channel: int = 0
     serial: str | None = None
     values: dict[str, str] = field(default_factory=dict)
+    address: str = ""  # IEC 62056-21: the address it answered its sign-on at ("": alone on the line)
+    identity: str = ""  # what it says it is: an IEC identification, an M-Bus secondary address and maker
 
     @property
     def import_kwh(self) -> Decimal:
@@ -71,8 +78,8 @@ def _bus_json(bus: BusConfig) -> dict:
             "parity": bus.parity, "stopbits": bus.stopbits}
 
 
-def parse_units(text: str) -> list[int]:
-    """``1-32`` or ``1,5,10-12`` → unit ids (Modbus addresses 1..247)."""
+def parse_units(text: str, highest: int = 247, option: str = "--units") -> list[int]:
+    """``1-32`` or ``1,5,10-12`` → unit ids (Modbus addresses 1..247; M-Bus primary addresses 1..250)."""
     units: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -82,12 +89,12 @@ def parse_units(text: str) -> list[int]:
         try:
             first, last = int(low), int(high or low)
         except ValueError as exc:
-            raise ValueError(f"--units: {part!r} is not a unit id or a range like 1-32") from exc
-        if not 1 <= first <= last <= 247:
-            raise ValueError(f"--units: {part!r} must lie within 1..247, low to high")
+            raise ValueError(f"{option}: {part!r} is not a unit id or a range like 1-32") from exc
+        if not 1 <= first <= last <= highest:
+            raise ValueError(f"{option}: {part!r} must lie within 1..{highest}, low to high")
         units.extend(u for u in range(first, last + 1) if u not in units)
     if not units:
-        raise ValueError("--units: give at least one unit id, e.g. 1-32")
+        raise ValueError(f"{option}: give at least one unit id, e.g. 1-32")
     return units
 
 
@@ -160,6 +167,8 @@ class _Scan:
     def __init__(self, profiles: dict[str, MeterProfile], timeout: float, deadline: float, progress: Progress,
                  result: ScanResult):
         self.profiles = [p for p in profiles.values() if p.protocol == "modbus"]
+        self.iec_profiles = [p for p in profiles.values() if p.protocol == "iec62056-21"]
+        self.mbus_profiles = [p for p in profiles.values() if p.protocol == "mbus"]
         self.timeout = timeout
         self.deadline = deadline
         self.progress = progress
@@ -184,21 +193,30 @@ class _Scan:
             return False
         return True
 
-    async def identify(self, bus: ModbusBus, unit: int) -> list[FoundMeter]:
+    async def best_fit(self, bus: BusReader, profiles: list[MeterProfile],
+                       meter_of: Callable[[MeterProfile], MeterConfig]) -> tuple[MeterProfile, dict[str, str]] | None:
+        """Each profile reads the meter; the one whose values describe a live meter best, or None."""
         best: tuple[int, int, MeterProfile, dict[str, str]] | None = None
-        for profile in self.profiles:
-            meter = MeterConfig(id=f"unit-{unit}", bus=bus.config.name, unit=unit, profile=profile.name,
-                                role="subscriber", line="?")
+        for profile in profiles:
             try:
-                values = await bus.read(meter)
+                values = await bus.read(meter_of(profile))
             except MeterUnavailable:
                 continue
             score = fit(profile, values)
             if score is not None and (best is None or (score, len(values)) > best[:2]):
                 best = (score, len(values), profile, values)
-        if best is None:
+        return None if best is None else (best[2], best[3])
+
+    def add_bus(self, config: BusConfig) -> None:
+        if config not in self.result.buses:
+            self.result.buses.append(config)
+
+    async def identify(self, bus: ModbusBus, unit: int) -> list[FoundMeter]:
+        chosen = await self.best_fit(bus, self.profiles, lambda profile: MeterConfig(
+            id=f"unit-{unit}", bus=bus.config.name, unit=unit, profile=profile.name, role="subscriber", line="?"))
+        if chosen is None:
             return [FoundMeter(bus.config.name, unit, None)]
-        _, _, profile, values = best
+        profile, values = chosen
         serial = values.get("serial_number")
         found = [FoundMeter(bus.config.name, unit, profile.name, profile.phases, 0, serial, values)]
         for channel in range(1, profile.channels):  # a node's other inputs: those whose counter has counted
@@ -230,8 +248,7 @@ class _Scan:
                     self.progress("probed", f"{where} unit {unit}")
                     continue
                 answered.add(unit)
-                if config not in self.result.buses:
-                    self.result.buses.append(config)
+                self.add_bus(config)
                 for meter in await self.identify(bus, unit):
                     self.result.meters.append(meter)
                     self.progress("found", describe(meter, where))
@@ -256,26 +273,104 @@ class _Scan:
             await self.walk(BusConfig(name=name, kind="tcp", host=host, port=port, timeout=self.timeout), units)
 
 
+    async def iec_line(self, config: BusConfig, addresses: list[str], password: str) -> None:
+        """Each address's sign-on (one timeout if silent); an answering meter is read by each IEC profile.
+        The meters of one line are numbered 1, 2, … in the order found (an IEC meter is chosen by its address,
+        the number only tells them apart)."""
+        bus = Iec62056Bus(config, {p.name: p for p in self.iec_profiles})
+        try:
+            for address in addresses:
+                if self.out_of_time():
+                    return
+                self.result.probed += 1
+                where = config.device + (f" address {address}" if address else "")
+                try:
+                    identity = await bus.identify(address)
+                except MeterUnavailable:
+                    self.result.silent += 1
+                    self.progress("probed", where)
+                    continue
+                self.add_bus(config)
+                number = sum(1 for m in self.result.meters if m.bus == config.name) + 1
+                chosen = await self.best_fit(bus, self.iec_profiles, lambda profile, a=address, n=number: MeterConfig(
+                    id=f"iec-{n}", bus=config.name, unit=n, profile=profile.name, role="subscriber", line="?",
+                    address=a, password=password))
+                self.found(config, where, number, chosen, address=address, identity=identity)
+                self.progress("probed", where)
+        finally:
+            bus.close()
+
+    async def mbus_line(self, config: BusConfig, addresses: list[int]) -> None:
+        """SND_NKE at each primary address (one timeout if silent); an answering meter is read by each M-Bus
+        profile. Its secondary address and maker are kept as what it says it is."""
+        bus = MbusBus(config, {p.name: p for p in self.mbus_profiles})
+        try:
+            for address in addresses:
+                if self.out_of_time():
+                    return
+                self.result.probed += 1
+                where = f"{config.device} primary {address}"
+                answering = await bus.scan([address])
+                if not answering:
+                    self.result.silent += 1
+                    self.progress("probed", where)
+                    continue
+                self.add_bus(config)
+                meter = answering[0]
+                chosen = await self.best_fit(bus, self.mbus_profiles, lambda profile, a=address: MeterConfig(
+                    id=f"mbus-{a}", bus=config.name, unit=a, profile=profile.name, role="subscriber", line="?"))
+                self.found(config, where, address, chosen,
+                           identity=f"{meter.manufacturer} {meter.secondary} medium {meter.medium}")
+                self.progress("probed", where)
+        finally:
+            bus.close()
+
+    def found(self, config: BusConfig, where: str, unit: int, chosen: tuple[MeterProfile, dict[str, str]] | None,
+              address: str = "", identity: str = "") -> None:
+        profile, values = chosen if chosen is not None else (None, {})
+        meter = FoundMeter(config.name, unit, profile.name if profile else None, profile.phases if profile else 1,
+                           0, values.get("serial_number") or address or None, values, address, identity)
+        self.result.meters.append(meter)
+        self.progress("found", describe(meter, where))
+
+
+def line_name(kind: str, device: str) -> str:
+    """``iec-ttyUSB1``, ``mbus-127-0-0-1-7001`` (socket://127.0.0.1:7001): the bus's name in the configuration."""
+    tail = device.rstrip("/").rsplit("/", 1)[-1]
+    return f"{kind}-" + "".join(c if c.isalnum() else "-" for c in tail)
+
+
 def describe(meter: FoundMeter, where: str) -> str:
     what = meter.profile or "unknown register map"
+    if meter.identity:
+        what += f" ({meter.identity})"
     extra = f", input {meter.channel}" if meter.channel else ""
     serial = f", serial {meter.serial}" if meter.serial else ""
     energy = f", {meter.values['import_kwh']} kWh" if "import_kwh" in meter.values else ""
+    if "heat_gcal" in meter.values:
+        energy += f", {meter.values['heat_gcal']} Gcal"
     return f"{where} unit {meter.unit}{extra}: {what}{serial}{energy}"
 
 
 async def scan(profiles: dict[str, MeterProfile], *, serial: str | None = None, bauds: Iterable[int] = (9600,),
                parity: str = "N", stopbits: int = 1, hosts: Iterable[str] = (), port: int = 502,
                units: list[int] | None = None, tcp_units: list[int] | None = None, timeout: float = 0.3,
-               budget: float = 120.0, concurrency: int = 32, progress: Progress = _quiet) -> ScanResult:
-    """Walk the serial line at each baud rate (a unit found at one rate is not asked again at the next) and the
-    TCP hosts concurrently, within ``budget`` seconds in all."""
+               budget: float = 120.0, concurrency: int = 32, progress: Progress = _quiet,
+               iec: str | None = None, iec_addresses: list[str] | None = None, iec_baud: int = 9600,
+               iec_password: str = "", mbus: str | None = None, mbus_units: list[int] | None = None,
+               mbus_baud: int = 2400) -> ScanResult:
+    """Walk the Modbus serial line at each baud rate (a unit found at one rate is not asked again at the next),
+    the IEC 62056-21 and M-Bus lines, and the TCP hosts, concurrently (each line on its own), within ``budget``
+    seconds in all."""
     started = time.monotonic()
     units = units or list(range(1, 33))
     tcp_units = tcp_units or units
     hosts = list(hosts)
     bauds = list(bauds)
-    result = ScanResult(budget_s=budget, planned=(len(units) * len(bauds) if serial else 0) + len(hosts) * len(tcp_units))
+    iec_addresses = iec_addresses if iec_addresses is not None else [""]
+    mbus_units = mbus_units or units
+    result = ScanResult(budget_s=budget, planned=(len(units) * len(bauds) if serial else 0) + len(hosts) * len(tcp_units)
+                        + (len(iec_addresses) if iec else 0) + (len(mbus_units) if mbus else 0))
     walker = _Scan(profiles, timeout, started + budget, progress, result)
 
     async def serial_line() -> None:
@@ -288,8 +383,16 @@ async def scan(profiles: dict[str, MeterProfile], *, serial: str | None = None, 
                                baudrate=baud, parity=parity, stopbits=stopbits, timeout=timeout)
             found |= await walker.walk(config, units, skip=found)
 
+    lines = []
+    if iec:
+        lines.append(walker.iec_line(BusConfig(name=line_name("iec", iec), kind="iec62056-21",
+                                               device=iec, baudrate=iec_baud, timeout=IEC_TIMEOUT),
+                                     iec_addresses, iec_password))
+    if mbus:
+        lines.append(walker.mbus_line(BusConfig(name=line_name("mbus", mbus), kind="mbus",
+                                                device=mbus, baudrate=mbus_baud, timeout=MBUS_TIMEOUT), mbus_units))
     limit = asyncio.Semaphore(concurrency)
-    work = asyncio.gather(serial_line(), *(walker.tcp_host(h, port, tcp_units, limit) for h in hosts))
+    work = asyncio.gather(serial_line(), *lines, *(walker.tcp_host(h, port, tcp_units, limit) for h in hosts))
     try:
         # The walkers stop themselves at the deadline; this bounds the last probe in flight.
         await asyncio.wait_for(work, budget + timeout)

@@ -25,6 +25,7 @@ from provisioning.site_config import (
     merge_register,
     propose,
 )
+from shared.iec62056_21 import sign_on
 from shared.profiles import ProfileError, load_profiles
 
 
@@ -72,21 +73,35 @@ def rotate_key_cmd(config_path):
 @click.option("--tcp", "tcp", multiple=True, help="a subnet (192.168.1.0/28) or hosts (10.0.0.5,10.0.0.6) of Modbus TCP")
 @click.option("--port", default=502, show_default=True, help="Modbus TCP port")
 @click.option("--tcp-units", default="", help="unit ids to ask on each TCP host (default: --units)")
-@click.option("--timeout", default=0.3, show_default=True, help="seconds a silent unit may take")
+@click.option("--iec", default="", help="an IEC 62056-21 line or optical head, e.g. /dev/ttyUSB1 or socket://host:port")
+@click.option("--iec-addresses", default="", help="the meters' addresses on a shared IEC line, e.g. 1001,1002 "
+              "(default: the one meter on the head)")
+@click.option("--iec-password", default="", help="the P1 password, for makers' profiles read in programming mode")
+@click.option("--mbus", default="", help="an M-Bus line (level converter), e.g. /dev/ttyUSB2 or socket://host:port")
+@click.option("--mbus-units", default="", help="M-Bus primary addresses to ask, e.g. 1-250 (default: --units)")
+@click.option("--mbus-baud", default=2400, show_default=True, help="M-Bus baud rate")
+@click.option("--timeout", default=0.3, show_default=True, help="seconds a silent Modbus unit may take")
 @click.option("--budget", default=120.0, show_default=True, help="seconds for the whole scan")
 @click.option("--profiles-dir", default="", type=click.Path(file_okay=False), help="your own meter profiles")
 @click.option("--json", "as_json", is_flag=True, help="print the scan and its proposal as JSON")
 @click.option("-o", "--output", default="", type=click.Path(dir_okay=False), help="also write the JSON to this file")
-def scan_cmd(serial, baud, parity, units, tcp, port, tcp_units, timeout, budget, profiles_dir, as_json, output):
-    """Find every answering Modbus meter, name its profile and propose roles and lines.
+def scan_cmd(serial, baud, parity, units, tcp, port, tcp_units, iec, iec_addresses, iec_password, mbus, mbus_units,
+             mbus_baud, timeout, budget, profiles_dir, as_json, output):
+    """Find every answering meter (Modbus RTU and TCP, IEC 62056-21, M-Bus), name its profile and propose roles
+    and lines.
 
-    Example: balans provision scan --serial /dev/ttyUSB0 --baud 9600,19200 --units 1-32 --tcp 192.168.1.0/28 -o scan.json
+    Example: balans provision scan --serial /dev/ttyUSB0 --baud 9600,19200 --units 1-32 --tcp 192.168.1.0/28
+    --iec /dev/ttyUSB1 --mbus /dev/ttyUSB2 --mbus-units 1-20 -o scan.json
     """
-    if not serial and not tcp:
-        raise click.UsageError("give --serial /dev/ttyX and/or --tcp SUBNET-OR-HOSTS")
+    if not serial and not tcp and not iec and not mbus:
+        raise click.UsageError("give --serial /dev/ttyX, --tcp SUBNET-OR-HOSTS, --iec /dev/ttyY or --mbus /dev/ttyZ")
     try:
         unit_ids = parse_units(units)
         host_unit_ids = parse_units(tcp_units) if tcp_units else unit_ids
+        mbus_ids = parse_units(mbus_units, 250, "--mbus-units") if mbus_units else unit_ids
+        iec_list = [a.strip() for a in iec_addresses.split(",") if a.strip()] or [""]
+        for address in iec_list:
+            sign_on(address)  # an address the standard does not allow is named here, not taken for silence
         hosts = parse_hosts(tcp)
         bauds = [int(b) for b in baud.split(",") if b.strip()]
         profiles = load_profiles((Path(profiles_dir),) if profiles_dir else ())
@@ -104,10 +119,12 @@ def scan_cmd(serial, baud, parity, units, tcp, port, tcp_units, timeout, budget,
             if tty:
                 click.echo(f"\r  probed {counter['probed']}/{planned}", nl=False, err=True)
 
-    planned = len(unit_ids) * len(bauds) * bool(serial) + len(hosts) * len(host_unit_ids)
+    planned = (len(unit_ids) * len(bauds) * bool(serial) + len(hosts) * len(host_unit_ids)
+               + len(iec_list) * bool(iec) + len(mbus_ids) * bool(mbus))
     result = asyncio.run(scan(profiles, serial=serial or None, bauds=bauds, parity=parity, hosts=hosts, port=port,
                               units=unit_ids, tcp_units=host_unit_ids, timeout=timeout, budget=budget,
-                              progress=progress))
+                              progress=progress, iec=iec or None, iec_addresses=iec_list, iec_password=iec_password,
+                              mbus=mbus or None, mbus_units=mbus_ids, mbus_baud=mbus_baud))
     if tty:
         click.echo("", err=True)
     document = result.as_json()

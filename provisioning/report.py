@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from edge.commissioning import Commissioning
+from provisioning.site_config import counted_text
 
 HEADINGS = {
     "uk": {"title": "Акт пусконалагодження шлюзу", "passed": "УСІ ПЕРЕВІРКИ ПРОЙДЕНО",
@@ -18,12 +19,12 @@ HEADINGS = {
 
 
 def scan_table(scan: dict) -> str:
-    rows = [("bus", "unit", "profile", "serial", "import kWh", "proposed id", "role", "line")]
+    rows = [("bus", "unit", "profile", "serial", "counted", "proposed id", "role", "line")]
     proposed = {(m["bus"], m["unit"], m["channel"]): m for m in scan.get("proposal", {}).get("meters", [])}
     for m in scan["meters"]:
         p = proposed.get((m["bus"], m["unit"], m["channel"]), {})
         rows.append((m["bus"], str(m["unit"]) + (f".{m['channel']}" if m["channel"] else ""),
-                     m["profile"] or "?", m["serial"] or "", m["values"].get("import_kwh", ""), p.get("id", ""),
+                     m["profile"] or "?", m["serial"] or "", p.get("counted") or counted_text(m), p.get("id", ""),
                      p.get("role", ""), p.get("line") or ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

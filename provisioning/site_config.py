@@ -32,18 +32,22 @@ class ProposedMeter:
     account: str | None = None
     serial: str | None = None
     import_kwh: str = ""
+    address: str = ""  # an IEC 62056-21 meter's address on its line
+    counted: str = ""  # what it has counted, for the installer's eye: 1234.5 kWh, 7.43 Gcal
     source: str = "proposed"  # proposed (a guess from the scan) | register (matched in the cloud, by …)
 
     def toml(self) -> list[str]:
         out = ["[[meter]]"]
         if self.source == "proposed":
-            out.append(f"# proposed by the scan ({self.import_kwh or '?'} kWh): confirm the id, role and line")
+            out.append(f"# proposed by the scan ({self.counted or '?'}): confirm the id, role and line")
         else:
             out.append(f"# from the register in the cloud ({self.source})")
         out += [f"id = {_q(self.id)}", f"bus = {_q(self.bus)}", f"unit = {self.unit}",
                 f"profile = {_q(self.profile)}", f"role = {_q(self.role)}"]
         if self.channel:
             out.append(f"channel = {self.channel}")
+        if self.address:
+            out.append(f"address = {_q(self.address)}")
         if self.line:
             out.append(f"line = {_q(self.line)}")
         if self.account:
@@ -75,12 +79,35 @@ def _kwh(meter: dict) -> Decimal:
         return Decimal(0)
 
 
+HEAT_LINE = "Квартирні теплолічильники"  # the flats' heat meters: a line only so that each has its place
+
+
+def _gcal(meter: dict) -> Decimal:
+    try:
+        return Decimal(meter.get("values", {}).get("heat_gcal", "0"))
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def counted_text(meter: dict) -> str:
+    """What the meter has counted, for the installer's eye: ``1234.5 kWh`` or ``7.43 Gcal``."""
+    values = meter.get("values", {})
+    if "heat_gcal" in values:
+        return f"{values['heat_gcal']} Gcal"
+    return f"{values['import_kwh']} kWh" if "import_kwh" in values else ""
+
+
 def propose(scan: dict) -> SiteProposal:
     """Roles and lines from a scan's JSON: of the three-phase meters, the one that has counted the most is the
     station's input and the others are feeders, a line each; single-phase meters are subscribers, on the line
     of the feeder before them in unit-id order (installers address meters line by line). Only a guess: the
-    register in the cloud, or the installer, has the last word."""
+    register in the cloud, or the installer, has the last word.
+
+    Heat meters (those that give heat_gcal) are not in the electricity balance: the one that has counted the most
+    is proposed as the building's meter (heat_building), the others as the flats' meters on a line of their own."""
     found = [m for m in scan.get("meters", []) if m.get("profile")]
+    heat = [m for m in found if "heat_gcal" in m.get("values", {})]
+    found = [m for m in found if m not in heat]
     three = [m for m in found if m.get("phases", 1) == 3]
     head = max(three, key=_kwh) if three else None
     meters: list[ProposedMeter] = []
@@ -106,7 +133,21 @@ def propose(scan: dict) -> SiteProposal:
             role, line = "subscriber", line_of
         meters.append(ProposedMeter(id=ident, bus=m["bus"], unit=m["unit"], profile=m["profile"], role=role,
                                     line=line, channel=m.get("channel", 0), serial=m.get("serial"),
-                                    import_kwh=m.get("values", {}).get("import_kwh", "")))
+                                    import_kwh=m.get("values", {}).get("import_kwh", ""), counted=counted_text(m),
+                                    address=m.get("address", "")))
+    building = max(heat, key=_gcal) if heat else None
+    for m in sorted(heat, key=lambda m: (m["bus"], m["unit"])):
+        ident = m.get("serial") or f"{m['bus']}-u{m['unit']}"
+        role, line = "heat_building", None
+        if m is not building:
+            line = next((n for n, name in lines.items() if name == HEAT_LINE), None)
+            if line is None:
+                line = str(len(lines) + 1)
+                lines[line] = HEAT_LINE
+            role = "subscriber"
+        meters.append(ProposedMeter(id=ident, bus=m["bus"], unit=m["unit"], profile=m["profile"], role=role,
+                                    line=line, serial=m.get("serial"), counted=counted_text(m),
+                                    address=m.get("address", "")))
     if len(three) > 1:
         notes.append(f"station input: {head['bus']} unit {head['unit']}, the three-phase meter that has counted "
                      "the most; the other three-phase meters are proposed as feeders, a line each")
@@ -211,9 +252,12 @@ def gateway_toml(proposal: SiteProposal, *, gateway_id: str, site: str, cloud_ur
         out += ["[[bus]]", f"name = {_q(bus['name'])}", f"kind = {_q(bus['kind'])}"]
         if bus["kind"] == "tcp":
             out += [f"host = {_q(bus['host'])}", f"port = {bus['port']}"]
-        else:
+        elif bus["kind"] == "rtu":
             out += [f"device = {_q(bus['device'])}", f"baudrate = {bus['baudrate']}",
                     f"parity = {_q(bus.get('parity', 'N'))}", f"stopbits = {bus.get('stopbits', 1)}"]
+        else:  # IEC 62056-21, M-Bus: the line's own framing and answer time (edge/config.py) are the defaults
+            out += [f"device = {_q(bus['device'])}", f"baudrate = {bus['baudrate']}", ""]
+            continue
         out += [f"timeout = {timeout}", ""]
     for number, name in proposal.lines.items():
         out += ["[[line]]", f"number = {_q(number)}", f"name = {_q(name)}", ""]
