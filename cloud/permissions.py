@@ -35,6 +35,7 @@ class Action(StrEnum):
     ADMINISTER = "admin.view"  # gateways, refusals, the audit log
     USE_CABINET = "cabinet.use"
     VIEW_REGISTER = "register.view"  # the subscriber and meter register, its export
+    VIEW_METERS = "meters.view"  # the meter register alone: codes, roles, lines, account numbers; no one's name
     MANAGE_REGISTER = "register.manage"  # accounts created and changed, register files imported
     # What only the command line does today (the pages for them are coming).
     SET_UP = "setup"  # organisations, users, sites, tariffs, accounts, enrolment tokens
@@ -57,6 +58,10 @@ _GRANTED: dict[Action, frozenset[Role]] = {
     Action.ADMINISTER: frozenset({Role.ORG_ADMIN, Role.MANAGER, Role.OPERATOR}),
     Action.USE_CABINET: frozenset({Role.RESIDENT}),
     Action.VIEW_REGISTER: frozenset({Role.ORG_ADMIN, Role.MANAGER, Role.ACCOUNTANT, Role.CLERK, Role.OPERATOR}),
+    # The installer's `balans provision init` matches the scanned meters with the register: it needs the meters,
+    # not the subscribers' names, addresses and contacts.
+    Action.VIEW_METERS: frozenset({Role.ORG_ADMIN, Role.MANAGER, Role.ACCOUNTANT, Role.CLERK, Role.OPERATOR,
+                                   Role.INSTALLER}),
     # The абонвідділ keeps the register (seed 000: «Абонвідділ вносить або імпортує дані»), with the accountant
     # and the admin; a manager reads it.
     Action.MANAGE_REGISTER: frozenset({Role.ORG_ADMIN, Role.ACCOUNTANT, Role.CLERK, Role.OPERATOR}),

@@ -167,7 +167,7 @@ def meter_json(meter: Meter, latest: tuple | None = None) -> dict:
 
 
 @bp.get("/meters")
-@api_requires(Action.VIEW_REGISTER)
+@api_requires(Action.VIEW_METERS)
 def meters():
     query, site, line, role, state = (_arg(k) for k in ("query", "site", "line", "role", "state"))
     query = query or _arg("q")
@@ -190,7 +190,7 @@ def _meter_or_404(meter_id: int):
 
 
 @bp.get("/meters/<int:meter_id>")
-@api_requires(Action.VIEW_REGISTER)
+@api_requires(Action.VIEW_METERS)
 def meter(meter_id: int):
     found, missing = _meter_or_404(meter_id)
     return missing or jsonify(meter_json(found))

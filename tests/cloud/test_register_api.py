@@ -70,6 +70,16 @@ def test_a_manager_token_reads_but_may_not_write(client, db, coop):
     assert client.post(f"{API}/imports", data=b"x", headers=headers).status_code == 403
 
 
+def test_an_installer_token_reads_the_meters_for_provision_init_but_no_subscriber(client, db, coop):
+    headers = bearer(token(db, coop, role="installer", name="installer's laptop"))
+    listing = client.get(f"{API}/meters", headers=headers)
+    assert listing.status_code == 200 and listing.get_json()["meters"]
+    assert client.get(f"{API}/meters/{listing.get_json()['meters'][0]['id']}", headers=headers).status_code == 200
+    assert client.get(f"{API}/accounts", headers=headers).status_code == 403
+    assert client.get(f"{API}/accounts/00101", headers=headers).status_code == 403
+    assert client.post(f"{API}/meters", json={"code": "X"}, headers=headers).status_code == 403
+
+
 def test_another_organisations_account_and_meter_are_not_found(client, db, coop):
     with db() as session:
         other, site = office(session, name="ОСББ «Липки»", code="TP-1")

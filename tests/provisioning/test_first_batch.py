@@ -63,7 +63,7 @@ def seed_cloud(url: str, scenario) -> tuple[str, str]:
                 meter = db.query(Meter).filter_by(code=m.meter).one()
                 db.add(Reading(meter_id=meter.id, ts=datetime(2026, 9, 30, 12, tzinfo=UTC).replace(tzinfo=None),
                                values={"import_kwh": f"{m.start_kwh}"}, source="office"))
-        _, api_token = make_token(db, org, "installer's laptop", "manager", actor="test")
+        _, api_token = make_token(db, org, "installer's laptop", "installer", actor="test")
         enrolment = issue_token(db, site, 2, actor="test")
     return api_token, enrolment
 
