@@ -115,6 +115,9 @@ MONTH = {"type": "object", "required": ["site", "period", "readings", "changes"]
         "account": {"type": "string"}, "meters": {"type": "string"},
         "state": {"type": "string", "enum": ["measured", "estimated", "missing"]}, "kwh": NULLABLE_TEXT,
         "estimate_months": {"type": "integer"}, "unread": {"type": "array", "items": {"type": "string"}}}}},
+    "read_by": {"type": "object", "description": "a heat site's: meter code → who read the counters billed",
+                "additionalProperties": {"type": "array", "items": {
+                    "type": "string", "description": "gateway, office, resident, …"}}},
     "changes": {"type": "array", "items": {"type": "object", "properties": {
         key: NULLABLE_TEXT for key in ("account", "kwh", "amount", "last_kwh", "last_amount")}}}}}
 SITE_PERIOD = [_path("code", {"type": "string", "maxLength": 40}),

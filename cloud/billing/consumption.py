@@ -32,7 +32,9 @@ class ReadingError(ExplainedError, ValueError):
 
 
 def counter_at(db: Session, meter_id: int, at: datetime, register: str = "import_kwh") -> Decimal | None:
-    """The counter at ``at``: the reading there, or interpolated between its neighbours."""
+    """The counter at ``at``: the reading there, or interpolated between its neighbours — a kWh counter to the
+    Wh, any other to its readings' own precision and never coarser than 0.001 (a heat meter's Gcal, read by a
+    gateway to the millionth, stays to the millionth rather than to the 1.163 kWh of 0.001 Gcal)."""
     before = db.execute(select(Reading.ts, Reading.values).where(Reading.meter_id == meter_id, Reading.ts <= at)
                         .order_by(Reading.ts.desc()).limit(1)).first()
     if before is None or before.values.get(register) is None:
@@ -45,7 +47,9 @@ def counter_at(db: Session, meter_id: int, at: datetime, register: str = "import
         return None
     v0, v1 = Decimal(before.values[register]), Decimal(after.values[register])
     share = Decimal((at - before.ts).total_seconds()) / Decimal((after.ts - before.ts).total_seconds())
-    return (v0 + (v1 - v0) * share).quantize(Decimal("0.001"), ROUND_HALF_UP)
+    step = Decimal("0.001") if register == "import_kwh" else Decimal(1).scaleb(
+        min(v0.as_tuple().exponent, v1.as_tuple().exponent, -3))
+    return (v0 + (v1 - v0) * share).quantize(step, ROUND_HALF_UP)
 
 
 def checked_bounds(db: Session, site: Site, start: datetime, end: datetime) -> dict[int, dict[datetime, Decimal]]:

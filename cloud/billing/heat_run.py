@@ -20,7 +20,7 @@ from cloud.billing.draft import Drafted, DraftInvoice
 from cloud.billing.errors import BillingError
 from cloud.billing.tariff_grid import Tariffs
 from cloud.errors import Phrase
-from cloud.models import Account, HeatingSeason, Invoice, Meter, Organisation, Site
+from cloud.models import Account, HeatingSeason, Invoice, Meter, Organisation, Reading, Site
 from shared.calendar import kyiv_day, naive_midnight
 from shared.heat import HeatError, Unit, distribute
 from shared.money import line_amount
@@ -53,6 +53,22 @@ def metered_gcal(db: Session, meter_id: int, windows: list[tuple[datetime, datet
             return None
         total += b - a
     return total
+
+
+def metered_by(db: Session, meter_id: int, windows: list[tuple[datetime, datetime]]) -> tuple[str, ...]:
+    """Who read the counters ``metered_gcal`` takes (``gateway``, ``office``, ``resident``): at each bound the
+    reading there, else the two it is interpolated between — as ``counter_at`` picks them."""
+    found = set()
+    for bound in {bound for window in windows for bound in window}:
+        before = db.execute(select(Reading.ts, Reading.source).where(Reading.meter_id == meter_id, Reading.ts <= bound)
+                            .order_by(Reading.ts.desc()).limit(1)).first()
+        if before is None:
+            continue
+        found.add(before.source)
+        if before.ts != bound:
+            found.update(db.scalars(select(Reading.source).where(Reading.meter_id == meter_id, Reading.ts > bound)
+                                    .order_by(Reading.ts).limit(1)))
+    return tuple(sorted(found))
 
 
 def heat_invoices(db: Session, site: Site, org: Organisation, period: str, start: datetime, end: datetime) -> Drafted:

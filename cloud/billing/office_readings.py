@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from math import ceil
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from cloud.billing.consumption import ReadingError
@@ -53,14 +53,18 @@ def _in_service(site: Site, at: datetime):
 
 def reading_round(db: Session, site: Site, at: datetime, register: str, unread_only: bool = True,
                   page: int = 1) -> Round:
-    """The meters in service at ``at`` (subscriber and building meters), by account number, those without a
-    reading at ``at`` only unless ``unread_only`` is False; ``PAGE`` to a page."""
-    read_at = select(Reading.meter_id).where(Reading.ts == at).scalar_subquery()
+    """The meters in service at ``at`` (subscriber and building meters), by account number, those whose counter
+    at ``at`` is not known only unless ``unread_only`` is False; ``PAGE`` to a page. A counter is known with a
+    reading at ``at`` or, as billing interpolates it (consumption.counter_at), readings on both sides of it: a
+    gateway's meter whose midnight poll was missed needs no one to type it."""
+    known = or_(exists().where(Reading.meter_id == Meter.id, Reading.ts == at),
+                and_(exists().where(Reading.meter_id == Meter.id, Reading.ts < at),
+                     exists().where(Reading.meter_id == Meter.id, Reading.ts > at)))
     where = [_in_service(site, at)]
     total = db.scalar(select(func.count()).select_from(Meter).where(*where)) or 0
-    unread = db.scalar(select(func.count()).select_from(Meter).where(*where, Meter.id.not_in(read_at))) or 0
+    unread = db.scalar(select(func.count()).select_from(Meter).where(*where, ~known)) or 0
     if unread_only:
-        where.append(Meter.id.not_in(read_at))
+        where.append(~known)
     shown = unread if unread_only else total
     pages = max(1, ceil(shown / PAGE))
     page = min(max(page, 1), pages)

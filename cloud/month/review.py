@@ -21,7 +21,7 @@ from cloud.billing.consumption import (
     segments,
 )
 from cloud.billing.errors import BillingError
-from cloud.billing.heat_run import heating_windows, metered_gcal, previous_daily
+from cloud.billing.heat_run import heating_windows, metered_by, metered_gcal, previous_daily
 from cloud.errors import ExplainedError
 from cloud.i18n import N_
 from cloud.jobs import queue
@@ -59,6 +59,7 @@ class AccountReading:
     kwh: Decimal | None = None
     estimate_months: int = 0
     unread: list[str] = field(default_factory=list)  # the meters with no reading at a bound of the period
+    read_by: tuple[str, ...] = ()  # a heat meter's: who read the counters billed (gateway, office, resident)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class BuildingReading:
     meter: str
     read: bool
     gcal: Decimal | None = None
+    read_by: tuple[str, ...] = ()  # gateway, office, resident: who read the counters at the heating days' bounds
 
 
 @dataclass
@@ -76,6 +78,13 @@ class ReadingsStatus:
     error: ExplainedError | None = None  # a reading that falls: no run can be made until it is fixed
     building: BuildingReading | None = None  # a heat site's: without its readings nothing is billed
     heat: bool = False  # quantities in Gcal (a heat organisation), else kWh
+
+    def read_by(self) -> dict[str, list[str]]:
+        """Meter code → who read the counters its quantity comes from (a heat site's; empty for electricity)."""
+        found = {a.meters: list(a.read_by) for a in self.accounts if a.read_by}
+        if self.building is not None and self.building.read_by:
+            found = {self.building.meter: list(self.building.read_by), **found}
+        return found
 
     def count(self, state: str) -> int:
         return sum(1 for a in self.accounts if a.state == state)
@@ -142,8 +151,9 @@ def heat_readings_status(db: Session, site: Site, period: str, start, end) -> Re
                                                "heat_building)", "err_no_building_meter", site=site.code),
                               BuildingReading("", False), heat=True)
     building_gcal = metered_gcal(db, building.id, windows)
-    status = ReadingsStatus([], building=BuildingReading(building.code, building_gcal is not None, building_gcal),
-                            heat=True)
+    status = ReadingsStatus([], building=BuildingReading(
+        building.code, building_gcal is not None, building_gcal,
+        metered_by(db, building.id, windows) if building_gcal is not None else ()), heat=True)
     flats = db.execute(select(Account, Meter.id, Meter.code).join(Meter, Meter.account_id == Account.id)
                        .where(Account.site_id == site.id, Meter.site_id == site.id, Meter.role == "subscriber")
                        .order_by(Account.number)).all()
@@ -155,7 +165,8 @@ def heat_readings_status(db: Session, site: Site, period: str, start, end) -> Re
                                         "err_heat_meter_down", account=account.number, meter=code, gcal=-gcal)
             return status
         if gcal is not None:
-            status.accounts.append(AccountReading(account.number, account.holder, code, "reading_measured", gcal))
+            status.accounts.append(AccountReading(account.number, account.holder, code, "reading_measured", gcal,
+                                                  read_by=metered_by(db, meter_id, windows)))
             continue
         daily = previous_daily(db, account.id, code, period)
         if daily is None:

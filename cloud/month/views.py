@@ -147,6 +147,8 @@ def api_month(code: str, period: str):
         "readings": [{"account": a.number, "meters": a.meters, "state": a.state.removeprefix("reading_"),
                       "kwh": None if a.kwh is None else f"{a.kwh:f}", "estimate_months": a.estimate_months,
                       "unread": a.unread} for a in readings.accounts],
+        # A heat site's: per meter billed by its readings, who read them (gateway, office, resident).
+        "read_by": readings.read_by(),
         "changes": [{"account": c.number, "kwh": _text(c.kwh), "amount": _text(c.amount),
                      "last_kwh": _text(c.last_kwh), "last_amount": _text(c.last_amount)}
                     for c in month_changes(session, site, period)]})

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from cloud.accounts.organisations import create_user
 from cloud.api.tokens import make_token
-from cloud.models import AuditLog, Organisation, Reading
+from cloud.models import AuditLog, Meter, Organisation, Reading
 from shared.calendar import from_kyiv_wall
 from tests.cloud.office import account_with_meter, office, read
 
@@ -149,3 +149,17 @@ def test_another_organisations_site_is_not_found(app, db, town, clerk):
     assert clerk.get("/sites/TP-9/readings").status_code == 404
     assert clerk.post("/sites/TP-9/readings", data={"csrf_token": csrf(clerk, "/sites/TP-7/readings"),
                                                     "value-M09001": "1"}).status_code == 404
+
+
+def test_a_meter_read_on_both_sides_of_the_months_end_needs_no_typing(clerk, db):
+    """Billing interpolates a counter between the readings around the bound (a gateway's missed midnight poll):
+    the round lists only the meters whose counter there is not known."""
+    with db() as session:
+        meters = {m.code: m for m in session.scalars(select(Meter))}
+        read(session, meters["M00101"], datetime(2026, 11, 30, 22, 0), "1290")  # Kyiv wall clock, as read() takes
+        read(session, meters["M00101"], datetime(2026, 12, 1, 4, 0), "1296")
+        read(session, meters["M00102"], datetime(2026, 11, 30, 20, 0), "600")  # before the end only
+    text = clerk.get("/sites/TP-7/readings?period=2026-11").get_data(as_text=True)
+    assert 'name="value-M00101"' not in text
+    assert 'name="value-M00102"' in text and 'name="value-M00103"' in text
+    assert "<strong>2</strong> без показника" in text
