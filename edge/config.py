@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class BusConfig:
     name: str
-    kind: str = "tcp"  # tcp | rtu (Modbus) | iec62056-21
+    kind: str = "tcp"  # tcp | rtu (Modbus) | iec62056-21 | mbus | dlms
     host: str = "127.0.0.1"
     port: int = 502
     # serial port for rtu and iec62056-21, e.g. /dev/ttyUSB0; for iec62056-21 also socket://host:port
@@ -68,16 +68,18 @@ class MeterConfig:
     # iec62056-21: the meter's address on a shared line (often its serial number); mbus: its secondary
     # address (16 hex digits), which selects it instead of the primary address in unit
     address: str = ""
-    password: str = ""  # iec62056-21 in programming mode: the meter's P1 password (docs/meters.md)
+    # iec62056-21 in programming mode: the meter's P1 password; dlms: its LLS password (empty: lowest security)
+    password: str = ""
 
 
-BUS_KINDS = ("tcp", "rtu", "iec62056-21", "mbus")
-SERIAL_KINDS = ("rtu", "iec62056-21", "mbus")
+BUS_KINDS = ("tcp", "rtu", "iec62056-21", "mbus", "dlms")
+SERIAL_KINDS = ("rtu", "iec62056-21", "mbus", "dlms")
 # The protocol a bus of each kind speaks, which its meters' profiles must be written for.
-BUS_PROTOCOLS = {"tcp": "modbus", "rtu": "modbus", "iec62056-21": "iec62056-21", "mbus": "mbus"}
+BUS_PROTOCOLS = {"tcp": "modbus", "rtu": "modbus", "iec62056-21": "iec62056-21", "mbus": "mbus", "dlms": "dlms"}
 # IEC 62056-21 lets a meter take up to 1.5 s to answer (its reaction time tr); Modbus meters answer in ms.
 IEC_TIMEOUT = 1.5
 MBUS_TIMEOUT = 0.5
+DLMS_TIMEOUT = 1.0  # an HDLC meter answers a frame within a few hundred ms; one second covers a slow converter
 
 # What a connection of each role can physically carry (kW), unless the meter says otherwise:
 # a household connection, a 0.4 kV line feeder, a 10/0.4 kV transformer up to 1 MVA.
@@ -197,6 +199,8 @@ def _bus(spec: dict, where: str) -> BusConfig:
         spec = {"timeout": IEC_TIMEOUT, **spec}
     if kind == "mbus":  # EN 13757-2: 2 400 baud is the common rate; a meter answers within 330 bit times + 50 ms
         spec = {"baudrate": 2400, "timeout": MBUS_TIMEOUT, **spec}
+    if kind == "dlms":  # IEC 62056-42: HDLC on a direct line is 8N1; 9 600 baud is the usual RS-485 rate
+        spec = {"timeout": DLMS_TIMEOUT, **spec}
     allowed = set(BusConfig.__dataclass_fields__)
     unknown = set(spec) - allowed
     if unknown:
@@ -212,7 +216,8 @@ def _meter(spec: dict, where: str, bus_kind: str | None = None) -> MeterConfig:
             raise ConfigError(f"{where}: {key} is required")
     if spec["role"] not in ROLES:
         raise ConfigError(f"{where} ({spec['id']}): role must be one of {', '.join(ROLES)}")
-    highest = 250 if bus_kind == "mbus" else 247  # M-Bus primary addresses run to 250
+    # M-Bus primary addresses run to 250; a DLMS meter's unit is its HDLC physical (lower) address, to 16 383
+    highest = {"mbus": 250, "dlms": 16383}.get(bus_kind, 247)
     if not 1 <= int(spec["unit"]) <= highest:
         raise ConfigError(f"{where} ({spec['id']}): unit must be 1..{highest}")
     if spec["role"] in LINE_ROLES and not spec.get("line"):

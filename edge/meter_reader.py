@@ -1,12 +1,13 @@
 """The seam between the gateway and its meters' protocols: a bus reads the quantities a meter's profile asks
 for and says when a meter did not answer. The gateway's coordination, storage, balances and batches see only
-this; Modbus (RTU and TCP), IEC 62056-21 mode C and M-Bus are the implementations, chosen per bus by its ``kind``."""
+this; Modbus (RTU and TCP), IEC 62056-21 mode C, M-Bus and DLMS/COSEM are the implementations, chosen per bus by its ``kind``."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from edge.config import BusConfig, MeterConfig
+from edge.dlms_bus import DlmsBus
 from edge.iec62056_bus import Iec62056Bus
 from edge.mbus_bus import MbusBus
 from edge.modbus_bus import MeterUnavailable, ModbusBus
@@ -26,7 +27,8 @@ class BusReader(Protocol):
 
 
 # A bus's kind in the configuration → the reader that speaks its protocol.
-READERS: dict[str, type] = {"rtu": ModbusBus, "tcp": ModbusBus, "iec62056-21": Iec62056Bus, "mbus": MbusBus}
+READERS: dict[str, type] = {"rtu": ModbusBus, "tcp": ModbusBus, "iec62056-21": Iec62056Bus, "mbus": MbusBus,
+                           "dlms": DlmsBus}
 
 
 def open_bus(config: BusConfig, profiles: dict[str, MeterProfile]) -> BusReader:

@@ -22,7 +22,7 @@ EXPECTED = {
     "edge_balance": {"meters", "days", "rows", "seconds", "day_seconds", "interval_seconds"},
     "edge_drain": {"meters", "days", "readings", "intervals", "batches", "seconds"},
     "edge_rss": {"meters", "readings", "rss_mb", "limit_mb", "ratio"},
-    "edge_protocols": {"iec62056_readout", "iec62056_programming", "mbus"},
+    "edge_protocols": {"iec62056_readout", "iec62056_programming", "mbus", "dlms"},
     "cloud_ingest": {"readings", "sqlite", "http_sqlite_ratio", "service_sqlite_ratio"},
     "billing_run": {"accounts", "seconds", "target_seconds", "distributed_uah"},
     "payments_import": {"transactions", "seconds", "limit_seconds", "ratio"},

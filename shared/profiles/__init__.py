@@ -4,7 +4,9 @@ A profile says, for one meter model, where each quantity lives (function code, a
 how it is encoded (type, word order, scale) and what it means (import kWh, voltage L1, …). For a meter
 read by IEC 62056-21 (``protocol = "iec62056-21"``) it lists ``[[value]]`` entries instead: the OBIS code or
 the maker's parameter name, which of its values, and the scale; with the mode (``readout`` or
-``programming``), the block check the maker uses and the source the codes were taken from.
+``programming``), the block check the maker uses and the source the codes were taken from. A DLMS/COSEM
+meter's (``protocol = "dlms"``) lists ``[[object]]`` entries: the COSEM object's OBIS code, its interface class
+and the unit the value is kept in.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ KNOWN_MEANINGS = (
 )
 
 
-PROTOCOLS = ("modbus", "iec62056-21", "mbus")
+PROTOCOLS = ("modbus", "iec62056-21", "mbus", "dlms")
 # An M-Bus profile's quantities → the record types (EN 13757-3 VIFs, as pyMeterBus names them) that carry them.
 MBUS_QUANTITIES = {
     "energy": ("ENERGY_WH", "ENERGY_J"), "volume": ("VOLUME",), "volume_flow": ("VOLUME_FLOW",),
@@ -38,6 +40,10 @@ MBUS_QUANTITIES = {
 MBUS_CONVERSIONS = ("", "Gcal", "kWh")
 IEC_MODES = ("readout", "programming")
 IEC_CHECKS = ("xor", "sum7")
+# DLMS/COSEM interface classes a profile may read: 1 Data (a serial number), 3 Register and 4 Extended register
+# (value × 10^scaler in a unit).
+DLMS_CLASSES = (1, 3, 4)
+DLMS_UNITS = ("", "kWh", "Wh", "V", "A", "W", "kW", "Hz", "varh", "kvarh")
 
 
 class ProfileError(ValueError):
@@ -84,6 +90,17 @@ class MbusRecordDef:
 
 
 @dataclass(frozen=True)
+class DlmsObjectDef:
+    """One quantity of a DLMS/COSEM meter: the object's logical name (OBIS, six groups), its interface class,
+    and the unit to keep the value in (the meter's own unit, from the register's scaler_unit, is converted)."""
+
+    meaning: str
+    obis: str  # "1.0.1.8.0.255": A.B.C.D.E.F
+    class_id: int = 3
+    unit: str = ""
+
+
+@dataclass(frozen=True)
 class MeterProfile:
     name: str
     title: str
@@ -97,6 +114,13 @@ class MeterProfile:
     channel_stride: int = 0
     values: tuple[IecValue, ...] = ()  # IEC 62056-21 only
     records: tuple[MbusRecordDef, ...] = ()  # M-Bus only
+    objects: tuple[DlmsObjectDef, ...] = ()  # DLMS/COSEM only
+    # DLMS/COSEM: the logical device read (1: the management logical device) and the client SAPs for the lowest
+    # security (16: the public client, IEC 62056-5-3) and for low-level security (the password's client: 32 unless
+    # the meter's documentation says otherwise).
+    logical_device: int = 1
+    client_lowest: int = 16
+    client_lls: int = 32
     mode: str = "readout"  # IEC 62056-21: readout (every data set at once) or programming (R1 per parameter)
     check: str = "xor"  # IEC 62056-21's block check: xor (the standard) or sum7 (Energomera)
     source: str = ""
@@ -116,7 +140,7 @@ class MeterProfile:
     @property
     def meanings(self) -> tuple[str, ...]:
         return (tuple(r.meaning for r in self.registers) or tuple(v.meaning for v in self.values)
-                or tuple(r.meaning for r in self.records))
+                or tuple(r.meaning for r in self.records) or tuple(o.meaning for o in self.objects))
 
 
 def parse_profile(text: str, source: str) -> MeterProfile:
@@ -134,6 +158,8 @@ def parse_profile(text: str, source: str) -> MeterProfile:
         return _iec_profile(data, head, source)
     if protocol == "mbus":
         return _mbus_profile(data, head, source)
+    if protocol == "dlms":
+        return _dlms_profile(data, head, source)
     registers = []
     for index, spec in enumerate(data.get("register", [])):
         where = f"{source}: [[register]] #{index + 1}"
@@ -233,6 +259,40 @@ def _mbus_profile(data: dict, head: dict, source: str) -> MeterProfile:
     return MeterProfile(
         name=str(head["name"]), title=str(head.get("title", head["name"])), registers=(), protocol="mbus",
         default_baud=int(head.get("default_baud", 2400)), records=tuple(records), source=str(head.get("source", "")),
+    )
+
+
+def _dlms_profile(data: dict, head: dict, source: str) -> MeterProfile:
+    objects = []
+    for index, spec in enumerate(data.get("object", [])):
+        where = f"{source}: [[object]] #{index + 1}"
+        meaning, code = spec.get("meaning"), spec.get("obis")
+        if not isinstance(meaning, str) or not meaning:
+            raise ProfileError(f"{where}: meaning is missing")
+        groups = str(code).split(".") if isinstance(code, str) else []
+        if len(groups) != 6 or not all(g.isdigit() and int(g) <= 255 for g in groups):
+            raise ProfileError(f"{where} ({meaning}): obis must be six groups A.B.C.D.E.F (1.0.1.8.0.255), got {code!r}")
+        class_id, unit = spec.get("class", 3), spec.get("unit", "")
+        if class_id not in DLMS_CLASSES:
+            raise ProfileError(f"{where} ({meaning}): class must be 1 (Data), 3 (Register) or 4, got {class_id!r}")
+        if unit not in DLMS_UNITS or (unit and class_id == 1):
+            raise ProfileError(f"{where} ({meaning}): unit must be one of {', '.join(u for u in DLMS_UNITS if u)}, "
+                               "for a register (class 3 or 4)")
+        objects.append(DlmsObjectDef(meaning, str(code), class_id, unit))
+    if not objects:
+        raise ProfileError(f"{source}: has no [[object]] entries")
+    meanings = [o.meaning for o in objects]
+    if len(set(meanings)) != len(meanings):
+        raise ProfileError(f"{source}: a meaning is listed twice: {sorted(meanings)}")
+    addresses = {key: head.get(key, default) for key, default in
+                 (("logical_device", 1), ("client_lowest", 16), ("client_lls", 32))}
+    for key, value in addresses.items():
+        if not isinstance(value, int) or not 0 <= value <= 0x3FFF:
+            raise ProfileError(f"{source}: {key} must be a whole number 0..16383, got {value!r}")
+    return MeterProfile(
+        name=str(head["name"]), title=str(head.get("title", head["name"])), registers=(), protocol="dlms",
+        phases=int(head.get("phases", 1)), default_baud=int(head.get("default_baud", 9600)), objects=tuple(objects),
+        source=str(head.get("source", "")), **addresses,
     )
 
 
