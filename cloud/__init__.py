@@ -40,6 +40,7 @@ from cloud.reports import views as reports
 from cloud.settings import api as settings_api
 from cloud.settings import views as settings
 from cloud.sites import views as sites
+from cloud.updates import views as updates
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -65,12 +66,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     for blueprint in (accounts.bp, sites.bp, billing.bp, cabinet.bp, admin.bp, reports.bp, payments.bp,
                       people.bp, register.bp, register_meters.bp, settings.bp,
                       jobs.bp, month.bp, readings.bp, statements.bp, operations.bp, dashboards.bp,
-                      alerts.bp):
+                      alerts.bp, updates.bp):
         app.register_blueprint(blueprint)
     # Gateways and the payment provider prove themselves with signatures, not cookies.
     for blueprint in (ingest.bp, ingest_remote.bp, payments.callbacks, people.api, admin.api, register_api.bp, settings_api.bp,
                       jobs.api, month.api, readings.api, statements.api, office_openapi.bp, operations.api,
-                      alerts_api.bp):
+                      alerts_api.bp, updates.api):
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)
     register_flask_commands(app)

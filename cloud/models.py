@@ -177,7 +177,8 @@ class Batch(Base):
     """A batch exactly as received: raw bytes and detached signature, kept as evidence."""
 
     __tablename__ = "batches"
-    __table_args__ = (UniqueConstraint("gateway_id", "seq"),)
+    # (gateway, received_at): a gateway's newest batches, for its health page.
+    __table_args__ = (UniqueConstraint("gateway_id", "seq"), Index("ix_batches_gateway_received", "gateway_id", "received_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id"))
@@ -236,6 +237,8 @@ Index("daily_energy_day", DailyEnergy.day)
 
 class Event(Base):
     __tablename__ = "events"
+    # A meter's newest events (the voltage page, the site's events), a gateway's (its health).
+    __table_args__ = (Index("ix_events_meter_ts", "meter_id", "ts"), Index("ix_events_gateway_ts", "gateway_id", "ts"))
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     gateway_id: Mapped[int | None] = mapped_column(ForeignKey("gateways.id"))
@@ -754,3 +757,61 @@ class SiteConfigVersion(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(120), default="")
+
+
+class SoftwareRelease(Base):
+    """A gateway software version published to the signed release channel (cloud/updates, docs/updates.md): the
+    package is a TUF target; its hash and length are also in the signed targets metadata the gateways verify."""
+
+    __tablename__ = "software_releases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(40), unique=True)
+    target: Mapped[str] = mapped_column(String(200))  # the TUF target path (the wheel's file name)
+    sha256: Mapped[str] = mapped_column(String(64))
+    length: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    published_by: Mapped[str] = mapped_column(String(120), default="")
+
+
+class SoftwareRollout(Base):
+    """One decision of the operator on who runs which version; the newest row is in force. A gateway is offered
+    ``version`` when it is named in ``gateways`` or its cohort (a hash of its code, 0…99) is below ``percent``."""
+
+    __tablename__ = "software_rollouts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(40))
+    percent: Mapped[int] = mapped_column(Integer, default=0)
+    gateways: Mapped[list | None] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_by: Mapped[str] = mapped_column(String(120), default="")
+
+
+class GatewayUpdate(Base):
+    """What became of one version on one gateway, as its heartbeat reported it: applied, rolled_back (the health
+    check failed: the version is not offered to it again) or refused (the package or metadata did not verify)."""
+
+    __tablename__ = "gateway_updates"
+    __table_args__ = (UniqueConstraint("gateway_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id"), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))  # applied | rolled_back | refused
+    slot: Mapped[str] = mapped_column(String(4), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MonthlyEnergy(Base):
+    """Σ of a meter's ``daily_energy`` per Kyiv calendar month (``month``: its first day), re-summed from the days
+    in the same transaction that writes them (cloud/dashboards/daily.py): a year of a 5 000-meter station's
+    balance reads 60 000 rows, not 1.8 million."""
+
+    __tablename__ = "monthly_energy"
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    imp_wh: Mapped[int] = mapped_column(BigInteger, default=0)
+    exp_wh: Mapped[int] = mapped_column(BigInteger, default=0)
+    intervals: Mapped[int] = mapped_column(Integer, default=0)
+    estimated: Mapped[int] = mapped_column(Integer, default=0)

@@ -42,6 +42,7 @@ class Action(StrEnum):
     MANAGE_GATEWAYS = "gateways.manage"  # revoke, verify, evidence
     SEND_MESSAGES = "messages.send"  # the outbox, reminders
     MAINTAIN = "maintain"  # schema, backup, restore, serve
+    MANAGE_RELEASES = "releases.manage"  # gateway software: publish to the release channel, roll out (docs/updates.md)
 
 
 _GRANTED: dict[Action, frozenset[Role]] = {
@@ -69,6 +70,8 @@ _GRANTED: dict[Action, frozenset[Role]] = {
     Action.MANAGE_GATEWAYS: frozenset({Role.OPERATOR, Role.ORG_ADMIN}),
     Action.SEND_MESSAGES: frozenset({Role.OPERATOR, Role.ORG_ADMIN, Role.ACCOUNTANT}),
     Action.MAINTAIN: frozenset(),
+    # The gateway software is the operator's, shared by every organisation: only the operator rolls it out.
+    Action.MANAGE_RELEASES: frozenset({Role.OPERATOR}),
 }
 # Whoever holds the server's shell can do anything anyway: the command line acts as the system.
 GRANTS = {action: roles | {Role.SYSTEM} for action, roles in _GRANTED.items()}

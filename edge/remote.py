@@ -26,6 +26,7 @@ import orjson
 from edge.config import ConfigError, GatewayConfig, load_config
 from edge.meter_reader import BusReader, MeterUnavailable, open_bus
 from edge.store import GatewayDatabase
+from edge.update import UpdateAgent
 from shared.batch import BatchError, b64, canonical_bytes, load_public_key, unb64, verify_signature
 from shared.calendar import as_utc
 from shared.remote import MAX_LOG_LINES, MESSAGE_VERSION, METER_KEYS, RemoteError, check_config
@@ -187,6 +188,7 @@ class Remote:
         meta = gateway.store.read_sync(lambda db: (db.get_meta("heartbeat_n", "0"), db.get_meta("config_last")))
         self.number = int(meta[0] or 0)
         self.last: dict[str, Any] | None = json.loads(meta[1]) if meta[1] else None
+        self.updates = UpdateAgent(gateway)  # software updates (edge/update.py, docs/updates.md)
 
     @property
     def config(self) -> GatewayConfig:
@@ -231,7 +233,8 @@ class Remote:
         self.number += 1
         await self.gateway.store.write(lambda db: db.set_meta("heartbeat_n", self.number))
         document: dict[str, Any] = {"n": self.number, "health": await self.health(),
-                                    "config": {"version": self.config.config_version, "last": self.last}}
+                                    "config": {"version": self.config.config_version, "last": self.last},
+                                    "update": self.updates.report()}
         if self.config.config_version == 0:  # the installer's file: the cloud learns what it may then author
             document["authored"] = authored(self.config)
         answer = await self.post("heartbeat", document)
@@ -242,6 +245,8 @@ class Remote:
         tried = (self.last or {}).get("version")
         if isinstance(offered, int) and offered > self.config.config_version and offered != tried:
             await self.update_config(offered)
+        if await self.updates.after_heartbeat(answer):
+            self.soon.set()
         return answer
 
     async def loop(self) -> None:

@@ -11,6 +11,9 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,6 +43,8 @@ CODE_LIFETIME = timedelta(minutes=30)
 WORST_POINTS = 5
 MARKS = {ELEVATED: " ⚠", SUSPECTED_THEFT: " ‼"}  # a line flagged by its site's thresholds
 LONGEST_POLL_WAIT = 300.0  # seconds between tries while the Bot API cannot be reached
+WRONG_CODES = 5  # wrong /start codes one chat may send within WRONG_CODE_WINDOW before it is told to wait
+WRONG_CODE_WINDOW = 15 * 60.0  # seconds
 
 
 def _hash(code: str) -> str:
@@ -153,18 +158,54 @@ def bill(db: Session, user: User) -> str:
                        due=f"{invoice.due_date:%d.%m.%Y}" if invoice.due_date else "—", balance=_money(balance))
 
 
+class WrongCodes:
+    """Wrong ``/start`` codes per chat, in the bot's process (one process polls). Past ``WRONG_CODES`` within the
+    window a chat's codes are not even looked up until the oldest wrong one is out of it: a code has 32^8 values
+    and lives 30 minutes, so guessing was hopeless, and now it is slow too. A right code is never counted."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self.clock = clock
+        self._wrong: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, chat_id: str) -> float:
+        """0 when the chat may try a code; else the seconds until it may."""
+        with self._lock:
+            wrong = self._recent(chat_id)
+            return 0.0 if len(wrong) < WRONG_CODES else wrong[0] + WRONG_CODE_WINDOW - self.clock()
+
+    def count(self, chat_id: str) -> None:
+        with self._lock:
+            self._recent(chat_id).append(self.clock())
+            if len(self._wrong) > 10_000:  # invented chats must not grow the table without end
+                self._wrong = {chat: times for chat, times in self._wrong.items() if times}
+
+    def _recent(self, chat_id: str) -> deque[float]:
+        wrong = self._wrong.setdefault(chat_id, deque())
+        while wrong and wrong[0] <= self.clock() - WRONG_CODE_WINDOW:
+            wrong.popleft()
+        return wrong
+
+
 def refusal() -> str:
     return in_language("bot_unknown_chat", "uk") + "\n\n" + in_language("bot_unknown_chat", "en")
 
 
-def answer(db: Session, chat_id: str, text: str, now: datetime) -> str:
+def answer(db: Session, chat_id: str, text: str, now: datetime, wrong_codes: WrongCodes | None = None) -> str:
     """What the bot says to ``text`` from ``chat_id``. Only a linked chat is answered; each command is for the
-    people it is for (staff: /balance, /voltage; a resident: /bill)."""
+    people it is for (staff: /balance, /voltage; a resident: /bill). ``wrong_codes`` throttles /start guesses."""
     command, _, argument = (text or "").strip().partition(" ")
     command = command.split("@", 1)[0].lower()
     if command == "/start" and argument.strip():
+        wait = wrong_codes.wait(chat_id) if wrong_codes is not None else 0.0
+        if wait > 0:
+            minutes = max(1, round(wait / 60))
+            return (in_language("bot_too_many_codes", "uk", minutes=minutes) + "\n\n"
+                    + in_language("bot_too_many_codes", "en", minutes=minutes))
         user = link_chat(db, argument.strip(), chat_id, now)
         if user is None:
+            if wrong_codes is not None:
+                wrong_codes.count(chat_id)
             return in_language("bot_bad_code", "uk") + "\n\n" + in_language("bot_bad_code", "en")
         return in_language("bot_linked", user.lang or "uk", name=user.name or user.email)
     user = chat_user(db, chat_id)
@@ -213,11 +254,12 @@ class BotRunner:
         self.app, self.poll_timeout = app, poll_timeout
         self.bot = Bot(token, base_url=api_base(api))
         self.offset: int | None = None
+        self.wrong_codes = WrongCodes()
 
     def reply_to(self, chat_id: str, text: str, now: datetime | None = None) -> str:
         app = self.app
         with app.app_context(), app.extensions["balans_write_lock"], session_scope(app) as db:
-            return answer(db, chat_id, text, now or utcnow())
+            return answer(db, chat_id, text, now or utcnow(), self.wrong_codes)
 
     async def poll_once(self) -> int:
         """One getUpdates; each message answered. Returns how many were answered."""

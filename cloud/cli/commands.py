@@ -28,6 +28,7 @@ from cloud.register import commands as register
 from cloud.reports import commands as reports
 from cloud.settings import commands as settings
 from cloud.sites import commands as sites
+from cloud.updates import commands as updates
 
 
 @performs(Action.MAINTAIN)
@@ -52,7 +53,7 @@ COMMANDS: list[click.Command] = [*accounts.COMMANDS, *sites.COMMANDS,
                                  *payments.COMMANDS, *notifications.COMMANDS, *reports.COMMANDS, *admin.COMMANDS,
                                  *register.COMMANDS, *settings.COMMANDS, *people.COMMANDS, *jobs.COMMANDS, *dashboards.COMMANDS, *alerts.COMMANDS,
                                  *operations.COMMANDS, serve]
-GROUPS: list[click.Group] = [admin.db_group, admin_tokens.api_token_group, *alerts.GROUPS]
+GROUPS: list[click.Group] = [admin.db_group, admin_tokens.api_token_group, *alerts.GROUPS, *updates.GROUPS]
 
 
 def register_flask_commands(app: Flask) -> None:

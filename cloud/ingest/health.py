@@ -15,6 +15,7 @@ from cloud.audit import audit
 from cloud.ingest.errors import IngestError
 from cloud.ingest.site_config import latest_version
 from cloud.models import Gateway, GatewayHealth, GatewayRequest, Site, SiteConfigVersion, utcnow
+from cloud.updates.rollout import offer_for, record_report
 from shared.batch import BatchError, load_public_key, verify_signature
 from shared.calendar import as_utc, iso_utc, parse_iso
 from shared.remote import MAX_LOG_LINES, REQUEST_KINDS, RemoteError, parse_message
@@ -83,10 +84,12 @@ def record_heartbeat(db: Session, gateway: Gateway, document: dict[str, Any]) ->
         request.status, request.sent_at = "sent", now
     site = db.get(Site, gateway.site_id)
     latest = latest_version(db, site)
+    record_report(db, gateway, document.get("update"))  # software updates: docs/updates.md
     db.flush()
     return {"status": "ok", "clock_offset_s": offset,
             "requests": [{"id": r.id, "kind": r.kind, "params": r.params or {}} for r in waiting],
-            "config": {"version": latest.version} if latest is not None else None}
+            "config": {"version": latest.version} if latest is not None else None,
+            "update": offer_for(db, gateway, document["health"].get("software_version"))}
 
 
 def config_for(db: Session, gateway: Gateway, document: dict[str, Any]) -> SiteConfigVersion:

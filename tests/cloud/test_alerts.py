@@ -17,7 +17,14 @@ from sqlalchemy import select, update
 from cloud.accounts.organisations import create_user
 from cloud.alerts.engine import evaluate
 from cloud.alerts.rules import add_rule
-from cloud.alerts.telegram import BotApiSender, BotRunner, link_code
+from cloud.alerts.telegram import (
+    WRONG_CODE_WINDOW,
+    WRONG_CODES,
+    BotApiSender,
+    BotRunner,
+    WrongCodes,
+    link_code,
+)
 from cloud.api.tokens import make_token
 from cloud.clock import utcnow
 from cloud.jobs import schedule
@@ -267,6 +274,24 @@ def test_a_code_from_the_page_links_a_staff_chat(client, app, db, bot_api):
         head = session.scalar(select(User).where(User.email == "head@coop.ua"))
         assert session.scalar(select(TelegramLink.chat_id).where(TelegramLink.user_id == head.id)) == "4242"
         assert session.scalar(select(AuditLog).where(AuditLog.action == "telegram.link")) is not None
+
+
+def test_a_chat_that_guesses_codes_is_told_to_wait_and_its_right_code_waits_too(client, app, db, bot_api):
+    cooperative(db)
+    sign_in(client, "head@coop.ua")
+    page = client.post("/alerts/telegram").get_data(as_text=True)
+    code = page.split("/start ", 1)[1].split("<", 1)[0].strip()
+    runner = BotRunner(app, TOKEN, bot_api.url, poll_timeout=0)
+    now = [1000.0]
+    runner.wrong_codes = WrongCodes(clock=lambda: now[0])
+    wrong = [runner.reply_to("666", f"/start GUESS{n:03d}") for n in range(WRONG_CODES)]
+    assert all("Код не підійшов" in text for text in wrong)
+    held = runner.reply_to("666", f"/start {code}")
+    assert "15 хв" in held and "15 min" in held and "head@coop.ua" not in held
+    assert "head@coop.ua" in runner.reply_to("4243", f"/start {code}"), "another chat is not held back"
+    code = client.post("/alerts/telegram").get_data(as_text=True).split("/start ", 1)[1].split("<", 1)[0].strip()
+    now[0] += WRONG_CODE_WINDOW + 1  # the oldest wrong code is out of the window
+    assert "head@coop.ua" in runner.reply_to("666", f"/start {code}")
 
 
 def test_rules_and_alerts_stay_within_their_organisation(client, db):

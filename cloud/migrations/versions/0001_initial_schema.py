@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 4f6f9b25b2f1
+Revision ID: 3ade1aa958b1
 Revises: 
-Create Date: 2026-12-04 18:53:47.193543
+Create Date: 2026-12-04 21:12:50.401057
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '4f6f9b25b2f1'
+revision = '3ade1aa958b1'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -54,6 +54,26 @@ def upgrade() -> None:
     sa.Column('liqpay_private_key', sa.String(length=120), nullable=False),
     sa.Column('invoice_note', sa.String(length=500), server_default='', nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('software_releases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.String(length=40), nullable=False),
+    sa.Column('target', sa.String(length=200), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('length', sa.Integer(), nullable=False),
+    sa.Column('published_at', sa.DateTime(), nullable=False),
+    sa.Column('published_by', sa.String(length=120), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('version')
+    )
+    op.create_table('software_rollouts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.String(length=40), nullable=False),
+    sa.Column('percent', sa.Integer(), nullable=False),
+    sa.Column('gateways', sa.JSON(), nullable=True),
+    sa.Column('started_at', sa.DateTime(), nullable=False),
+    sa.Column('started_by', sa.String(length=120), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('api_tokens',
@@ -460,6 +480,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_gateway_requests_gateway_id'), ['gateway_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_gateway_requests_org_id'), ['org_id'], unique=False)
 
+    op.create_table('gateway_updates',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('gateway_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.String(length=40), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('slot', sa.String(length=4), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('reported_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['gateway_id'], ['gateways.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('gateway_id', 'version')
+    )
+    with op.batch_alter_table('gateway_updates', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gateway_updates_gateway_id'), ['gateway_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_gateway_updates_org_id'), ['org_id'], unique=False)
+
     op.create_table('invoices',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -587,6 +625,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('gateway_id', 'seq')
     )
     with op.batch_alter_table('batches', schema=None) as batch_op:
+        batch_op.create_index('ix_batches_gateway_received', ['gateway_id', 'received_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_batches_org_id'), ['org_id'], unique=False)
 
     op.create_table('card_orders',
@@ -664,6 +703,21 @@ def upgrade() -> None:
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ledger_entries_account_id'), ['account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entries_org_id'), ['org_id'], unique=False)
+
+    op.create_table('monthly_energy',
+    sa.Column('meter_id', sa.Integer(), nullable=False),
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('imp_wh', sa.BigInteger(), nullable=False),
+    sa.Column('exp_wh', sa.BigInteger(), nullable=False),
+    sa.Column('intervals', sa.Integer(), nullable=False),
+    sa.Column('estimated', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['meter_id'], ['meters.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
+    sa.PrimaryKeyConstraint('meter_id', 'month')
+    )
+    with op.batch_alter_table('monthly_energy', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_monthly_energy_org_id'), ['org_id'], unique=False)
 
     op.create_table('payment_reversals',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -774,6 +828,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.create_index('ix_events_gateway_ts', ['gateway_id', 'ts'], unique=False)
+        batch_op.create_index('ix_events_meter_ts', ['meter_id', 'ts'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_org_id'), ['org_id'], unique=False)
 
     op.create_table('interval_energy',
@@ -814,6 +870,8 @@ def downgrade() -> None:
     op.drop_table('interval_energy')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_org_id'))
+        batch_op.drop_index('ix_events_meter_ts')
+        batch_op.drop_index('ix_events_gateway_ts')
 
     op.drop_table('events')
     with op.batch_alter_table('voltage_days', schema=None) as batch_op:
@@ -837,6 +895,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_payment_reversals_org_id'))
 
     op.drop_table('payment_reversals')
+    with op.batch_alter_table('monthly_energy', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_monthly_energy_org_id'))
+
+    op.drop_table('monthly_energy')
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ledger_entries_org_id'))
         batch_op.drop_index(batch_op.f('ix_ledger_entries_account_id'))
@@ -858,6 +920,7 @@ def downgrade() -> None:
     op.drop_table('card_orders')
     with op.batch_alter_table('batches', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_batches_org_id'))
+        batch_op.drop_index('ix_batches_gateway_received')
 
     op.drop_table('batches')
     with op.batch_alter_table('users', schema=None) as batch_op:
@@ -883,6 +946,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_invoices_account_id'))
 
     op.drop_table('invoices')
+    with op.batch_alter_table('gateway_updates', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gateway_updates_org_id'))
+        batch_op.drop_index(batch_op.f('ix_gateway_updates_gateway_id'))
+
+    op.drop_table('gateway_updates')
     with op.batch_alter_table('gateway_requests', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_gateway_requests_org_id'))
         batch_op.drop_index(batch_op.f('ix_gateway_requests_gateway_id'))
@@ -976,6 +1044,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_api_tokens_org_id'))
 
     op.drop_table('api_tokens')
+    op.drop_table('software_rollouts')
+    op.drop_table('software_releases')
     op.drop_table('organisations')
     with op.batch_alter_table('login_lockouts', schema=None) as batch_op:
         batch_op.drop_index('ix_login_lockouts_scope_key')
