@@ -1,12 +1,14 @@
 """What a request must be before any view sees it, so that odd input is a 4xx, never a 500: no URL segment,
-query parameter or form field carries a control character (PostgreSQL refuses a NUL in text; nothing a
-person types has the others) — 400 naming the field; and no id in a URL is larger than the database's
+query parameter, form field or JSON string (key or value) carries a control character (PostgreSQL refuses a
+NUL in text and in JSON; nothing a person types has the others) — 400 naming the field; and no id in a URL is larger than the database's
 integer (``<int:…>`` above 2^31 − 1 is a 404, as any id no table holds).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import Any
 
 from flask import Flask, abort, request
 from werkzeug.routing import IntegerConverter, UnicodeConverter
@@ -42,10 +44,39 @@ def install_converters(app: Flask) -> None:
     app.url_map.converters["string"] = PrintableSegment
 
 
+# A batch is checked field by field where it is parsed (cloud/ingest/rows.py), from its raw (maybe gzipped) body.
+OWN_CHECKS = ("/api/v1/batches",)
+
+
+DEEPEST = 32  # no document of ours nests deeper; Python's parser gives up near 1 000 (a RecursionError: a 500)
+
+
+def json_strings(value: Any, where: str = "", depth: int = 0) -> Iterator[tuple[str, str]]:
+    """(field, text) for every key and string in a JSON document, the field named as ``meters[0].code``."""
+    if depth > DEEPEST:
+        abort(400, description=translate("err_json_too_deep", field=where[:40], depth=DEEPEST))
+    if isinstance(value, str):
+        yield where or "body", value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            field = f"{where}.{key}" if where else str(key)
+            yield field, str(key)
+            yield from json_strings(item, field, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from json_strings(item, f"{where}[{index}]", depth + 1)
+
+
 def refuse_control_characters() -> None:
     fields = list(request.args.items(multi=True))
     if request.mimetype in FORM_TYPES:
         fields += list(request.form.items(multi=True))
+    elif request.is_json and request.path not in OWN_CHECKS:
+        try:
+            document = request.get_json(silent=True)
+        except RecursionError:
+            abort(400, description=translate("err_json_too_deep", field="body", depth=DEEPEST))
+        fields += list(json_strings(document))
     for name, value in fields:
         name, value = name or "", value or ""  # a multipart part may come without a name or a value
         if CONTROL.search(name) or CONTROL.search(value):

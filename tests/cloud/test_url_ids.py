@@ -38,3 +38,13 @@ def test_a_huge_id_anywhere_is_a_4xx(app, client, db, role):
     for method, url in walked:
         response = client.open(url, method=method, data={"amount": "1", "value": "1"})
         assert 400 <= response.status_code < 500, (method, url, response.status_code)
+
+
+def test_a_json_string_with_a_control_character_or_a_document_nested_too_deep_is_a_400_naming_where(client):
+    nul = client.post("/api/v1/enrol", json={"token": "t", "gateway": "g", "public_key": "k",
+                                             "site": {"lines": {"1": "Лінія\x00 1"}}})
+    assert nul.status_code == 400 and "site.lines.1" in nul.get_json()["message"]
+    deep = client.post("/api/v1/enrol", data="[" * 100_000 + "]" * 100_000, content_type="application/json")
+    assert deep.status_code == 400 and "32" in deep.get_json()["message"]
+    tab = client.post("/api/v1/enrol", json={"token": "t\tx", "gateway": "g", "public_key": "k", "site": {}})
+    assert tab.status_code == 403, "a tab is text: the view reads the token (and refuses it as unknown)"
