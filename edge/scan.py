@@ -146,6 +146,9 @@ def fit(profile: MeterProfile, values: dict[str, str]) -> int | None:
     profile needs two live phases, and a profile with a serial register needs a serial."""
     if any(implausible(meaning, value) for meaning, value in values.items()):
         return None
+    counters = {"import_kwh", "heat_gcal"} & set(profile.meanings)
+    if counters and not counters & set(values):
+        return None  # a meter whose counter is not where the profile keeps it is not this profile's
     live = {m for m, v in values.items() if Decimal(v) != 0}
     if "voltage_l1" in values and "voltage_l1" not in live:
         return None
@@ -194,8 +197,17 @@ class _Scan:
         return True
 
     async def best_fit(self, bus: BusReader, profiles: list[MeterProfile],
-                       meter_of: Callable[[MeterProfile], MeterConfig]) -> tuple[MeterProfile, dict[str, str]] | None:
-        """Each profile reads the meter; the one whose values describe a live meter best, or None."""
+                       meter_of: Callable[[MeterProfile], MeterConfig],
+                       identity: str = "") -> tuple[MeterProfile, dict[str, str]] | None:
+        """Each profile reads the meter; the one whose values describe a live meter best, or None. The profiles
+        that name what the meter says it is (``identified_by``: its maker or model) are tried first, and the
+        others only when none of those fits: two heat profiles read one heat meter equally well."""
+        named = [p for p in profiles if identity and p.identifies(identity)]
+        if named:
+            found = await self.best_fit(bus, named, meter_of)
+            if found is not None:
+                return found
+            profiles = [p for p in profiles if p not in named]
         best: tuple[int, int, MeterProfile, dict[str, str]] | None = None
         for profile in profiles:
             try:
@@ -294,7 +306,7 @@ class _Scan:
                 number = sum(1 for m in self.result.meters if m.bus == config.name) + 1
                 chosen = await self.best_fit(bus, self.iec_profiles, lambda profile, a=address, n=number: MeterConfig(
                     id=f"iec-{n}", bus=config.name, unit=n, profile=profile.name, role="subscriber", line="?",
-                    address=a, password=password))
+                    address=a, password=password), identity)
                 self.found(config, where, number, chosen, address=address, identity=identity)
                 self.progress("probed", where)
         finally:
@@ -318,7 +330,8 @@ class _Scan:
                 self.add_bus(config)
                 meter = answering[0]
                 chosen = await self.best_fit(bus, self.mbus_profiles, lambda profile, a=address: MeterConfig(
-                    id=f"mbus-{a}", bus=config.name, unit=a, profile=profile.name, role="subscriber", line="?"))
+                    id=f"mbus-{a}", bus=config.name, unit=a, profile=profile.name, role="subscriber", line="?"),
+                    meter.manufacturer)
                 self.found(config, where, address, chosen,
                            identity=f"{meter.manufacturer} {meter.secondary} medium {meter.medium}")
                 self.progress("probed", where)

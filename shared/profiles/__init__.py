@@ -124,6 +124,13 @@ class MeterProfile:
     mode: str = "readout"  # IEC 62056-21: readout (every data set at once) or programming (R1 per parameter)
     check: str = "xor"  # IEC 62056-21's block check: xor (the standard) or sum7 (Energomera)
     source: str = ""
+    # What the meter says it is, for the installer's scan: an IEC 62056-21 identification's maker and model
+    # (``EKT5CE301v12`` is named by "EKT" or "CE301"), an M-Bus header's manufacturer code ("KAM"). A scan
+    # tries the profiles that name the meter first; the others only when none of those fits.
+    identified_by: tuple[str, ...] = ()
+
+    def identifies(self, identity: str) -> bool:
+        return any(mark.upper() in identity.upper() for mark in self.identified_by)
 
     def registers_for(self, channel: int = 0) -> tuple[RegisterDef, ...]:
         """The register map of one meter; on a multi-input node, of input ``channel``."""
@@ -144,6 +151,14 @@ class MeterProfile:
 
 
 def parse_profile(text: str, source: str) -> MeterProfile:
+    profile = _parse_profile(text, source)
+    marks = tomllib.loads(text)["profile"].get("identified_by", [])
+    if not isinstance(marks, list) or not all(isinstance(m, str) and m.strip() for m in marks):
+        raise ProfileError(f"{source}: identified_by must be a list of texts, e.g. [\"KAM\"]")
+    return replace(profile, identified_by=tuple(m.strip() for m in marks))
+
+
+def _parse_profile(text: str, source: str) -> MeterProfile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

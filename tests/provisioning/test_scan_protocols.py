@@ -26,6 +26,7 @@ from provisioning.cli import main
 from provisioning.ports import free_port
 from provisioning.site_config import gateway_toml, lines_and_meters_toml, propose
 from shared.profiles import load_profiles
+from tests.edge.test_meter_profiles import frame
 
 PROFILES = load_profiles()
 
@@ -104,6 +105,32 @@ def test_a_configuration_written_from_both_lines_loads_with_each_protocols_own_t
     # a lone three-phase meter is proposed as the station input (test_scan.py); the heat meters stand apart
     assert sorted(m.role for m in config.meters) == ["heat_building", "station_input", "subscriber"]
     assert next(m for m in config.meters if m.bus.startswith("iec")).address == "1002"
+
+
+def test_a_meter_that_names_its_maker_or_model_is_given_that_makers_profile(iec_line):
+    """Two heat profiles read one heat meter equally well: what the meter says it is decides (identified_by)."""
+    iec = asyncio.run(scan(PROFILES, iec=iec_line, iec_addresses=["1001", "1002"], iec_password="777777",
+                           budget=30))
+    named = {m.identity: m for m in iec.meters}
+    assert named["EKT5CE301v12"].profile == "energomera-ce301"
+    # The simulated NIK publishes its energy as 1.8.0, not in 15.8.0 where a NIK 2303 keeps it: its maker's
+    # profile reads no counter there and is passed over for one of the profiles that read 1.8.0 (a guess the
+    # proposal marks for the installer to confirm).
+    assert named["NIK5NIK2303"].profile != "nik-2303" and named["NIK5NIK2303"].values["import_kwh"] == "12345.67"
+    port = free_port()
+    line = SimulatedMbusLine([SimulatedMbusMeter(3, frame("kamstrup_multical_601")),
+                              SimulatedMbusMeter(4, frame("sen_pollucom_e")), SimulatedMbusMeter(9, HYDROMETER)])
+    server = serve_mbus("127.0.0.1", port, line)
+    try:
+        mbus = asyncio.run(scan(PROFILES, mbus=f"socket://127.0.0.1:{port}", mbus_units=[3, 4, 9], budget=30))
+    finally:
+        server.shutdown()
+        server.server_close()
+    found = {m.unit: m.profile for m in mbus.meters}
+    assert found[3] == "kamstrup-multical" and found[4] in ("sensus-pollucom", "sensus-pollustat")
+    assert PROFILES[found[9]].protocol == "mbus" and not PROFILES[found[9]].identifies("HYD")
+    assert Decimal(next(m for m in mbus.meters if m.unit == 3).values["heat_gcal"]) == (
+        Decimal(37351000) / Decimal(1163000)).quantize(Decimal("0.000001"))
 
 
 def test_the_command_scans_both_lines_and_names_a_bad_iec_address(iec_line):
