@@ -86,6 +86,14 @@ class ReadingsStatus:
             found = {self.building.meter: list(self.building.read_by), **found}
         return found
 
+    def sources(self) -> list[tuple[str, int]]:
+        """(gateway | office | resident, how many meters' billed counters it read), the most first."""
+        counted: dict[str, int] = {}
+        for sources in self.read_by().values():
+            for source in sources:
+                counted[source] = counted.get(source, 0) + 1
+        return sorted(counted.items(), key=lambda item: (-item[1], item[0]))
+
     def count(self, state: str) -> int:
         return sum(1 for a in self.accounts if a.state == state)
 

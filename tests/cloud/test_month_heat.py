@@ -87,11 +87,13 @@ def test_the_months_page_and_api_show_the_building_meter_and_the_unread_flat(cli
     client.post("/login", data={"email": "clerk@teplo.ua", "password": PASSWORD})
     page = client.get("/sites/B-12/month?period=2026-10").get_data(as_text=True)
     assert "TB-12" in page and "12,5000" in page and "HM-3" in page and "Гкал" in page
+    assert "Хто зняв показники" in page and "внесено офісом — 2" in page  # TB-12 and HM-2, typed in
     with db() as session:
         secret = make_token(session, session.get(Organisation, building), "1c", "clerk", "admin@teplo.ua")[1]
     answer = client.get("/api/v1/sites/B-12/month/2026-10", headers={"Authorization": f"Bearer {secret}"})
     assert answer.status_code == 200, answer.get_data(as_text=True)
     body = answer.get_json()
     assert body["unit"] == "Gcal" and body["building"] == {"meter": "TB-12", "read": True, "gcal": "12.5000"}
+    assert body["read_by"] == {"TB-12": ["office"], "HM-2": ["office"]}
     assert [(r["account"], r["state"], r["unread"]) for r in body["readings"]] == [
         ("3", "missing", ["HM-3"]), ("2", "measured", [])]
