@@ -131,6 +131,29 @@ OPENAPI = {
                               **SIGNED_REFUSALS},
             }
         },
+        "/api/v1/updates/metadata/{name}": {
+            "get": {
+                "summary": "The release channel's TUF metadata (root, timestamp, snapshot, targets: docs/updates.md); "
+                           "signed, so served to anyone",
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string", "maxLength": 60},
+                                "description": "timestamp.json, snapshot.json, targets.json, N.root.json"}],
+                "responses": {"200": {"description": "the metadata, as signed"},
+                              "404": {"description": "no such metadata (or no channel yet)",
+                                      "content": {"application/json": {"schema": ERROR}}}},
+            }
+        },
+        "/api/v1/updates/targets/{name}": {
+            "get": {
+                "summary": "A release package; the gateway checks its length and hashes against the signed targets",
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string", "maxLength": 200}}],
+                "responses": {"200": {"description": "the package (a wheel)",
+                                      "content": {"application/octet-stream": {}}},
+                              "404": {"description": "no such package",
+                                      "content": {"application/json": {"schema": ERROR}}}},
+            }
+        },
         "/api/v1/payments/liqpay": {
             "post": {
                 "summary": "LiqPay server callback: data (base64 JSON) and signature",

@@ -153,7 +153,8 @@ def test_openapi_document_lists_the_routes(client):
     document = client.get("/api/v1/openapi.json").get_json()
     assert set(document["paths"]) == {"/api/v1/batches", "/api/v1/enrol", "/api/v1/gateways/{code}/key",
                                       "/api/v1/gateways/{code}/heartbeat", "/api/v1/gateways/{code}/config",
-                                      "/api/v1/gateways/{code}/results", "/api/v1/payments/liqpay"}
+                                      "/api/v1/gateways/{code}/results", "/api/v1/payments/liqpay",
+                                      "/api/v1/updates/metadata/{name}", "/api/v1/updates/targets/{name}"}
 
 
 def test_an_enrolment_token_works_once(client, db, seed_scenario, gateway):
