@@ -362,6 +362,31 @@ def test_the_rules_page_is_for_the_org_admin(client, db):
     assert made.status_code == 302
 
 
+def test_a_rule_is_changed_whole_on_its_page_from_a_form_filled_with_what_it_is(client, db):
+    cooperative(db)
+    sign_in(client, "head@coop.ua")
+    with db() as session:
+        rule = session.scalar(select(AlertRule))
+        rule_id, params = rule.id, dict(rule.params)
+    page = client.get("/alerts/rules").get_data(as_text=True)
+    form = page.split(f'action="/alerts/rules/{rule_id}" class="alert-rule-form"', 1)[1].split("</form>", 1)[0]
+    assert ", ".join(f"{k}={v}" for k, v in params.items()) in form  # the rule's own values, ready to change
+    changed = client.post(f"/alerts/rules/{rule_id}", data={
+        "name": "Крадіжка на Сосновій", "params": "raise_pct=30, clear_pct=20", "users": "engineer@coop.ua",
+        "roles": ["manager"], "channels": ["email", "telegram"], "escalate_minutes": "45"})
+    assert changed.status_code == 302
+    with db() as session:
+        rule = session.get(AlertRule, rule_id)
+        assert (rule.name, rule.params["raise_pct"], rule.params["clear_pct"], rule.channels,
+                rule.escalate_minutes) == ("Крадіжка на Сосновій", "30", "20", "email,telegram", 45)
+        assert session.scalar(select(AuditLog).where(AuditLog.action == "alert_rule.set")) is not None
+    refused = client.post(f"/alerts/rules/{rule_id}", data={"name": "x", "params": "raise_pct=5, clear_pct=8",
+                                                           "roles": ["manager"], "channels": ["email"]})
+    assert refused.status_code == 422 and "clear_pct" in refused.get_data(as_text=True)
+    with db() as session:
+        assert session.get(AlertRule, rule_id).params["raise_pct"] == "30", "a refused change changes nothing"
+
+
 def test_the_schedule_queues_the_minute_check_and_the_worker_runs_it(app, db):
     cooperative(db)
     at = kyiv(datetime(2026, 12, 4, 10, 0, 5))
