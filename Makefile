@@ -56,10 +56,11 @@ demo: $(STAMP) system-deps vendor
 	wait $$demo
 
 # The suite runs on every core (pytest-xdist): each test has its own database copy and free ports, so the
-# workers never share state (2 cores: 9 min instead of 16).
+# workers never share state (2 cores: 9 min instead of 16). A file's tests stay on one worker, in order
+# (--dist loadfile): a module-scoped fixture (the installer's first batch, the remote gateway) is built once.
 test: $(STAMP) system-deps vendor
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The inner loop while editing: ruff and the suite without the end-to-end runs (marked slow) and without the
 # PostgreSQL half of the cloud tests. `make test` is what CI runs; run it before you push.

@@ -190,6 +190,7 @@ class Batch(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     rows: Mapped[int] = mapped_column(Integer, default=0)
+    config_version: Mapped[int | None] = mapped_column(Integer)  # the site configuration in force when sealed
 
 
 class Reading(Base):

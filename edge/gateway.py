@@ -309,7 +309,8 @@ class Gateway:
     async def seal(self) -> int:
         now = self.clock.now()
         sealed = await self.store.write(
-            lambda db: seal_pending(db, self.key, self.config.gateway_id, now, self.config.batch_max_rows)
+            lambda db: seal_pending(db, self.key, self.config.gateway_id, now, self.config.batch_max_rows,
+                                    config_version=self.config.config_version)
         )
         if sealed:
             self.outbox_changed.set()

@@ -23,6 +23,7 @@ def seal_pending(
     created: datetime,
     max_rows: int = 5000,
     limit_batches: int | None = None,
+    config_version: int | None = None,
 ) -> list[SealedBatch]:
     """Seal every unsent row into batches of at most ``max_rows`` rows; alerts first, on their own.
 
@@ -35,7 +36,7 @@ def seal_pending(
         if alerts:
             # An alert (voltage, suspected theft, meter offline, tamper) jumps the queue: its
             # batch goes out alone and first.
-            sealed.append(_seal(db, key, gateway, created, [], [], alerts, HIGH))
+            sealed.append(_seal(db, key, gateway, created, [], [], alerts, HIGH, config_version))
             continue
         budget = max_rows - len(events)
         readings = db.unsent_readings(budget)
@@ -43,13 +44,13 @@ def seal_pending(
         intervals = db.unsent_intervals(max(budget, 0))
         if not (events or readings or intervals):
             break
-        sealed.append(_seal(db, key, gateway, created, readings, intervals, events, NORMAL))
+        sealed.append(_seal(db, key, gateway, created, readings, intervals, events, NORMAL, config_version))
     return sealed
 
 
 def _seal(db: GatewayDatabase, key: Ed25519PrivateKey, gateway: str, created: datetime,
           readings: list[UnsentReading], intervals: list[UnsentInterval], events: list[UnsentEvent],
-          priority: str) -> SealedBatch:
+          priority: str, config_version: int | None = None) -> SealedBatch:
     last_seq, prev = db.chain_head()
     stamp = iso_utc(created)
     batch = seal_batch(
@@ -59,6 +60,7 @@ def _seal(db: GatewayDatabase, key: Ed25519PrivateKey, gateway: str, created: da
         prev=prev,
         created=stamp,
         priority=priority,
+        config_version=config_version,
         readings=[{"m": r.meter, "t": r.ts, "q": r.values} for r in readings],
         intervals=[{"m": i.meter, "t": i.start, "imp": wh_to_kwh(i.imp_wh), "exp": wh_to_kwh(i.exp_wh), "f": i.flag}
                    for i in intervals],

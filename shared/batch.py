@@ -111,8 +111,10 @@ def seal_batch(
     intervals: list[dict[str, Any]] | None = None,
     events: list[dict[str, Any]] | None = None,
     priority: str = "normal",
+    config_version: int | None = None,
 ) -> SealedBatch:
-    """Build the canonical document, sign its bytes, and return the sealed batch."""
+    """Build the canonical document, sign its bytes, and return the sealed batch. ``config_version``: the site
+    configuration version in force when it was sealed (docs/remote.md), carried as ``config``."""
     document = {
         "v": FORMAT_VERSION,
         "gateway": gateway,
@@ -124,6 +126,8 @@ def seal_batch(
         "intervals": intervals or [],
         "events": events or [],
     }
+    if config_version is not None:
+        document["config"] = config_version
     body = canonical_bytes(document)
     if len(body) > MAX_BATCH_BYTES:
         raise BatchError(f"batch is {len(body)} bytes, over the {MAX_BATCH_BYTES} limit", "body")
@@ -165,6 +169,8 @@ def parse_batch(body: bytes) -> dict[str, Any]:
     if len(document["prev"]) != 64:
         raise BatchError("must be 64 hex characters", "prev")
     _require(document, "created", str)
+    if "config" in document and (type(document["config"]) is not int or not 0 <= document["config"] <= MAX_SEQ):
+        raise BatchError(f"must be a whole number 0 … {MAX_SEQ} (the site configuration version in force)", "config")
     rows = 0
     for section in SECTIONS:
         _require(document, section, list)

@@ -48,6 +48,7 @@ class PreparedBatch:
     events: list[dict]
     body: bytes
     signature: bytes
+    config_version: int | None  # the site configuration version in force at the gateway (None: not said)
     meters: dict[str, int]  # the site's meters it was converted with
 
     @property
@@ -71,7 +72,8 @@ def prepare_batch(db: Session, gateway_code: str, body: bytes, signature: bytes)
     meters = dict(driver_rows(db, "SELECT code, id FROM meters WHERE site_id = ?", (gateway.site_id,)))
     done = verified_rows(gateway.public_key, gateway_code, body, signature, meters,
                          security_event(gateway, "bad_signature", {}))
-    return PreparedBatch(gateway, *done, body, signature, meters)
+    *rows, config_version = done
+    return PreparedBatch(gateway, *rows, body, signature, config_version, meters)
 
 
 def security_event(gateway: GatewayRow, kind: str, detail: dict) -> dict:
@@ -136,7 +138,7 @@ def store_batch(db: Session, prepared: PreparedBatch) -> IngestResult:
     stamp = received if postgres else received.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's form on SQLite
     batch_id = driver_rows(db, INSERT_BATCH, (
         gateway.org_id, gateway.id, gateway.key_id, seq, digest, prepared.prev, prepared.body, prepared.signature,
-        stamp, prepared.rows))[0][0]
+        stamp, prepared.rows, prepared.config_version))[0][0]
     if postgres:
         store_new_rows(db, "readings", ("meter_id", "ts", "values", "source", "batch_id"),
                     [(*row, "gateway", batch_id) for row in prepared.readings])
@@ -169,8 +171,8 @@ def store_batch(db: Session, prepared: PreparedBatch) -> IngestResult:
     return IngestResult("stored", seq, digest, seq > 1 and before is None)
 
 
-INSERT_BATCH = ("INSERT INTO batches (org_id, gateway_id, key_id, seq, hash, prev, body, signature, received_at, rows) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id")
+INSERT_BATCH = ("INSERT INTO batches (org_id, gateway_id, key_id, seq, hash, prev, body, signature, received_at, rows, "
+                "config_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id")
 UPDATE_GATEWAY = ("UPDATE gateways SET last_seen = ?, "
                   "chain_head = CASE WHEN last_seq < ? THEN ? ELSE chain_head END, "
                   "last_seq = CASE WHEN last_seq < ? THEN ? ELSE last_seq END WHERE id = ?")

@@ -45,7 +45,8 @@ def verified_rows(public_key_pem: str, gateway_code: str, body: bytes, signature
     if document["gateway"] != gateway_code:
         raise IngestError(422, "invalid_batch", "batch names another gateway than the header", "gateway")
     readings, intervals, events = batch_rows(document, meters, limits)
-    return document["seq"], document["prev"], batch_hash(body), readings, intervals, events
+    return (document["seq"], document["prev"], batch_hash(body), readings, intervals, events,
+            document.get("config"))
 
 
 @lru_cache(maxsize=4096)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 from cloud.ingest.chain import missing_ranges
 from cloud.ingest.rate_limit import RateLimiter
 from cloud.models import Batch, Event, Gateway, IntervalEnergy, Reading
-from shared.batch import GENESIS_HASH, b64, seal_batch
+from shared.batch import GENESIS_HASH, b64, canonical_bytes, seal_batch
 from tests.cloud.conftest import enrol
 
 
@@ -185,3 +186,18 @@ def test_a_reading_sent_again_in_another_batch_is_stored_once(client, db, gatewa
     assert post(client, first).status_code == 201
     assert post(client, second).status_code == 201
     assert counts(db) == (2, 2, 1)
+
+
+def test_the_configuration_version_in_force_is_stored_with_its_batch_and_checked(client, db, gateway):
+    first = seal_batch(gateway.key, gateway="gw-tp118", seq=1, prev=GENESIS_HASH, created="2026-10-01T00:15:00Z",
+                       config_version=7)
+    assert b'"config":7' in first.body
+    assert post(client, first).status_code == 201
+    second = seal_batch(gateway.key, gateway="gw-tp118", seq=2, prev=first.hash, created="2026-10-01T00:30:00Z")
+    assert post(client, second).status_code == 201  # a gateway that does not say it: None, as before
+    with db() as session:
+        assert session.scalars(select(Batch.config_version).order_by(Batch.seq)).all() == [7, None]
+    for bad in (-1, "7", 2**31, True):
+        body = canonical_bytes({**orjson.loads(second.body), "seq": 3, "prev": second.hash, "config": bad})
+        answer = post(client, None, body=body, signature=gateway.key.sign(body))
+        assert answer.status_code == 422 and answer.get_json()["field"] == "config", bad

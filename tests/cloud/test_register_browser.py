@@ -76,6 +76,8 @@ def test_the_office_imports_300_subscribers_fixing_two_bad_rows(office_server, d
         page.fill("input[name=email]", "clerk@coop.ua")
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
+        page.wait_for_url("**/sites/")
+        page.wait_for_load_state("load")  # the stylesheet that folds the links applied, not only the HTML read
         if width == "phone":  # the top links fold behind «Меню» on a phone
             assert not page.locator("nav >> text=Реєстр").is_visible()
             page.click("text=Меню")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cloud import create_app
 from cloud.accounts.organisations import create_organisation, create_site
@@ -27,7 +27,7 @@ from cloud.api.tokens import make_token
 from cloud.db import session_scope
 from cloud.ingest.enrolment import issue_token
 from cloud.migrate import upgrade
-from cloud.models import Site, SiteConfigVersion
+from cloud.models import Batch, Site, SiteConfigVersion
 from edge.config import config_toml_from_scenario, load_config
 from edge.gateway import Gateway
 from provisioning.demo import start_cloud
@@ -160,6 +160,11 @@ def test_a_poll_interval_set_in_the_cloud_reaches_the_gateway_and_is_in_force(re
     assert remote["gateway"].config.poll_seconds == 2 and remote["gateway"].config.config_version == 1
     on_disk = load_config(remote["path"])
     assert on_disk.poll_seconds == 2 and on_disk.config_version == 1 and on_disk.gateway_id == "gw-remote"
+
+    def batch_says_version_1():
+        with session_scope(remote["app"]) as db:
+            return db.scalar(select(func.max(Batch.config_version))) == 1
+    wait_for(batch_says_version_1, "a batch sealed under version 1, saying so")
     assert api(remote, "POST", f"/api/v1/sites/{remote['site']}/config", {"set": {"poll_seconds": "x"}})[1][
         "field"] == "poll_seconds"
 

@@ -1,14 +1,14 @@
 """initial schema
 
-Revision ID: 3ade1aa958b1
+Revision ID: 2eb1defa6888
 Revises: 
-Create Date: 2026-12-04 21:12:50.401057
+Create Date: 2026-12-04 21:29:04.913674
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '3ade1aa958b1'
+revision = '2eb1defa6888'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -618,6 +618,7 @@ def upgrade() -> None:
     sa.Column('signature', sa.LargeBinary(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
     sa.Column('rows', sa.Integer(), nullable=False),
+    sa.Column('config_version', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['gateway_id'], ['gateways.id'], ),
     sa.ForeignKeyConstraint(['key_id'], ['gateway_keys.id'], ),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], ),
