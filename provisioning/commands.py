@@ -15,7 +15,7 @@ import click
 from edge.commissioning import LANGUAGES, check_site
 from edge.config import ConfigError, load_config
 from edge.scan import parse_hosts, parse_units, scan
-from provisioning.enrolment import EnrolmentFailed, enrol, rotate_key
+from provisioning.enrolment import EnrolmentFailed, enrol, pin_release_root, rotate_key
 from provisioning.report import html_report, scan_table, terminal_report
 from provisioning.site_config import (
     RegisterUnavailable,
@@ -38,17 +38,21 @@ def provision():
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--token", required=True, help="one-time enrolment token from the org admin")
 @click.option("--cloud", "cloud_url", default="", help="cloud URL (default: the one in the config)")
-def enroll(config_path, token, cloud_url):
-    """Send this gateway's public key and site topology to the cloud (creates the key if missing).
+@click.option("--release-root", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the release channel's root from the operator (balans cloud release root); default: the cloud's")
+def enroll(config_path, token, cloud_url, release_root):
+    """Send this gateway's public key and site topology to the cloud (creates the key if missing), and pin the
+    release channel's root its software updates are verified from (docs/updates.md).
 
     Example: balans provision enroll --config /etc/balans/gateway.toml --cloud https://balans.example --token T
     """
     try:
         config = load_config(Path(config_path))
         answer = enrol(config, token, cloud_url or None)
+        click.echo(f"enrolled {answer['gateway']} at site {config.site}")
+        click.echo(pin_release_root(config, release_root, cloud_url or None))
     except (ConfigError, EnrolmentFailed) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"enrolled {answer['gateway']} at site {config.site}")
 
 
 @provision.command("rotate-key")

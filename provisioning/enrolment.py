@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -75,3 +77,40 @@ def enrol(config: GatewayConfig, token: str, cloud_url: str | None = None, timeo
     if answer.get("org_public_key") and config.org_key_path is not None:  # verifies site configurations
         config.org_key_path.write_text(answer["org_public_key"], encoding="ascii")
     return answer
+
+
+def release_root_path(config: GatewayConfig) -> Path:
+    """Where the gateway's updater starts its trust in the release channel from (edge/update.py)."""
+    return config.database.parent / "updates" / "root.json"
+
+
+def pin_release_root(config: GatewayConfig, given: Path | None = None, cloud_url: str | None = None,
+                     timeout: float = 30) -> str:
+    """Put the release channel's root on the gateway at installation (docs/updates.md): the file the operator
+    gave (``balans cloud release root``), else version 1 as the cloud the gateway has just enrolled with serves it
+    — the trust of the enrolment, taken while the installer is there, not at the first update. A root already
+    pinned stays. Returns what was done, for the installer."""
+    target = release_root_path(config)
+    if target.exists():
+        return f"release channel root already pinned: {target}"
+    if given is not None:
+        try:
+            json.loads(Path(given).read_text(encoding="utf-8"))["signed"]["_type"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EnrolmentFailed(f"{given}: not a TUF root (balans cloud release root > root.json)") from exc
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(given, target)
+        return f"release channel root pinned from {given}: {target}"
+    url = (cloud_url or config.cloud_url).rstrip("/") + "/api/v1/updates/metadata/1.root.json"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return "the cloud has no release channel yet: the gateway will take its root at the first update"
+        raise EnrolmentFailed(f"{url}: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise EnrolmentFailed(f"{url}: {exc}") from exc
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(body)
+    return f"release channel root pinned from the cloud: {target}"

@@ -21,6 +21,8 @@ from werkzeug.serving import make_server
 from cloud.accounts.organisations import create_user
 from cloud.models import AuditLog, GatewayUpdate, Organisation, SoftwareRollout
 from cloud.updates.rollout import cohort
+from edge.config import load_config
+from provisioning.enrolment import EnrolmentFailed, pin_release_root, release_root_path
 from provisioning.ports import free_port
 from shared.batch import b64, canonical_bytes, private_key_pem
 from tests.cloud.conftest import enrol
@@ -179,3 +181,26 @@ def test_only_the_operator_rolls_out_and_a_bad_release_is_refused_clearly(fleet,
         connection.request("GET", f"/api/v1/updates/metadata/{name}")
         assert connection.getresponse().status == 404, name
         connection.close()
+
+
+def test_enrolment_pins_the_channels_root_from_the_cloud_or_the_operators_file(fleet, tmp_path):
+    path = tmp_path / "gw" / "gateway.toml"
+    path.parent.mkdir()
+    path.write_text(f'[gateway]\nid = "gw-new"\nsite = "TP-118"\ndatabase = "gateway.sqlite3"\n'
+                    f'[cloud]\nurl = "http://127.0.0.1:{fleet["port"]}"\n', encoding="utf-8")
+    config = load_config(path)
+    assert "from the cloud" in pin_release_root(config)
+    pinned = release_root_path(config)
+    served = urllib.request.urlopen(f"http://127.0.0.1:{fleet['port']}/api/v1/updates/metadata/1.root.json",
+                                    timeout=10).read()
+    assert pinned.read_bytes() == served and json.loads(served)["signed"]["_type"] == "root"
+    assert "already pinned" in pin_release_root(config), "a pinned root is never replaced by the cloud's"
+    pinned.unlink()
+    given = tmp_path / "root.json"
+    given.write_bytes(served)
+    assert "pinned from" in pin_release_root(config, given) and pinned.read_bytes() == served
+    pinned.unlink()
+    given.write_text("{}", encoding="utf-8")
+    with pytest.raises(EnrolmentFailed, match="not a TUF root"):
+        pin_release_root(config, given)
+    assert not pinned.exists()
