@@ -19,7 +19,8 @@ from decimal import Decimal, InvalidOperation
 
 from pymodbus.exceptions import ModbusException
 
-from edge.config import IEC_TIMEOUT, MBUS_TIMEOUT, BusConfig, MeterConfig
+from edge.config import DLMS_TIMEOUT, IEC_TIMEOUT, MBUS_TIMEOUT, BusConfig, MeterConfig
+from edge.dlms_bus import DlmsBus, DlmsSilence
 from edge.iec62056_bus import Iec62056Bus
 from edge.mbus_bus import MbusBus
 from edge.meter_reader import BusReader
@@ -172,6 +173,7 @@ class _Scan:
         self.profiles = [p for p in profiles.values() if p.protocol == "modbus"]
         self.iec_profiles = [p for p in profiles.values() if p.protocol == "iec62056-21"]
         self.mbus_profiles = [p for p in profiles.values() if p.protocol == "mbus"]
+        self.dlms_profiles = [p for p in profiles.values() if p.protocol == "dlms"]
         self.timeout = timeout
         self.deadline = deadline
         self.progress = progress
@@ -338,6 +340,33 @@ class _Scan:
         finally:
             bus.close()
 
+    async def dlms_line(self, config: BusConfig, addresses: list[int], password: str) -> None:
+        """An SNRM at each HDLC physical address, as the first profile's session opens it (one timeout if
+        silent); an answering meter is then read by each DLMS profile, its serial number naming it."""
+        bus = DlmsBus(config, {p.name: p for p in self.dlms_profiles})
+        try:
+            for address in addresses:
+                if self.out_of_time():
+                    return
+                self.result.probed += 1
+                where = f"{config.device} HDLC {address}"
+
+                def meter_of(profile: MeterProfile, a: int = address) -> MeterConfig:
+                    return MeterConfig(id=f"dlms-{a}", bus=config.name, unit=a, profile=profile.name,
+                                       role="subscriber", line="?", password=password)
+                try:
+                    await bus.read(meter_of(self.dlms_profiles[0]), ("serial_number",))
+                except MeterUnavailable as exc:
+                    if isinstance(exc.__cause__, DlmsSilence):
+                        self.result.silent += 1
+                        self.progress("probed", where)
+                        continue
+                self.add_bus(config)
+                self.found(config, where, address, await self.best_fit(bus, self.dlms_profiles, meter_of))
+                self.progress("probed", where)
+        finally:
+            bus.close()
+
     def found(self, config: BusConfig, where: str, unit: int, chosen: tuple[MeterProfile, dict[str, str]] | None,
               address: str = "", identity: str = "") -> None:
         profile, values = chosen if chosen is not None else (None, {})
@@ -371,7 +400,8 @@ async def scan(profiles: dict[str, MeterProfile], *, serial: str | None = None, 
                budget: float = 120.0, concurrency: int = 32, progress: Progress = _quiet,
                iec: str | None = None, iec_addresses: list[str] | None = None, iec_baud: int = 9600,
                iec_password: str = "", mbus: str | None = None, mbus_units: list[int] | None = None,
-               mbus_baud: int = 2400) -> ScanResult:
+               mbus_baud: int = 2400, dlms: str | None = None, dlms_units: list[int] | None = None,
+               dlms_baud: int = 9600, dlms_password: str = "") -> ScanResult:
     """Walk the Modbus serial line at each baud rate (a unit found at one rate is not asked again at the next),
     the IEC 62056-21 and M-Bus lines, and the TCP hosts, concurrently (each line on its own), within ``budget``
     seconds in all."""
@@ -382,8 +412,10 @@ async def scan(profiles: dict[str, MeterProfile], *, serial: str | None = None, 
     bauds = list(bauds)
     iec_addresses = iec_addresses if iec_addresses is not None else [""]
     mbus_units = mbus_units or units
+    dlms_units = dlms_units or units
     result = ScanResult(budget_s=budget, planned=(len(units) * len(bauds) if serial else 0) + len(hosts) * len(tcp_units)
-                        + (len(iec_addresses) if iec else 0) + (len(mbus_units) if mbus else 0))
+                        + (len(iec_addresses) if iec else 0) + (len(mbus_units) if mbus else 0)
+                        + (len(dlms_units) if dlms else 0))
     walker = _Scan(profiles, timeout, started + budget, progress, result)
 
     async def serial_line() -> None:
@@ -404,6 +436,9 @@ async def scan(profiles: dict[str, MeterProfile], *, serial: str | None = None, 
     if mbus:
         lines.append(walker.mbus_line(BusConfig(name=line_name("mbus", mbus), kind="mbus",
                                                 device=mbus, baudrate=mbus_baud, timeout=MBUS_TIMEOUT), mbus_units))
+    if dlms and walker.dlms_profiles:
+        lines.append(walker.dlms_line(BusConfig(name=line_name("dlms", dlms), kind="dlms", device=dlms,
+                                                baudrate=dlms_baud, timeout=DLMS_TIMEOUT), dlms_units, dlms_password))
     limit = asyncio.Semaphore(concurrency)
     work = asyncio.gather(serial_line(), *lines, *(walker.tcp_host(h, port, tcp_units, limit) for h in hosts))
     try:

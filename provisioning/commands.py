@@ -84,25 +84,30 @@ def rotate_key_cmd(config_path):
 @click.option("--mbus", default="", help="an M-Bus line (level converter), e.g. /dev/ttyUSB2 or socket://host:port")
 @click.option("--mbus-units", default="", help="M-Bus primary addresses to ask, e.g. 1-250 (default: --units)")
 @click.option("--mbus-baud", default=2400, show_default=True, help="M-Bus baud rate")
+@click.option("--dlms", default="", help="a DLMS/COSEM (HDLC) line, e.g. /dev/ttyUSB3 or socket://host:port")
+@click.option("--dlms-units", default="", help="HDLC physical addresses to ask, e.g. 16-40 (default: --units)")
+@click.option("--dlms-password", default="", help="the meters' low-level security password (default: none)")
 @click.option("--timeout", default=0.3, show_default=True, help="seconds a silent Modbus unit may take")
 @click.option("--budget", default=120.0, show_default=True, help="seconds for the whole scan")
 @click.option("--profiles-dir", default="", type=click.Path(file_okay=False), help="your own meter profiles")
 @click.option("--json", "as_json", is_flag=True, help="print the scan and its proposal as JSON")
 @click.option("-o", "--output", default="", type=click.Path(dir_okay=False), help="also write the JSON to this file")
 def scan_cmd(serial, baud, parity, units, tcp, port, tcp_units, iec, iec_addresses, iec_password, mbus, mbus_units,
-             mbus_baud, timeout, budget, profiles_dir, as_json, output):
+             mbus_baud, dlms, dlms_units, dlms_password, timeout, budget, profiles_dir, as_json, output):
     """Find every answering meter (Modbus RTU and TCP, IEC 62056-21, M-Bus), name its profile and propose roles
     and lines.
 
     Example: balans provision scan --serial /dev/ttyUSB0 --baud 9600,19200 --units 1-32 --tcp 192.168.1.0/28
     --iec /dev/ttyUSB1 --mbus /dev/ttyUSB2 --mbus-units 1-20 -o scan.json
     """
-    if not serial and not tcp and not iec and not mbus:
-        raise click.UsageError("give --serial /dev/ttyX, --tcp SUBNET-OR-HOSTS, --iec /dev/ttyY or --mbus /dev/ttyZ")
+    if not serial and not tcp and not iec and not mbus and not dlms:
+        raise click.UsageError("give --serial /dev/ttyX, --tcp SUBNET-OR-HOSTS, --iec /dev/ttyY, --mbus /dev/ttyZ "
+                               "or --dlms /dev/ttyW")
     try:
         unit_ids = parse_units(units)
         host_unit_ids = parse_units(tcp_units) if tcp_units else unit_ids
         mbus_ids = parse_units(mbus_units, 250, "--mbus-units") if mbus_units else unit_ids
+        dlms_ids = parse_units(dlms_units, 16383, "--dlms-units") if dlms_units else unit_ids
         iec_list = [a.strip() for a in iec_addresses.split(",") if a.strip()] or [""]
         for address in iec_list:
             sign_on(address)  # an address the standard does not allow is named here, not taken for silence
@@ -124,11 +129,12 @@ def scan_cmd(serial, baud, parity, units, tcp, port, tcp_units, iec, iec_address
                 click.echo(f"\r  probed {counter['probed']}/{planned}", nl=False, err=True)
 
     planned = (len(unit_ids) * len(bauds) * bool(serial) + len(hosts) * len(host_unit_ids)
-               + len(iec_list) * bool(iec) + len(mbus_ids) * bool(mbus))
+               + len(iec_list) * bool(iec) + len(mbus_ids) * bool(mbus) + len(dlms_ids) * bool(dlms))
     result = asyncio.run(scan(profiles, serial=serial or None, bauds=bauds, parity=parity, hosts=hosts, port=port,
                               units=unit_ids, tcp_units=host_unit_ids, timeout=timeout, budget=budget,
                               progress=progress, iec=iec or None, iec_addresses=iec_list, iec_password=iec_password,
-                              mbus=mbus or None, mbus_units=mbus_ids, mbus_baud=mbus_baud))
+                              mbus=mbus or None, mbus_units=mbus_ids, mbus_baud=mbus_baud, dlms=dlms or None,
+                              dlms_units=dlms_ids, dlms_password=dlms_password))
     if tty:
         click.echo("", err=True)
     document = result.as_json()

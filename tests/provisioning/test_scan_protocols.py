@@ -16,7 +16,9 @@ from decimal import Decimal
 import pytest
 from click.testing import CliRunner
 
-from edge.config import IEC_TIMEOUT, MBUS_TIMEOUT, load_config
+from edge.config import DLMS_TIMEOUT, IEC_TIMEOUT, MBUS_TIMEOUT, load_config
+from edge.dlms_simulator import SimulatedDlmsLine, electricity_meter
+from edge.dlms_simulator import serve_tcp as serve_dlms
 from edge.iec62056_simulator import SimulatedLine, ce301, obis_meter
 from edge.iec62056_simulator import serve_tcp as serve_iec
 from edge.mbus_simulator import HYDROMETER, POLLUTHERM, SimulatedMbusLine, SimulatedMbusMeter, serve_serial
@@ -131,6 +133,30 @@ def test_a_meter_that_names_its_maker_or_model_is_given_that_makers_profile(iec_
     assert PROFILES[found[9]].protocol == "mbus" and not PROFILES[found[9]].identifies("HYD")
     assert Decimal(next(m for m in mbus.meters if m.unit == 3).values["heat_gcal"]) == (
         Decimal(37351000) / Decimal(1163000)).quantize(Decimal("0.000001"))
+
+
+def test_a_dlms_line_finds_each_meter_at_its_hdlc_address(tmp_path):
+    port = free_port()
+    server = serve_dlms("127.0.0.1", port, SimulatedDlmsLine([electricity_meter(17, serial_number="00123456"),
+                                                              electricity_meter(18, serial_number="00654321")]))
+    try:
+        started = time.monotonic()
+        result = asyncio.run(scan(PROFILES, dlms=f"socket://127.0.0.1:{port}", dlms_units=[16, 17, 18, 19],
+                                  budget=30))
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    found = {m.unit: m for m in result.meters}
+    assert set(found) == {17, 18} and result.silent == 2 and result.complete
+    assert {m.serial for m in found.values()} == {"00123456", "00654321"}
+    assert all(PROFILES[m.profile].protocol == "dlms" and m.values["import_kwh"] == "12345.67"
+               for m in found.values())
+    assert elapsed < 2 * DLMS_TIMEOUT + 10, "a silent address costs one timeout"
+    path = tmp_path / "gateway.toml"
+    path.write_text(gateway_toml(propose(result.as_json()), gateway_id="gw-dlms", site="TP-9",
+                                 cloud_url="http://127.0.0.1:1"), encoding="utf-8")
+    assert {(bus.kind, bus.timeout) for bus in load_config(path).buses} == {("dlms", DLMS_TIMEOUT)}
 
 
 def test_the_command_scans_both_lines_and_names_a_bad_iec_address(iec_line):
