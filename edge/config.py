@@ -113,7 +113,13 @@ class GatewayConfig:
         return load_profiles((self.profiles_dir,) if self.profiles_dir else ())
 
     def topology(self) -> StationTopology:
-        return build_topology(((m.id, m.role, m.line) for m in self.meters), self.lines)
+        """The electricity balance's station: the meters whose profile counts kWh (a flat's heat meter on a
+        line of its own is read and billed, never balanced)."""
+        profiles = self.profiles()
+        counting = [m for m in self.meters if m.profile not in profiles or "import_kwh" in profiles[m.profile].meanings]
+        heat_only = {m.line for m in self.meters} - {m.line for m in counting}
+        return build_topology(((m.id, m.role, m.line) for m in counting),
+                              [number for number in self.lines if number not in heat_only])
 
 
 def load_config(path: Path) -> GatewayConfig:

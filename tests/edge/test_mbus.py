@@ -131,3 +131,21 @@ def test_a_building_heat_meter_on_an_mbus_line_is_configured_outside_the_electri
     assert config.meters[0].role == "heat_building"
     assert config.topology().input_meter is None and all(not line.subscribers for line in config.topology().lines)
     assert isinstance(open_bus(config.buses[0], PROFILES), MbusBus)
+
+
+def test_flats_heat_meters_on_a_line_of_their_own_stay_out_of_the_electricity_balance(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text('[gateway]\nid = "gw-mixed"\ndata_dir = "data"\n[cloud]\nurl = "http://127.0.0.1:1"\n'
+                    '[[bus]]\nname = "station"\nkind = "tcp"\n[[bus]]\nname = "heat"\nkind = "mbus"\n'
+                    'device = "/dev/ttyUSB1"\n'
+                    '[[line]]\nnumber = "1"\nname = "Лінія 1"\n[[line]]\nnumber = "2"\nname = "Квартирні теплолічильники"\n'
+                    '[[meter]]\nid = "IN"\nbus = "station"\nunit = 1\nprofile = "eastron-sdm630"\nrole = "station_input"\n'
+                    '[[meter]]\nid = "F1"\nbus = "station"\nunit = 2\nprofile = "eastron-sdm630"\nrole = "feeder"\n'
+                    'line = "1"\n'
+                    '[[meter]]\nid = "S1"\nbus = "station"\nunit = 3\nprofile = "eastron-sdm120"\nrole = "subscriber"\n'
+                    'line = "1"\n'
+                    '[[meter]]\nid = "HM-2"\nbus = "heat"\nunit = 8\nprofile = "mbus-heat-meter"\nrole = "subscriber"\n'
+                    'line = "2"\n', encoding="utf-8")
+    topology = load_config(path).topology()
+    assert topology.input_meter == "IN"
+    assert [(line.line, line.feeder, line.subscribers) for line in topology.lines] == [("1", "F1", ("S1",))]
