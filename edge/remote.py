@@ -11,19 +11,18 @@ import contextlib
 import importlib.metadata
 import json
 import logging
-import os
 import shutil
 import time
 import tomllib
 from collections import deque
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
 from edge.config import ConfigError, GatewayConfig, load_config
+from edge.durable import write_atomically
 from edge.meter_reader import BusReader, MeterUnavailable, open_bus
 from edge.store import GatewayDatabase
 from edge.update import UpdateAgent
@@ -140,21 +139,6 @@ def merged_toml(current: str, document: dict[str, Any]) -> str:
                      for m in document["meters"]]
     data["remote"] = {"version": document["version"]}
     return toml_text(data)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write, fsync, rename over, fsync the directory: the file is the old one or the new one, never half."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 async def trial_read(config: GatewayConfig, timeout: float = TRIAL_SECONDS) -> tuple[dict[str, BusReader], list[str]]:

@@ -28,6 +28,8 @@ from typing import Any
 from tuf.api.exceptions import DownloadError, DownloadLengthMismatchError, RepositoryError
 from tuf.ngclient import Updater
 
+from edge.durable import write_atomically
+
 log = logging.getLogger("balans.edge.update")
 
 RESTART_EXIT = 75  # the gateway asks its launcher for a restart into the slot just switched to (EX_TEMPFAIL)
@@ -66,18 +68,8 @@ def _stamp() -> str:
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write, fsync, rename over, fsync the directory: the pointer is the old one or the new one, never half."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    """The pointer is the old one or the new one, never half (edge/durable.py)."""
+    write_atomically(path, json.dumps(document, indent=2, sort_keys=True))
 
 
 class Slots:

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
-import threading
 import time
 from decimal import Decimal
 
@@ -43,22 +40,11 @@ def iec_line():
 
 
 @pytest.fixture
-def mbus_pty(tmp_path):
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed (apt-get install socat)")
-    meter_end, gateway_end = tmp_path / "meter", tmp_path / "gateway"
-    socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={meter_end}", f"pty,raw,echo=0,link={gateway_end}"],
-                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while not (meter_end.exists() and gateway_end.exists()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stop = threading.Event()
-    serve_serial(str(meter_end), SimulatedMbusLine([SimulatedMbusMeter(8, POLLUTHERM),
-                                                   SimulatedMbusMeter(9, HYDROMETER)]), stop)
-    yield str(gateway_end)
-    stop.set()
-    socat.terminate()
-    socat.wait(timeout=5)
+def mbus_pty(pty_pair):
+    meter_end, gateway_end, stop = pty_pair
+    serve_serial(meter_end, SimulatedMbusLine([SimulatedMbusMeter(8, POLLUTHERM), SimulatedMbusMeter(9, HYDROMETER)]),
+                 stop)
+    return gateway_end
 
 
 def test_an_iec_line_gives_each_addressed_meter_its_identification_and_profile(iec_line):
