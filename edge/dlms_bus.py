@@ -11,11 +11,9 @@ costs at most one timeout and says which. A register's value is exact: value × 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import string
-import termios
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,8 +30,8 @@ from dlms_cosem.io import HdlcTransport
 from dlms_cosem.protocol import acse, xdlms
 from dlms_cosem.security import LowLevelSecurityAuthentication, NoSecurityAuthentication
 
-from edge.config import BusConfig, MeterConfig
-from edge.modbus_bus import MeterUnavailable
+from edge.config import MeterConfig
+from edge.serial_line import SerialMeterLine
 from shared.profiles import DlmsObjectDef, MeterProfile
 
 log = logging.getLogger("balans.edge.dlms")
@@ -286,42 +284,16 @@ def parse_data(raw: bytes, what: str):
                         f"{exc!r}") from exc
 
 
-class DlmsBus:
-    """A serial line spoken to in DLMS/COSEM over HDLC, guarded by a lock: one meter session at a time."""
+class DlmsBus(SerialMeterLine):
+    """A serial line spoken to in DLMS/COSEM over HDLC (edge/serial_line.py), 8N1 as the bus says: one meter
+    session at a time; a meter's fault ends its session, the next one's SNRM resets it."""
 
-    def __init__(self, config: BusConfig, profiles: dict[str, MeterProfile]):
-        self.config = config
-        self.profiles = profiles
-        self.lock = asyncio.Lock()
-        self.port: serial.SerialBase | None = None
-        self.requests = 0
+    fault = DlmsError
 
     async def read(self, meter: MeterConfig, meanings: tuple[str, ...] | None = None) -> dict[str, str]:
         profile = self.profiles[meter.profile]
         wanted = tuple(o for o in profile.objects if meanings is None or o.meaning in meanings)
-        async with self.lock:
-            try:
-                return await asyncio.to_thread(self._session, meter, profile, wanted)
-            except DlmsError as exc:  # the meter's fault: the next session starts with an SNRM, which resets it
-                raise MeterUnavailable(f"meter {meter.id}: {exc}") from exc
-            except (serial.SerialException, OSError, termios.error) as exc:
-                self.close()  # the port's fault (an adapter unplugged): opened afresh next time
-                raise MeterUnavailable(f"meter {meter.id}: {self.config.device}: {exc}") from exc
-
-    def close(self) -> None:
-        port, self.port = self.port, None
-        if port is not None:
-            try:
-                port.close()
-            except (serial.SerialException, OSError):
-                log.debug("closing %s failed", self.config.device, exc_info=True)
-
-    def _open(self) -> serial.SerialBase:
-        if self.port is None:
-            self.port = serial.serial_for_url(self.config.device, baudrate=self.config.baudrate,
-                                              bytesize=serial.EIGHTBITS, parity=self.config.parity,
-                                              stopbits=self.config.stopbits, timeout=0.02)
-        return self.port
+        return await self.session(f"meter {meter.id}", lambda: self._session(meter, profile, wanted))
 
     def _session(self, meter: MeterConfig, profile: MeterProfile, wanted: tuple[DlmsObjectDef, ...]) -> dict[str, str]:
         port = self._open()

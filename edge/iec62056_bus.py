@@ -9,17 +9,15 @@ that does not answer, stops half-way or sends a block whose check fails costs on
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import termios
 import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 import serial
 
-from edge.config import BusConfig, MeterConfig
-from edge.modbus_bus import MeterUnavailable
+from edge.config import MeterConfig
+from edge.serial_line import SerialMeterLine
 from shared.iec62056_21 import (
     ACK,
     BAUD_RATES,
@@ -50,39 +48,26 @@ SESSION_SECONDS = 60.0  # no readout, however long, holds the line longer
 SWITCH_PAUSE = 0.05
 
 
-class Iec62056Bus:
-    """A serial line spoken to in IEC 62056-21 mode C, guarded by a lock: one meter session at a time."""
+class Iec62056Bus(SerialMeterLine):
+    """A serial line spoken to in IEC 62056-21 mode C (edge/serial_line.py): one meter session at a time; a
+    meter's fault ends its session, the next one starts with a sign-on."""
 
-    def __init__(self, config: BusConfig, profiles: dict[str, MeterProfile]):
-        self.config = config
-        self.profiles = profiles
-        self.lock = asyncio.Lock()
-        self.port: serial.SerialBase | None = None
-        self.requests = 0
+    fault = Iec62056Error
+
+    def framing(self) -> dict:  # every session signs on at 300 baud, 7E1, and agrees a rate with the meter
+        return {"baudrate": 300, "bytesize": serial.SEVENBITS, "parity": serial.PARITY_EVEN,
+                "stopbits": serial.STOPBITS_ONE}
 
     async def read(self, meter: MeterConfig, meanings: tuple[str, ...] | None = None) -> dict[str, str]:
         profile = self.profiles[meter.profile]
         wanted = tuple(v for v in profile.values if meanings is None or v.meaning in meanings)
-        async with self.lock:
-            try:
-                return await asyncio.to_thread(self._session, meter, profile, wanted)
-            except Iec62056Error as exc:  # the meter's fault: the next session starts with a sign-on
-                raise MeterUnavailable(f"meter {meter.id}: {exc}") from exc
-            except (serial.SerialException, OSError, termios.error) as exc:
-                self.close()  # the port's fault (an adapter unplugged): opened afresh next time
-                raise MeterUnavailable(f"meter {meter.id}: {self.config.device}: {exc}") from exc
+        return await self.session(f"meter {meter.id}", lambda: self._session(meter, profile, wanted))
 
     async def identify(self, address: str = "", timeout: float | None = None) -> str:
         """A sign-on and the meter's identification (``EKT5CE301v12``: maker, rate, model), then nothing: the
         next sign-on starts afresh (the installer's scan). MeterUnavailable when nothing answers."""
-        async with self.lock:
-            try:
-                return await asyncio.to_thread(self._identify, address, timeout or self.config.timeout)
-            except Iec62056Error as exc:
-                raise MeterUnavailable(f"{self.config.device} address {address!r}: {exc}") from exc
-            except (serial.SerialException, OSError, termios.error) as exc:
-                self.close()
-                raise MeterUnavailable(f"{self.config.device}: {exc}") from exc
+        return await self.session(f"{self.config.device} address {address!r}",
+                                  lambda: self._identify(address, timeout or self.config.timeout))
 
     def _identify(self, address: str, timeout: float) -> str:
         port = self._open()
@@ -93,20 +78,6 @@ class Iec62056Bus:
                              lambda b: b.find(b"\n") + 1 or None)
         found = parse_identification(line)
         return f"{found.manufacturer}{found.baud_char}{found.identification}"
-
-    def close(self) -> None:
-        port, self.port = self.port, None
-        if port is not None:
-            try:
-                port.close()
-            except (serial.SerialException, OSError):
-                log.debug("closing %s failed", self.config.device, exc_info=True)
-
-    def _open(self) -> serial.SerialBase:
-        if self.port is None:
-            self.port = serial.serial_for_url(self.config.device, baudrate=300, bytesize=serial.SEVENBITS,
-                                              parity=serial.PARITY_EVEN, stopbits=serial.STOPBITS_ONE, timeout=0.02)
-        return self.port
 
     def _session(self, meter: MeterConfig, profile: MeterProfile, wanted: tuple[IecValue, ...]) -> dict[str, str]:
         port = self._open()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import termios
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ import meterbus
 import serial
 from meterbus.exceptions import MBusError
 
-from edge.config import BusConfig, MeterConfig
-from edge.modbus_bus import MeterUnavailable
-from shared.profiles import MbusRecordDef, MeterProfile
+from edge.config import MeterConfig
+from edge.serial_line import SerialMeterLine
+from shared.profiles import MbusRecordDef
 
 log = logging.getLogger("balans.edge.mbus")
 
@@ -133,42 +132,19 @@ class FoundMeter:
     medium: str  # EN 13757-3's medium code (0x04: heat, outlet; 0x0C: heat, inlet; 0x07: water, …)
 
 
-class MbusBus:
-    """A serial M-Bus line guarded by a lock: one meter at a time (the bus is half-duplex)."""
+class MbusBus(SerialMeterLine):
+    """A serial M-Bus line (edge/serial_line.py): one meter at a time, the bus is half-duplex."""
 
-    def __init__(self, config: BusConfig, profiles: dict[str, MeterProfile]):
-        self.config = config
-        self.profiles = profiles
-        self.lock = asyncio.Lock()
-        self.port: serial.SerialBase | None = None
-        self.requests = 0
+    fault = MbusError
+
+    def framing(self) -> dict:
+        return {"baudrate": self.config.baudrate, "bytesize": serial.EIGHTBITS, "parity": serial.PARITY_EVEN,
+                "stopbits": serial.STOPBITS_ONE}  # EN 13757-2: 8E1
 
     async def read(self, meter: MeterConfig, meanings: tuple[str, ...] | None = None) -> dict[str, str]:
         profile = self.profiles[meter.profile]
         wanted = tuple(r for r in profile.records if meanings is None or r.meaning in meanings)
-        async with self.lock:
-            try:
-                return await asyncio.to_thread(self._session, meter, wanted)
-            except MbusError as exc:
-                raise MeterUnavailable(f"meter {meter.id}: {exc}") from exc
-            except (serial.SerialException, OSError, termios.error) as exc:
-                self.close()
-                raise MeterUnavailable(f"meter {meter.id}: {self.config.device}: {exc}") from exc
-
-    def close(self) -> None:
-        port, self.port = self.port, None
-        if port is not None:
-            try:
-                port.close()
-            except (serial.SerialException, OSError):
-                log.debug("closing %s failed", self.config.device, exc_info=True)
-
-    def _open(self) -> serial.SerialBase:
-        if self.port is None:
-            self.port = serial.serial_for_url(self.config.device, baudrate=self.config.baudrate,
-                                              bytesize=serial.EIGHTBITS, parity=serial.PARITY_EVEN,
-                                              stopbits=serial.STOPBITS_ONE, timeout=0.02)
-        return self.port
+        return await self.session(f"meter {meter.id}", lambda: self._session(meter, wanted))
 
     async def scan(self, addresses: Iterable[int] = range(1, 251),
                    progress: Callable[[int, int], None] | None = None) -> list[FoundMeter]:
