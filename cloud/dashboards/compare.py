@@ -10,10 +10,18 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.dashboards.series import Span, bucket_balances, chart, layout, purchase_price, span_balance
+from cloud.dashboards.series import (
+    Span,
+    bucket_balances,
+    chart,
+    layout,
+    month_figures,
+    purchase_price,
+    span_balance,
+)
 from cloud.dashboards.series import naive_day_bounds as day_start
 from cloud.models import Site
-from shared.balance import StationBalance
+from shared.balance import INCOMPLETE, StationBalance
 
 CENTS = Decimal("0.01")
 
@@ -88,10 +96,7 @@ def sites_chart(db: Session, org_id: int, span: Span, words: dict[str, str], mon
     sites = list(db.scalars(select(Site).where(Site.org_id == org_id).order_by(Site.code)))
     series = []
     for site in sites:
-        shape = layout(db, site)
-        values = []
-        for month in periods:
-            bal = span_balance(db, site, month, shape)
-            values.append(None if bal.status == "incomplete" or bal.loss_pct is None else float(bal.loss_pct))
+        values = [None if figures.status == INCOMPLETE or figures.loss_pct10 is None else figures.loss_pct10 / 10
+                  for figures in month_figures(db, site, periods, layout(db, site))]
         series.append((site.name or site.code, "%", values))
     return chart([day_start(p.first)[0] for p in periods], series, [], 86400 * 30, "bars")

@@ -21,7 +21,15 @@ from sqlalchemy import and_, case, delete, func, literal, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cloud.models import DailyEnergy, IntervalEnergy, LineIntervalEnergy, Meter, Site, VoltageDay
+from cloud.models import (
+    DailyEnergy,
+    IntervalEnergy,
+    LineIntervalEnergy,
+    Meter,
+    MonthlyEnergy,
+    Site,
+    VoltageDay,
+)
 from shared.calendar import day_bounds, kyiv_day
 
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite
@@ -34,6 +42,19 @@ REFRESH = (
     "ON CONFLICT (meter_id, day) DO UPDATE SET imp_wh = excluded.imp_wh, exp_wh = excluded.exp_wh, "
     "intervals = excluded.intervals, estimated = excluded.estimated"
 )
+REFRESH_MONTH = (
+    "INSERT INTO monthly_energy (meter_id, month, org_id, imp_wh, exp_wh, intervals, estimated) "
+    "SELECT ?, ?, ?, COALESCE(SUM(imp_wh), 0), COALESCE(SUM(exp_wh), 0), COALESCE(SUM(intervals), 0), "
+    "COALESCE(SUM(estimated), 0) FROM daily_energy WHERE meter_id = ? AND day >= ? AND day < ? "
+    "ON CONFLICT (meter_id, month) DO UPDATE SET imp_wh = excluded.imp_wh, exp_wh = excluded.exp_wh, "
+    "intervals = excluded.intervals, estimated = excluded.estimated"
+)
+
+
+def month_bounds(day: date) -> tuple[date, date]:
+    """The first day of ``day``'s month and the first day of the next."""
+    first = day.replace(day=1)
+    return first, (first + timedelta(days=32)).replace(day=1)
 
 
 def naive_day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -83,9 +104,18 @@ def refresh_days(db: Session, org_id: int, pairs: Iterable[tuple[int, date]]) ->
                            high.strftime(SQLITE_TIME)))
     if not params:
         return
+    months = []
+    for meter_id, month in sorted({(meter_id, day.replace(day=1)) for meter_id, day in pairs}):
+        first, after = month_bounds(month)
+        if postgres:
+            months.append((meter_id, first, org_id, meter_id, first, after))
+        else:
+            months.append((meter_id, first.isoformat(), org_id, meter_id, first.isoformat(), after.isoformat()))
     cursor = connection.connection.cursor()
     try:
         cursor.executemany(REFRESH.replace("?", "%s") if postgres else REFRESH, params)
+        # Then the months of those days, from the days just summed (monthly_energy).
+        cursor.executemany(REFRESH_MONTH.replace("?", "%s") if postgres else REFRESH_MONTH, months)
     finally:
         cursor.close()
     meter_ids = {meter_id for meter_id, _ in pairs}
@@ -102,6 +132,25 @@ def forget_voltage_days(db: Session, pairs: Iterable[tuple[int, date]]) -> None:
     pairs = sorted(set(pairs))
     for n in range(0, len(pairs), 500):
         db.execute(delete(VoltageDay).where(tuple_(VoltageDay.meter_id, VoltageDay.day).in_(pairs[n:n + 500])))
+
+
+def newest_day(db: Session, site_id: int) -> date | None:
+    """The Kyiv day of the site's newest interval energy, from the daily table. First the daily rows from the day
+    of the site's newest per-day group row on (one look at ``line_interval_energy``'s key, then one day's rows):
+    any found, the newest of them is the newest of all; else one lookup at the end of each meter's rows."""
+    meters = select(Meter.id).where(Meter.site_id == site_id)
+    last = db.scalar(select(func.max(LineIntervalEnergy.start)).where(LineIntervalEnergy.site_id == site_id,
+                                                                      LineIntervalEnergy.step == DAY))
+    if last is not None:
+        since = kyiv_day(_as_datetime(last))
+        found = db.scalar(select(func.max(DailyEnergy.day)).where(DailyEnergy.meter_id.in_(meters),
+                                                                  DailyEnergy.day >= since))
+        if found is not None:
+            return date.fromisoformat(found) if isinstance(found, str) else found
+    newest = (select(func.max(DailyEnergy.day)).where(DailyEnergy.meter_id == Meter.id).correlate(Meter)
+              .scalar_subquery())
+    found = db.scalar(select(func.max(newest)).where(Meter.site_id == site_id))
+    return date.fromisoformat(found) if isinstance(found, str) else found
 
 
 # ---- Σ per quarter-hour (and Kyiv day) and group of meters ---------------------------------------------------
@@ -134,7 +183,7 @@ def group_line():
 QUARTER, DAY = 15, 1440  # line_interval_energy.step
 
 
-def _sum_lines(site_id: int, org_id: int, input_id: int | None, digest: int, *where):
+def sum_lines(site_id: int, org_id: int, input_id: int | None, digest: int, *where):
     """Σ per quarter-hour and group from the intervals."""
     line = group_line()
     return (select(literal(site_id), literal(QUARTER), IntervalEnergy.start, Meter.role, line, literal(org_id),
@@ -145,7 +194,7 @@ def _sum_lines(site_id: int, org_id: int, input_id: int | None, digest: int, *wh
             .group_by(IntervalEnergy.start, Meter.role, line))
 
 
-def _sum_line_day(site_id: int, org_id: int, input_id: int | None, digest: int, day: date):
+def sum_line_day(site_id: int, org_id: int, input_id: int | None, digest: int, day: date):
     """Σ per group over one Kyiv day from the daily table."""
     line = group_line()
     return (select(literal(site_id), literal(DAY), literal(naive_day_bounds(day)[0], LineIntervalEnergy.start.type),
@@ -176,9 +225,9 @@ def refresh_lines(db: Session, org_id: int, site_id: int, starts: Iterable[datet
         return
     input_id, digest = site_layout(db, site_id)
     for n in range(0, len(starts), 500):
-        _upsert(db, _sum_lines(site_id, org_id, input_id, digest, IntervalEnergy.start.in_(starts[n:n + 500])))
+        _upsert(db, sum_lines(site_id, org_id, input_id, digest, IntervalEnergy.start.in_(starts[n:n + 500])))
     for day in sorted({kyiv_day(start) for start in starts}):
-        _upsert(db, _sum_line_day(site_id, org_id, input_id, digest, day))
+        _upsert(db, sum_line_day(site_id, org_id, input_id, digest, day))
 
 
 def rebuild_daily(db: Session, site: Site | None = None) -> int:
@@ -195,6 +244,7 @@ def rebuild_daily(db: Session, site: Site | None = None) -> int:
         first, last = db.execute(select(func.min(IntervalEnergy.start), func.max(IntervalEnergy.start))
                                  .where(IntervalEnergy.meter_id.in_(meters))).one()
         if first is None:
+            rebuild_monthly(db, one.id)  # no intervals left: no months either
             continue
         day, last_day = kyiv_day(first), kyiv_day(last)
         while day <= last_day:
@@ -209,10 +259,30 @@ def rebuild_daily(db: Session, site: Site | None = None) -> int:
             result = db.execute(DailyEnergy.__table__.insert().from_select(
                 ["meter_id", "day", "org_id", "imp_wh", "exp_wh", "intervals", "estimated"], rows))
             written += max(result.rowcount or 0, 0)
-            db.execute(LineIntervalEnergy.__table__.insert().from_select(LINE_COLUMNS, _sum_lines(
+            db.execute(LineIntervalEnergy.__table__.insert().from_select(LINE_COLUMNS, sum_lines(
                 one.id, one.org_id, input_id, digest, IntervalEnergy.start >= low, IntervalEnergy.start < high)))
-            db.execute(LineIntervalEnergy.__table__.insert().from_select(LINE_COLUMNS, _sum_line_day(
+            db.execute(LineIntervalEnergy.__table__.insert().from_select(LINE_COLUMNS, sum_line_day(
                 one.id, one.org_id, input_id, digest, day)))
             day += timedelta(days=1)
+        rebuild_monthly(db, one.id)
     return written
+
+
+def rebuild_monthly(db: Session, site_id: int) -> None:
+    """Recompute ``monthly_energy`` of a site's meters from their ``daily_energy``, a month at a time."""
+    meters = select(Meter.id).where(Meter.site_id == site_id).scalar_subquery()
+    db.execute(delete(MonthlyEnergy).where(MonthlyEnergy.meter_id.in_(meters)))
+    first, last = db.execute(select(func.min(DailyEnergy.day), func.max(DailyEnergy.day))
+                             .where(DailyEnergy.meter_id.in_(meters))).one()
+    month = first.replace(day=1) if first is not None else None
+    while month is not None and month <= last:
+        low, high = month_bounds(month)
+        rows = (select(DailyEnergy.meter_id, literal(low, MonthlyEnergy.month.type), DailyEnergy.org_id,
+                       func.sum(DailyEnergy.imp_wh), func.sum(DailyEnergy.exp_wh), func.sum(DailyEnergy.intervals),
+                       func.sum(DailyEnergy.estimated))
+                .where(DailyEnergy.meter_id.in_(meters), DailyEnergy.day >= low, DailyEnergy.day < high)
+                .group_by(DailyEnergy.meter_id, DailyEnergy.org_id))
+        db.execute(MonthlyEnergy.__table__.insert().from_select(
+            ["meter_id", "month", "org_id", "imp_wh", "exp_wh", "intervals", "estimated"], rows))
+        month = high
 

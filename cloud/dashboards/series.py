@@ -14,13 +14,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import String, and_, case, func, select, type_coerce
+from sqlalchemy import String, and_, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from cloud.billing.errors import BillingError
 from cloud.billing.tariff_grid import Tariffs
-from cloud.dashboards.daily import DAY, QUARTER, grouped_meters, naive_day_bounds, site_layout
-from cloud.models import DailyEnergy, IntervalEnergy, Line, LineIntervalEnergy, Meter, Reading, Site
+from cloud.dashboards.daily import DAY, QUARTER, month_bounds, naive_day_bounds, site_layout
+from cloud.models import (
+    DailyEnergy,
+    IntervalEnergy,
+    Line,
+    LineIntervalEnergy,
+    Meter,
+    MonthlyEnergy,
+    Reading,
+    Site,
+)
 from cloud.sites.balance import site_topology
 from shared.balance import (
     ELEVATED,
@@ -144,19 +153,17 @@ def epoch(ts: datetime) -> int:
 
 def _summed_rows(db: Session, site: Site, span: Span, line_id: int | None = None) -> Iterator[tuple] | None:
     """``_group_rows`` from the pre-summed ``line_interval_energy``, or None when those rows cannot be trusted for
-    the span: summed under another layout of the meters or, by quarter-hour, not adding up to the daily table
-    (data stored before the table was, or not yet rebuilt). By day they are summed from the daily table in the
-    same transaction that writes it, so their layout is all that is checked (a check against a year of daily rows
-    would cost what it saves). The rows are read as they come (a week is 672 × groups)."""
+    the span: summed under another layout of the meters, none there, or, by quarter-hour, not adding up to the
+    groups' days (rows missing or not yet rebuilt). The days are summed from the daily table in the same
+    transaction that writes it, so by day their layout is all that is checked (a check against a year of daily
+    rows would cost what it saves). The rows are fetched in one go (a week is 672 × groups)."""
     start, end = span.bounds
     input_id, digest = site_layout(db, site.id)
     step = QUARTER if span.by_interval else DAY
     scope = [LineIntervalEnergy.site_id == site.id, LineIntervalEnergy.step == step,
              LineIntervalEnergy.start >= start, LineIntervalEnergy.start < end]
-    meters = grouped_meters(site.id, input_id)
     if line_id is not None:
         scope += [LineIntervalEnergy.line_id == line_id, LineIntervalEnergy.role != "station_input"]
-        meters = and_(meters, Meter.line_id == line_id, Meter.role != "station_input")
     summed = db.execute(select(func.count(), func.coalesce(func.sum(LineIntervalEnergy.intervals), 0),
                                func.coalesce(func.sum(LineIntervalEnergy.imp_wh), 0),
                                func.coalesce(func.sum(LineIntervalEnergy.exp_wh), 0),
@@ -165,12 +172,13 @@ def _summed_rows(db: Session, site: Site, span: Span, line_id: int | None = None
     if summed[0] and (int(summed[4]), int(summed[5])) != (digest, digest):
         return None
     if span.by_interval:
-        daily = db.execute(select(func.coalesce(func.sum(DailyEnergy.intervals), 0),
-                                  func.coalesce(func.sum(DailyEnergy.imp_wh), 0),
-                                  func.coalesce(func.sum(DailyEnergy.exp_wh), 0))
-                           .join(Meter, Meter.id == DailyEnergy.meter_id)
-                           .where(meters, DailyEnergy.day >= span.first, DailyEnergy.day <= span.last)).one()
-        if tuple(int(v) for v in summed[1:4]) != tuple(int(v) for v in daily):
+        # The quarter-hours must add up to the same groups' Kyiv days, which are summed from the daily table in
+        # the transaction that writes it: a read of 7 × groups rows, where the daily table's own would be 7 × meters.
+        days = db.execute(select(func.coalesce(func.sum(LineIntervalEnergy.intervals), 0),
+                                 func.coalesce(func.sum(LineIntervalEnergy.imp_wh), 0),
+                                 func.coalesce(func.sum(LineIntervalEnergy.exp_wh), 0))
+                          .where(LineIntervalEnergy.step == DAY, *scope[:1], *scope[2:])).one()
+        if not summed[0] or tuple(int(v) for v in summed[1:4]) != tuple(int(v) for v in days):
             return None
     elif not summed[0]:
         return None
@@ -179,7 +187,7 @@ def _summed_rows(db: Session, site: Site, span: Span, line_id: int | None = None
         else LineIntervalEnergy.start
     rows = db.connection().execute(select(when, LineIntervalEnergy.role, LineIntervalEnergy.line_id,
                                           LineIntervalEnergy.imp_wh, LineIntervalEnergy.exp_wh,
-                                          LineIntervalEnergy.intervals, LineIntervalEnergy.meters).where(*scope))
+                                          LineIntervalEnergy.intervals, LineIntervalEnergy.meters).where(*scope)).all()
     days = None if span.by_interval else {naive_day_bounds(day)[0]: day for day in span.days}
     return _as_group_rows(rows, input_id, days)
 
@@ -225,7 +233,7 @@ def _group_rows(db: Session, site: Site, span: Span, meter_ids: list[int] | None
         query = query.where(Meter.id.in_(meter_ids))
     if line_id is not None:
         query = query.where(Meter.line_id == line_id, Meter.role != "station_input")
-    return db.connection().execute(query)
+    return db.connection().execute(query).all()
 
 
 @dataclass(frozen=True)
@@ -265,26 +273,33 @@ def bucket_groups(db: Session, site: Site, span: Span, shape: Layout,
                   only_line: str | None = None) -> dict[datetime, dict[str, tuple[int, int, bool]]]:
     """Per bucket start: each group of meters («input», «feeder:N», «subscribers:N») as (Σ import Wh, Σ export Wh,
     every meter of the group there for the whole bucket) — only the line ``only_line``'s groups when given."""
-    expected_day = {day: intervals_in(day) for day in span.days} if not span.by_interval else {}
+    by_interval = span.by_interval
+    # Per Kyiv day, once: its midnight and its quarter-hours (a year's chart has thousands of rows, 365 days).
+    day_start = {} if by_interval else {day: naive_day_bounds(day)[0] for day in span.days}
+    expected_day = {} if by_interval else {day: intervals_in(day) for day in span.days}
     groups: dict[datetime, dict[str, tuple[int, int, bool]]] = {}
     line_of = {number: lid for lid, number in shape.line_ids.items()}
+    names = {}  # (role, line id) → (group name, meters it should have)
+    for lid, line in shape.line_ids.items():
+        names[("feeder", lid)] = (f"feeder:{line}", shape.feeders.get(line, 0))
+        names[("subscriber", lid)] = (f"subscribers:{line}", shape.subscribers.get(line, 0))
     rows = _group_rows(db, site, span, line_id=line_of.get(only_line, 0) if only_line is not None else None)
     for when, role, line_id, input_id, imp, exp, intervals, meters in rows:
         if isinstance(when, str):  # SQLite's DATE or DATETIME text, should the driver hand it back raw
-            when = datetime.fromisoformat(when) if span.by_interval else date.fromisoformat(when)
-        start = when if span.by_interval else naive_day_bounds(when)[0]
-        per_meter = 1 if span.by_interval else expected_day[when]
-        line = shape.line_ids.get(line_id)
+            when = datetime.fromisoformat(when) if by_interval else date.fromisoformat(when)
+        if by_interval:
+            start, per_meter = when, 1
+        else:
+            start, per_meter = day_start[when], expected_day[when]
         if role == "station_input":
             if input_id != shape.input_id:
                 continue
             name, wanted = "input", 1
-        elif role == "feeder" and line is not None:
-            name, wanted = f"feeder:{line}", shape.feeders.get(line, 0)
-        elif role == "subscriber" and line is not None:
-            name, wanted = f"subscribers:{line}", shape.subscribers.get(line, 0)
         else:
-            continue
+            found = names.get((role, line_id))
+            if found is None:
+                continue
+            name, wanted = found
         groups.setdefault(start, {})[name] = (int(imp), int(exp), meters == wanted and int(intervals) == wanted * per_meter)
     return groups
 
@@ -391,21 +406,75 @@ def bucket_figures(db: Session, site: Site, span: Span, shape: Layout,
     return [(start, station_figures(topology, groups.get(start, {}), limits)) for start in buckets(span)]
 
 
+def month_figures(db: Session, site: Site, months: list[Span], shape: Layout) -> list[StationFigures]:
+    """The station's balance in each of these consecutive months (at most a year), from the per-day sums of its
+    groups of meters (a year is 365 × groups rows, not every meter's months): the same loss and status as
+    ``span_balance`` of each month, a group complete only when it is complete on every day of the month."""
+    by_day = bucket_groups(db, site, Span("custom", months[0].first, months[-1].last), shape)
+    topology, limits = _topology(shape, None), thresholds(site)
+    found = []
+    for month in months:
+        summed: dict[str, list] = {}
+        starts = [naive_day_bounds(day)[0] for day in month.days]
+        for start in starts:
+            for name, (imp, exp, complete) in by_day.get(start, {}).items():
+                entry = summed.setdefault(name, [0, 0, 0])
+                entry[0] += imp
+                entry[1] += exp
+                entry[2] += complete
+        groups = {name: (imp, exp, days == len(starts)) for name, (imp, exp, days) in summed.items()}
+        found.append(station_figures(topology, groups, limits))
+    return found
+
+
+def span_parts(span: Span) -> tuple[list[date], list[tuple[date, date]]]:
+    """The span as the whole Kyiv months inside it (their first days) and the runs of days outside them (at most a
+    head and a tail): the months are read from ``monthly_energy``, the rest from ``daily_energy``."""
+    months, rest = [], []
+    day = span.first
+    while day <= span.last:
+        low, high = month_bounds(day)
+        last = min(high - timedelta(days=1), span.last)
+        if day == low and last == high - timedelta(days=1):
+            months.append(low)
+        else:
+            rest.append((day, last))
+        day = high
+    return months, rest
+
+
+def energy_sums(db: Session, site: Site, span: Span, meter_ids: list[int] | None = None,
+                by_code: bool = False) -> dict[int | str, tuple[int, int, int, int]]:
+    """Per meter id (its code with ``by_code``): Σ import Wh, Σ export Wh, intervals and estimated intervals over
+    the span — the whole months from their monthly rows, the other days from their daily rows."""
+    months, rest = span_parts(span)
+    parts = []
+    if months:
+        parts.append((MonthlyEnergy, MonthlyEnergy.month.in_(months)))
+    if rest:
+        parts.append((DailyEnergy, or_(*(and_(DailyEnergy.day >= low, DailyEnergy.day <= high) for low, high in rest))))
+    found: dict[int | str, tuple[int, int, int, int]] = {}
+    for table, when in parts:
+        key = Meter.code if by_code else table.meter_id
+        query = (select(key, func.sum(table.imp_wh), func.sum(table.exp_wh), func.sum(table.intervals),
+                        func.sum(table.estimated))
+                 .join(Meter, Meter.id == table.meter_id).where(Meter.site_id == site.id, when).group_by(key))
+        if meter_ids is not None:
+            query = query.where(table.meter_id.in_(meter_ids))
+        for name, imp, exp, count, estimated in db.execute(query):
+            sums = (int(imp), int(exp), int(count), int(estimated))
+            before = found.get(name)
+            found[name] = sums if before is None else tuple(x + y for x, y in zip(before, sums, strict=True))
+    return found
+
+
 def span_energies(db: Session, site: Site, span: Span, meter_ids: list[int] | None = None) -> dict[str, MeterEnergy]:
-    """Σ per meter over the span from the daily table: what ``cloud.sites.balance.meter_energy`` sums from the
-    intervals, for a whole-day span (of these meters only, with ``meter_ids``)."""
+    """Σ per meter over the span from the monthly and daily tables: what ``cloud.sites.balance.meter_energy`` sums
+    from the intervals, for a whole-day span (of these meters only, with ``meter_ids``)."""
     expected = sum(intervals_in(day) for day in span.days)
-    query = (select(Meter.code, func.sum(DailyEnergy.imp_wh), func.sum(DailyEnergy.exp_wh),
-                    func.sum(DailyEnergy.intervals), func.sum(DailyEnergy.estimated))
-             .join(Meter, Meter.id == DailyEnergy.meter_id)
-             .where(Meter.site_id == site.id, DailyEnergy.day >= span.first, DailyEnergy.day <= span.last)
-             .group_by(Meter.code))
-    if meter_ids is not None:
-        query = query.where(DailyEnergy.meter_id.in_(meter_ids))
-    rows = db.execute(query).all()
-    return {code: MeterEnergy(Decimal(int(imp)).scaleb(-3), Decimal(int(exp)).scaleb(-3),
-                              complete=int(count) == expected, estimated=bool(estimated))
-            for code, imp, exp, count, estimated in rows}
+    return {code: MeterEnergy(Decimal(imp).scaleb(-3), Decimal(exp).scaleb(-3), complete=count == expected,
+                              estimated=bool(estimated))
+            for code, (imp, exp, count, estimated) in energy_sums(db, site, span, meter_ids, by_code=True).items()}
 
 
 def span_balance(db: Session, site: Site, span: Span, shape: Layout | None = None) -> StationBalance:
@@ -550,12 +619,5 @@ def meter_totals(db: Session, site: Site, span: Span,
     """Per meter id (of ``meter_ids`` when given): Σ import, Σ export (kWh) over the span and whether every
     interval is there."""
     expected = sum(intervals_in(day) for day in span.days)
-    query = (select(DailyEnergy.meter_id, func.sum(DailyEnergy.imp_wh), func.sum(DailyEnergy.exp_wh),
-                    func.sum(DailyEnergy.intervals)).join(Meter, Meter.id == DailyEnergy.meter_id)
-             .where(Meter.site_id == site.id, DailyEnergy.day >= span.first, DailyEnergy.day <= span.last)
-             .group_by(DailyEnergy.meter_id))
-    if meter_ids is not None:
-        query = query.where(DailyEnergy.meter_id.in_(meter_ids))
-    return {meter_id: (Decimal(int(i)).scaleb(-3), Decimal(int(e)).scaleb(-3), int(n) == expected)
-            for meter_id, i, e, n in db.execute(query)}
-
+    return {meter_id: (Decimal(imp).scaleb(-3), Decimal(exp).scaleb(-3), count == expected)
+            for meter_id, (imp, exp, count, _) in energy_sums(db, site, span, meter_ids).items()}

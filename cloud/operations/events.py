@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from cloud.audit import audit
 from cloud.dashboards.compare import month_span
-from cloud.dashboards.series import span_balance
+from cloud.dashboards.daily import newest_day
+from cloud.dashboards.series import layout, month_figures
 from cloud.errors import ExplainedError
 from cloud.i18n import N_
-from cloud.models import DailyEnergy, Event, Gateway, Line, Meter, Site
+from cloud.models import Event, Gateway, Line, Meter, Site
 from cloud.operations.health import gateway_health
 from shared.balance import ELEVATED, SUSPECTED_THEFT
 from shared.calendar import naive_period_bounds, parse_period
@@ -196,8 +198,7 @@ def _names(db: Session, model, ids: set) -> dict[int, str]:
 
 
 def newest_period(db: Session, site: Site) -> str | None:
-    last = db.scalar(select(func.max(DailyEnergy.day)).join(Meter, Meter.id == DailyEnergy.meter_id)
-                     .where(Meter.site_id == site.id))  # the Kyiv day of the newest interval
+    last = newest_day(db, site.id)  # the Kyiv day of the newest interval
     return None if last is None else f"{last:%Y-%m}"
 
 
@@ -211,13 +212,14 @@ def balance_flags(db: Session, site: Site, period: str | None) -> list[EventRow]
     names = dict(db.execute(select(Line.number, Line.name).where(Line.site_id == site.id)).all())
     found = []
     year, month = parse_period(period)
-    # The month's balance from the daily sums: what site_balance says (tests/cloud/test_dashboards.py), in a read
-    # of days rather than of every quarter-hour.
-    for line in span_balance(db, site, month_span(year, month)).lines:
+    # The month's balance from its days' per-group sums (series.month_figures): what span_balance and site_balance
+    # say (tests/cloud/test_dashboards.py), in a read of 31 × groups rows rather than of every meter's.
+    figures = month_figures(db, site, [month_span(year, month)], layout(db, site))[0]
+    for line in figures.lines:
         if line.status in (ELEVATED, SUSPECTED_THEFT):
-            found.append(EventRow(None, start, f"line_{line.status}", site.code, line=line.line,
-                                  detail={"period": period, "loss_pct": f"{line.loss_pct:.1f}",
-                                          "loss_kwh": f"{line.loss_kwh:.3f}", "name": names.get(line.line, "")}))
+            found.append(EventRow(None, start, f"line_{line.status}", site.code, line=line.line, detail={
+                "period": period, "loss_pct": f"{Decimal(line.loss_pct10).scaleb(-1):.1f}",
+                "loss_kwh": f"{Decimal(line.loss_wh).scaleb(-3):.3f}", "name": names.get(line.line, "")}))
     return found
 
 

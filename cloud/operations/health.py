@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median_high
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from cloud.ingest.chain import missing_ranges
@@ -40,7 +40,9 @@ class LinkHour:
 
 
 @dataclass(frozen=True)
-class GatewayHealth:
+class GatewayHealthReport:
+    """A gateway's health worked out at the time of asking (not the stored heartbeat, ``cloud.models.GatewayHealth``)."""
+
     gateway: Gateway
     site_code: str
     now: datetime
@@ -167,40 +169,59 @@ def link_quality(db: Session, gateway: Gateway, now: datetime, hours: int = LINK
 
 def meter_states(db: Session, gateway: Gateway, now: datetime) -> tuple[int, list[str], list[str]]:
     """(meters of the gateway's site, those answering in the last hour, those the gateway last said offline)."""
-    meters = dict(db.execute(select(Meter.id, Meter.code).where(Meter.site_id == gateway.site_id,
-                                                                Meter.removed_at.is_(None))).all())
+    in_service = select(Meter.id).where(Meter.site_id == gateway.site_id, Meter.removed_at.is_(None))
+    meters = dict(db.execute(select(Meter.id, Meter.code).where(Meter.id.in_(in_service))).all())
     since = now - ANSWERING_WITHIN
-    read = set(db.scalars(select(Reading.meter_id).where(Reading.meter_id.in_(meters), Reading.ts >= since)
+    # The meters as a subquery, not thousands of bound ids: the database probes its indexes meter by meter.
+    read = set(db.scalars(select(Reading.meter_id).where(Reading.meter_id.in_(in_service), Reading.ts >= since)
                           .distinct()))
-    read |= set(db.scalars(select(IntervalEnergy.meter_id).where(IntervalEnergy.meter_id.in_(meters),
+    read |= set(db.scalars(select(IntervalEnergy.meter_id).where(IntervalEnergy.meter_id.in_(in_service),
                                                                  IntervalEnergy.start >= since).distinct()))
-    last: dict[int, str] = {}
-    for meter_id, kind in db.execute(
-            select(Event.meter_id, Event.kind).where(Event.gateway_id == gateway.id, Event.meter_id.in_(meters),
-                                                     or_(Event.kind == "meter_offline", Event.kind == "meter_online"))
-            .order_by(Event.ts, Event.id)):
-        last[meter_id] = kind
+    # Each meter's last offline/online event (by time, then id), found in the database: a year of a flaky
+    # meter's episodes is thousands of rows, of which one counts — its newest time grouped, then its rows at it.
+    kinds = or_(Event.kind == "meter_offline", Event.kind == "meter_online")
+    newest = (select(Event.meter_id, func.max(Event.ts).label("ts"))
+              .where(Event.gateway_id == gateway.id, Event.meter_id.in_(in_service), kinds)
+              .group_by(Event.meter_id).subquery())
+    latest: dict[int, tuple[int, str]] = {}
+    for meter_id, event_id, kind in db.execute(
+            select(Event.meter_id, Event.id, Event.kind)
+            .join(newest, and_(Event.meter_id == newest.c.meter_id, Event.ts == newest.c.ts))
+            .where(Event.gateway_id == gateway.id, kinds)):
+        if meter_id not in latest or event_id > latest[meter_id][0]:
+            latest[meter_id] = (event_id, kind)
+    last = {meter_id: kind for meter_id, (_, kind) in latest.items()}
     answering = sorted(meters[m] for m in read)
     offline = sorted(meters[m] for m, kind in last.items() if kind == "meter_offline" and m not in read)
     return len(meters), answering, offline
 
 
-def gateway_health(db: Session, gateway: Gateway, site_code: str, now: datetime, link: bool = True) -> GatewayHealth:
+def gaps(db: Session, gateway: Gateway) -> list[tuple[int, int]]:
+    """``missing_ranges`` of the gateway's chain; when the batches held are exactly 1 … the highest seq (the usual
+    case) that is known from one count over the (gateway, seq) index, without walking a year of batches."""
+    count, lowest, highest = db.execute(select(func.count(), func.min(Batch.seq), func.max(Batch.seq))
+                                        .where(Batch.gateway_id == gateway.id)).one()
+    if not count or (lowest == 1 and count == highest):
+        return []
+    return missing_ranges(db, gateway)
+
+
+def gateway_health(db: Session, gateway: Gateway, site_code: str, now: datetime,
+                   link: bool = True) -> GatewayHealthReport:
     timings = batch_timings(db, gateway)
     offset = clock_offset(timings)
     lag = timings[0][0] - timings[0][1] + offset if timings else None
     total, answering, offline = meter_states(db, gateway, now)
-    return GatewayHealth(gateway, site_code, now, gateway.last_seen, lag, offset, late_batches(timings, offset),
-                         missing_ranges(db, gateway),
-                         (latest_health(db, gateway) or {}).get("software_version"), total, answering, offline,
-                         link_quality(db, gateway, now) if link else [])
+    return GatewayHealthReport(gateway, site_code, now, gateway.last_seen, lag, offset, late_batches(timings, offset),
+                               gaps(db, gateway), (latest_health(db, gateway) or {}).get("software_version"), total,
+                               answering, offline, link_quality(db, gateway, now) if link else [])
 
 
 def site_gateways(db: Session, site_id: int) -> list[Gateway]:
     return list(db.scalars(select(Gateway).where(Gateway.site_id == site_id).order_by(Gateway.code)))
 
 
-def link_bars(health: GatewayHealth, width: float = 672.0, height: float = 80.0) -> list[dict]:
+def link_bars(health: GatewayHealthReport, width: float = 672.0, height: float = 80.0) -> list[dict]:
     """The link chart's bars as SVG geometry: one per hour, a gap (no batch) drawn as a red mark on the axis."""
     step = width / max(len(health.link), 1)
     peak = max(health.link_peak, 1)

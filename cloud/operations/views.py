@@ -36,6 +36,8 @@ from cloud.operations.voltage import (
 from cloud.permissions import Action, allowed
 
 bp = Blueprint("operations", __name__)
+# The worst points the voltage page lists (a station of 5 000 meters has thousands; ?points=all lists every one).
+POINTS_SHOWN = 200
 api = api_blueprint("operations_api", __name__, "/api/v1")
 
 
@@ -75,9 +77,12 @@ def _events_page(site: Site | None, error: str | None = None, status: int = 200)
         wanted, error, status = EventFilter(), explain(exc), 422
     rows = list_events(db.session(), org_id, site, wanted, utcnow(), _sees_security())
     sites = db.session().scalars(select(Site).where(Site.org_id == org_id).order_by(Site.code)).all()
+    # Each kind's and group's words once, not once a row.
+    kind_names = {kind: kind_word(kind) for kind in {row.kind for row in rows}}
+    group_names = {group: translate(GROUP_WORDS[group]) for group in GROUPS}
     return render_template("operations/events.html", site=site, rows=rows, wanted=wanted, groups=GROUPS,
-                           group_words=GROUP_WORDS, states=STATES, kind_word=kind_word, error=error, sites=sites,
-                           can_ack=allowed(current_user().role, Action.ADMINISTER)), status
+                           group_words=GROUP_WORDS, states=STATES, kind_names=kind_names, group_names=group_names,
+                           error=error, sites=sites, can_ack=allowed(current_user().role, Action.ADMINISTER)), status
 
 
 @bp.get("/events")
@@ -135,9 +140,11 @@ def one_gateway(code: str):
 
 def _voltage(site: Site, text: str):
     meters = site_meters(db.session(), site)
-    week = parse_week(text, newest_voltage_day(db.session(), [m[0] for m in meters]) or kyiv_today())
+    # The newest day is looked for only when no week is asked for: it is where the page opens by default.
+    default = kyiv_today() if text else newest_voltage_day(db.session(), [m[0] for m in meters]) or kyiv_today()
+    week = parse_week(text, default)
     keep_voltage_days(site.org_id, [m[0] for m in meters], week)
-    return voltage_report(db.session(), meters, week)
+    return voltage_report(db.session(), meters, week, stored=True)  # every day of the week is stored now
 
 
 def keep_voltage_days(org_id: int, meter_ids: list[int], week) -> None:
@@ -153,13 +160,14 @@ def keep_voltage_days(org_id: int, meter_ids: list[int], week) -> None:
 @requires(Action.VIEW_SITES)
 def site_voltage(code: str):
     site = _site(current_user().org_id, code)
+    shown = None if request.args.get("points") == "all" else POINTS_SHOWN
     try:
         report = _voltage(site, request.args.get("week", "").strip())
     except ValueError:
         report = _voltage(site, "")
-        return render_template("operations/voltage.html", site=site, report=report,
+        return render_template("operations/voltage.html", site=site, report=report, points_shown=shown,
                                error=translate("err_voltage_week")), 422
-    return render_template("operations/voltage.html", site=site, report=report, error=None)
+    return render_template("operations/voltage.html", site=site, report=report, points_shown=shown, error=None)
 
 
 # --- the JSON API -------------------------------------------------------------------------------------------

@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, any_, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from cloud.dashboards.daily import QUARTER
 from cloud.i18n import N_
-from cloud.models import Account, Event, Line, Meter, Reading, Site, VoltageDay
+from cloud.models import Account, Event, Line, LineIntervalEnergy, Meter, Reading, Site, VoltageDay
 from shared.calendar import day_bounds, kyiv_day, kyiv_time, parse_iso
 from shared.voltage_quality import Compliance, Limits, ten_minute_means
 
@@ -118,15 +120,57 @@ def _iso(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def id_scopes(db: Session, column, ids: list[int]) -> list:
+    """``column`` among ``ids`` as few conditions as the database wants: one array parameter on PostgreSQL (thousands
+    of bound ids cost more to plan than to run), lists of 900 on SQLite (its limit of bound variables)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return [column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))] if ids else []
+    return [column.in_(ids[n:n + 900]) for n in range(0, len(ids), 900)]
+
+
 def newest_voltage_day(db: Session, meter_ids: list[int]) -> date | None:
-    """The Kyiv day of the newest voltage event of these meters (where the page opens by default)."""
+    """The Kyiv day of the newest voltage event or gateway reading of these meters (where the page opens by
+    default). Of a station's thousands of meters, first only what came since the hour before its newest
+    quarter-hour of interval energy (through the indexes, a few rows a meter): found there, it is the newest of
+    all; else (and for a resident's few meters) each meter's newest row through its index."""
     if not meter_ids:
         return None
-    last = db.scalar(select(func.max(Event.ts)).where(Event.meter_id.in_(meter_ids), Event.kind.like("voltage_%")))
-    newest_reading = db.scalar(select(func.max(Reading.ts)).where(Reading.meter_id.in_(meter_ids),
-                                                                  Reading.source == "gateway"))
-    found = [ts for ts in (last, newest_reading) if ts is not None]
+    if len(meter_ids) > 50:
+        sites = db.scalars(select(Meter.site_id).where(Meter.id.in_(meter_ids[:900])).distinct()).all()
+        newest = max((found for site_id in sites if (found := db.scalar(  # one look at each site's primary key
+            select(func.max(LineIntervalEnergy.start)).where(LineIntervalEnergy.site_id == site_id,
+                                                             LineIntervalEnergy.step == QUARTER))) is not None),
+                     default=None)
+        if newest is not None:
+            found = _newest_since(db, meter_ids, _as_datetime(newest) - timedelta(hours=1))
+            if found is not None:
+                return kyiv_day(found)
+    event = (select(Event.ts).where(Event.meter_id == Meter.id, Event.kind.like("voltage_%"))
+             .order_by(Event.ts.desc()).limit(1).correlate(Meter).scalar_subquery())
+    reading = (select(Reading.ts).where(Reading.meter_id == Meter.id, Reading.source == "gateway")
+               .order_by(Reading.ts.desc()).limit(1).correlate(Meter).scalar_subquery())
+    found = []
+    for scope in id_scopes(db, Meter.id, meter_ids):
+        found += db.execute(select(func.max(event), func.max(reading)).where(scope)).one()
+    found = [_as_datetime(ts) for ts in found if ts is not None]
     return kyiv_day(max(found)) if found else None
+
+
+def _newest_since(db: Session, meter_ids: list[int], since: datetime) -> datetime | None:
+    """The newest voltage event or gateway reading of these meters at or after ``since`` (None: nothing since)."""
+    found = []
+    for readings, events in zip(id_scopes(db, Reading.meter_id, meter_ids), id_scopes(db, Event.meter_id, meter_ids),
+                                strict=True):
+        found.append(db.scalar(select(func.max(Reading.ts)).where(
+            readings, Reading.source == "gateway", Reading.ts >= since)))
+        found.append(db.scalar(select(func.max(Event.ts)).where(
+            events, Event.kind.like("voltage_%"), Event.ts >= since)))
+    found = [_as_datetime(ts) for ts in found if ts is not None]
+    return max(found) if found else None
+
+
+def _as_datetime(value) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value  # SQLite's text from a max()
 
 
 def phase_means(db: Session, meter_ids: list[int], week: Week) -> dict[tuple[int, str], list[tuple[datetime, float]]]:
@@ -195,11 +239,11 @@ def computed_days(db: Session, meter_ids: list[int], week: Week) -> dict[tuple[i
 
 def stored_days(db: Session, meter_ids: list[int], week: Week) -> dict[tuple[int, date], dict[str, DayFigures]]:
     found: dict[tuple[int, date], dict[str, DayFigures]] = {}
-    for n in range(0, len(meter_ids), 900):
+    for scope in id_scopes(db, VoltageDay.meter_id, meter_ids):
         for meter_id, day, phase, windows, band, limits, low, high in db.execute(
                 select(VoltageDay.meter_id, VoltageDay.day, VoltageDay.phase, VoltageDay.windows,
                        VoltageDay.within_band, VoltageDay.within_limits, VoltageDay.minimum, VoltageDay.maximum)
-                .where(VoltageDay.meter_id.in_(meter_ids[n:n + 900]), VoltageDay.day >= week.monday,
+                .where(scope, VoltageDay.day >= week.monday,
                        VoltageDay.day <= week.monday + timedelta(days=6))):
             figures = found.setdefault((meter_id, day), {})
             if phase:
@@ -210,9 +254,9 @@ def stored_days(db: Session, meter_ids: list[int], week: Week) -> dict[tuple[int
 def missing_meters(db: Session, meter_ids: list[int], week: Week) -> list[int]:
     """The meters with a day of the week not yet summed into ``voltage_days``."""
     summed: dict[int, int] = {}
-    for n in range(0, len(meter_ids), 900):
+    for scope in id_scopes(db, VoltageDay.meter_id, meter_ids):
         days = (select(VoltageDay.meter_id, VoltageDay.day)
-                .where(VoltageDay.meter_id.in_(meter_ids[n:n + 900]), VoltageDay.day >= week.monday,
+                .where(scope, VoltageDay.day >= week.monday,
                        VoltageDay.day <= week.monday + timedelta(days=6))
                 .group_by(VoltageDay.meter_id, VoltageDay.day).subquery())
         summed |= dict(db.execute(select(days.c.meter_id, func.count()).group_by(days.c.meter_id)).all())
@@ -242,17 +286,38 @@ def store_voltage_days(db: Session, org_id: int, meter_ids: list[int], week: Wee
     return len(missing)
 
 
-def week_figures(db: Session, meter_ids: list[int], week: Week) -> dict[tuple[int, str], list[DayFigures]]:
-    """Per meter and phase, its days' figures: stored, or summed now for the days not stored yet."""
-    days = stored_days(db, meter_ids, week)
-    missing = [m for m in meter_ids if any((m, d) not in days for d, _ in week.days)]
+def stored_weeks(db: Session, meter_ids: list[int], week: Week) -> dict[tuple[int, str], DayFigures]:
+    """Per meter and phase, the week's stored days summed in the database (one row a point, not seven): the
+    meters given must have every day of the week stored."""
+    found: dict[tuple[int, str], DayFigures] = {}
+    for scope in id_scopes(db, VoltageDay.meter_id, meter_ids):
+        for meter_id, phase, windows, band, limits, low, high in db.execute(
+                select(VoltageDay.meter_id, VoltageDay.phase, func.sum(VoltageDay.windows),
+                       func.sum(VoltageDay.within_band), func.sum(VoltageDay.within_limits),
+                       func.min(VoltageDay.minimum), func.max(VoltageDay.maximum))
+                .where(scope, VoltageDay.day >= week.monday,
+                       VoltageDay.day <= week.monday + timedelta(days=6), VoltageDay.phase != "")
+                .group_by(VoltageDay.meter_id, VoltageDay.phase)):
+            found[(meter_id, phase)] = DayFigures(int(windows), int(band), int(limits), low, high)
+    return found
+
+
+def week_figures(db: Session, meter_ids: list[int], week: Week,
+                 stored: bool = False) -> dict[tuple[int, str], list[DayFigures]]:
+    """Per meter and phase, its days' figures: the stored week summed (one figure), or, for a meter with a day
+    not stored yet, its days — stored, or summed now from the readings. ``stored``: the caller has just stored
+    every day of the week (``store_voltage_days``), so none is looked for."""
+    missing = set() if stored else set(missing_meters(db, meter_ids, week))
+    found = {key: [figures] for key, figures in
+             stored_weeks(db, [m for m in meter_ids if m not in missing], week).items()}
     if missing:
-        fresh = computed_days(db, missing, week)
+        ids = [m for m in meter_ids if m in missing]
+        days = stored_days(db, ids, week)
+        fresh = computed_days(db, [m for m in ids if any((m, d) not in days for d, _ in week.days)], week)
         days.update({key: value for key, value in fresh.items() if key not in days})
-    found: dict[tuple[int, str], list[DayFigures]] = {}
-    for (meter_id, _), phases in days.items():
-        for phase, figures in phases.items():
-            found.setdefault((meter_id, phase), []).append(figures)
+        for (meter_id, _), phases in days.items():
+            for phase, figures in phases.items():
+                found.setdefault((meter_id, phase), []).append(figures)
     return found
 
 
@@ -263,7 +328,7 @@ def episodes(db: Session, meters: dict[int, str], week: Week) -> list[VoltageEpi
     found = []
     for meter_id, ts, kind, detail in db.execute(
             select(Event.meter_id, Event.ts, Event.kind, Event.detail).where(
-                Event.meter_id.in_(meters), Event.kind.like("voltage_%"),
+                or_(*id_scopes(db, Event.meter_id, list(meters))), Event.kind.like("voltage_%"),
                 Event.ts >= week.start - timedelta(days=7), Event.ts < week.end + timedelta(days=1))
             .order_by(Event.ts, Event.id)):
         detail = detail or {}
@@ -279,16 +344,20 @@ def episodes(db: Session, meters: dict[int, str], week: Week) -> list[VoltageEpi
     return found
 
 
-def voltage_report(db: Session, meters: list[tuple[int, str, str, str, str]], week: Week) -> VoltageReport:
+def voltage_report(db: Session, meters: list[tuple[int, str, str, str, str]], week: Week,
+                   stored: bool = False) -> VoltageReport:
     """``meters``: (id, code, line, account, address). Every phase with a voltage or an event is a point."""
     codes = {m[0]: m[1] for m in meters}
     about = {m[0]: m for m in meters}
-    figures = week_figures(db, list(codes), week)
+    figures = week_figures(db, list(codes), week, stored)
     found = episodes(db, codes, week)
     counts: dict[tuple[str, str], int] = {}
     for e in found:
         counts[(e.meter, e.phase)] = counts.get((e.meter, e.phase), 0) + 1
-    keys = set(figures) | {(mid, e.phase) for mid, code in codes.items() for e in found if e.meter == code}
+    ids_of: dict[str, list[int]] = {}
+    for mid, code in codes.items():
+        ids_of.setdefault(code, []).append(mid)
+    keys = set(figures) | {(mid, e.phase) for e in found for mid in ids_of.get(e.meter, ())}
     points = [VoltagePoint(mid, codes[mid], about[mid][2], about[mid][3], about[mid][4], phase,
                            week_compliance(figures.get((mid, phase), []), week.windows),
                            counts.get((codes[mid], phase), 0)) for mid, phase in keys]

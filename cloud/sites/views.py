@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from flask import Blueprint, abort, render_template, request
@@ -9,8 +10,9 @@ from sqlalchemy import func, select
 
 from cloud import db
 from cloud.accounts.auth import current_user, requires
+from cloud.dashboards.daily import newest_day
 from cloud.dashboards.series import Span, span_balance
-from cloud.models import BillingRun, DailyEnergy, IntervalEnergy, Meter, Site
+from cloud.models import BillingRun, IntervalEnergy, Meter, Site
 from cloud.permissions import Action
 from shared.calendar import kyiv_period, parse_period, period_days
 
@@ -31,12 +33,14 @@ def latest_period(site: Site) -> str | None:
     the daily table (one index lookup per meter); intervals stored before it existed (or not through ingest,
     which keeps it) are found in the quarter-hours themselves."""
     session = db.session()
-    last_day = session.scalar(
-        select(func.max(DailyEnergy.day)).join(Meter, Meter.id == DailyEnergy.meter_id).where(Meter.site_id == site.id))
+    last_day = newest_day(session, site.id)
     if last_day is not None:
         return f"{last_day:%Y-%m}"
-    last = session.scalar(select(func.max(IntervalEnergy.start)).join(Meter, Meter.id == IntervalEnergy.meter_id)
-                          .where(Meter.site_id == site.id))
+    newest = (select(func.max(IntervalEnergy.start)).where(IntervalEnergy.meter_id == Meter.id).correlate(Meter)
+              .scalar_subquery())  # per meter, through the primary key: never a scan of other sites' intervals
+    last = session.scalar(select(func.max(newest)).where(Meter.site_id == site.id))
+    if isinstance(last, str):  # SQLite hands back the text of a max() over a subquery
+        last = datetime.fromisoformat(last)
     return None if last is None else kyiv_period(last)
 
 

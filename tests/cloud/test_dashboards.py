@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select
 from werkzeug.serving import make_server
 
 from cloud.accounts.organisations import create_user
+from cloud.dashboards.compare import months_back, sites_chart
 from cloud.dashboards.daily import rebuild_daily, refresh_days, touched_days
 from cloud.dashboards.series import (
     Span,
@@ -26,6 +27,7 @@ from cloud.dashboards.series import (
     line_chart,
     lines_chart,
     span_balance,
+    span_energies,
     span_line_balance,
     station_chart,
     station_figures,
@@ -37,11 +39,13 @@ from cloud.models import (
     Line,
     LineIntervalEnergy,
     Meter,
+    MonthlyEnergy,
     Organisation,
     Reading,
     Site,
 )
-from cloud.sites.balance import site_balance
+from cloud.operations.events import balance_flags
+from cloud.sites.balance import meter_energy, site_balance
 from provisioning.ports import free_port
 from shared.balance import LineTopology, MeterEnergy, StationTopology, Thresholds, station_balance
 from shared.calendar import from_kyiv_wall, kyiv_day
@@ -128,6 +132,106 @@ def test_a_duplicate_interval_is_not_counted_twice(db):
         refresh_days(session, org.id, touched_days(rows))  # the same batch again
         day = session.scalar(select(DailyEnergy))
     assert (day.day, day.imp_wh, day.intervals) == (date(2026, 10, 1), 9600, 96)
+
+
+def test_monthly_sums_equal_the_days_kept_by_ingest_and_by_rebuild(db):
+    """Two Kyiv months and a bit, sent as batches would be: the months ingest keeps (refresh_days) are the sums of
+    their days, the same as a rebuild's; a batch re-sent, and a late interval into an old month, change them as
+    they change the days."""
+    rng = random.Random(1800)
+    with db() as session:
+        org, site, meters = station(session)
+        for code in ("IN", "F1", "M11"):
+            intervals(session, org, site, meters[code], datetime(2026, 9, 29), datetime(2026, 11, 2, 12),
+                      lambda ts: rng.randint(0, 900))
+        rows = session.execute(select(IntervalEnergy.meter_id, IntervalEnergy.start)).all()
+        for n in range(0, len(rows), 700):  # batch by batch, the last one twice
+            refresh_days(session, org.id, touched_days(rows[n:n + 700]))
+        refresh_days(session, org.id, touched_days(rows[-700:]))
+
+        def months():
+            return {(m.meter_id, m.month): (m.imp_wh, m.exp_wh, m.intervals, m.estimated)
+                    for m in session.scalars(select(MonthlyEnergy))}
+
+        def days_summed():
+            found: dict = {}
+            for d in session.scalars(select(DailyEnergy)):
+                key = (d.meter_id, d.day.replace(day=1))
+                found[key] = tuple(a + b for a, b in zip(found.get(key, (0, 0, 0, 0)),
+                                                         (d.imp_wh, d.exp_wh, d.intervals, d.estimated), strict=True))
+            return found
+
+        kept = months()
+        assert kept == days_summed()
+        assert {month for _, month in kept} == {date(2026, 9, 1), date(2026, 10, 1), date(2026, 11, 1)}
+        assert kept[(meters["IN"].id, date(2026, 10, 1))][2] == 31 * 96 + 4  # October's 25-hour day
+        # A late estimated interval into September, as a gateway's backlog would bring it.
+        session.query(IntervalEnergy).filter(IntervalEnergy.meter_id == meters["F1"].id,
+                                             IntervalEnergy.start == datetime(2026, 9, 29, 6)).delete()
+        late = [(meters["F1"].id, datetime(2026, 9, 29, 6), 5000, 7, "estimated")]
+        session.execute(IntervalEnergy.__table__.insert(), [
+            {"meter_id": m, "start": t, "imp_wh": i, "exp_wh": e, "flag": f, "batch_id": rows_batch(session)}
+            for m, t, i, e, f in late])
+        refresh_days(session, org.id, touched_days(late))
+        assert months() == days_summed()
+        assert months()[(meters["F1"].id, date(2026, 9, 1))][3] == 1
+        incremental = months()
+        rebuild_daily(session, site)
+        assert months() == incremental
+
+
+def rows_batch(session) -> int:
+    return session.scalar(select(IntervalEnergy.batch_id).limit(1))
+
+
+def test_a_span_of_months_and_days_sums_what_the_intervals_do(db):
+    """A span from the middle of one month to the middle of another reads the whole months from monthly_energy and
+    the ends from daily_energy: per meter the same import, export and completeness as the quarter-hours summed."""
+    with db() as session:
+        org, site, meters = station(session)
+        fill(session, org, site, meters, {"IN": 700, "F1": 300, "F2": 350, "M11": 140, "M12": 150, "M21": 160,
+                                          "M22": 170}, start=datetime(2026, 8, 10), end=datetime(2026, 11, 20),
+             dead={"M21": (datetime(2026, 9, 3, 10), datetime(2026, 9, 3, 12))})
+        for span in (Span("custom", date(2026, 8, 14), date(2026, 11, 12)),
+                     Span("custom", date(2026, 9, 1), date(2026, 10, 31)), OCTOBER,
+                     Span("custom", date(2026, 10, 5), date(2026, 10, 20))):
+            start, end = span.bounds
+            direct = meter_energy(session, site, start, end)
+            assert span_energies(session, site, span) == direct, span
+        summed = span_energies(session, site, Span("custom", date(2026, 8, 14), date(2026, 11, 12)))
+        assert not summed["M21"].complete and summed["M22"].complete
+
+
+def test_the_sites_chart_shows_each_months_balance(db):
+    """The sites chart sums a year of per-day group rows into months: each month's loss % is the month's own
+    balance (span_balance, from the meters' monthly rows); a month with a dead feeder, or without data, is a gap."""
+    with db() as session:
+        org, site, meters = station(session)
+        fill(session, org, site, meters, {"IN": 800, "F1": 380, "F2": 400, "M11": 150, "M12": 160, "M21": 190,
+                                          "M22": 200}, start=datetime(2026, 7, 1), end=datetime(2026, 11, 1),
+             dead={"F1": (datetime(2026, 9, 10), datetime(2026, 9, 10, 1))})
+        found = sites_chart(session, org.id, OCTOBER, {})
+        expected = [None if (b := span_balance(session, site, month)).status == "incomplete" or b.loss_pct is None
+                    else float(b.loss_pct) for month in months_back(OCTOBER, 12)]
+    assert found["y"] == [expected]
+    assert expected[-4:] == [2.5, 2.5, None, 2.5] and expected[:-4] == [None] * 8
+
+
+def test_the_events_pages_loss_flags_are_the_months_balance(db):
+    """The events page flags lines from the month's per-group day sums: the same lines, statuses, loss % and kWh
+    as the month's balance from the meters' own rows — line 1 suspected of theft, line 2 with a dead subscriber
+    incomplete (never flagged)."""
+    with db() as session:
+        org, site, meters = station(session)
+        fill(session, org, site, meters, {"IN": 900, "F1": 400, "F2": 450, "M11": 150, "M12": 170, "M21": 190,
+                                          "M22": 200}, dead={"M22": (datetime(2026, 10, 3), datetime(2026, 10, 3, 2))})
+        flags = balance_flags(session, site, "2026-10")
+        balance = span_balance(session, site, OCTOBER)
+    expected = [(f"line_{b.status}", b.line, f"{b.loss_pct:.1f}", f"{b.loss_kwh:.3f}") for b in balance.lines
+                if b.status in ("elevated", "suspected_theft")]
+    assert [(f.kind, f.line, f.detail["loss_pct"], f.detail["loss_kwh"]) for f in flags] == expected
+    assert expected == [("line_suspected_theft", "1", "20.0", "238.400")]  # 80 Wh × 2 980 quarter-hours
+    assert balance.lines[1].status == "incomplete"
 
 
 # ---- the drill-down against the balance and the invoices ----------------------------------------------------
