@@ -2,8 +2,10 @@
 rolls a new version back when it keeps crashing or has not passed its health check by its deadline. It is part of
 the base install, never of a slot, so a broken release cannot break the way back.
 
-    python -m edge.launcher --state /var/lib/balans run -- balans edge run --config /etc/balans/gateway.toml
-    python -m edge.launcher --state /var/lib/balans trust root.json   # the release channel's root, at install
+    python -m edge.launcher --config /etc/balans/gateway.toml run -- balans edge run --config /etc/balans/gateway.toml
+    python -m edge.launcher --config /etc/balans/gateway.toml trust root.json   # the channel's root, at install
+
+``--config`` finds the state directory the way the gateway does (its database's folder); ``--state DIR`` names it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from edge.update import MAX_TRIAL_BOOTS, RESTART_EXIT, Slots
+from edge.config import ConfigError, load_config
+from edge.update import MAX_TRIAL_BOOTS, RESTART_EXIT, STATE_VARIABLE, Slots
 
 log = logging.getLogger("balans.edge.launcher")
 
@@ -28,8 +31,10 @@ STOP_SECONDS = 20  # SIGTERM, then this long before SIGKILL
 
 def child_environment(slots: Slots) -> dict[str, str]:
     """The gateway's environment: the slot in force first on its path (its code and its balans version), then
-    the base install's libraries."""
+    the base install's libraries; STATE_VARIABLE tells the gateway which updates directory this launcher serves
+    (it takes offers only when that is its own)."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env[STATE_VARIABLE] = str(slots.root.resolve())
     slot = slots.slot_path()
     if slot is not None:
         env["PYTHONPATH"] = str(slot)
@@ -64,10 +69,10 @@ def supervise(slots: Slots, command: list[str]) -> int:
         trial = slots.read().get("trial")
         if trial:
             if time.time() > float(trial.get("deadline", 0)):
-                slots.roll_back(f"health check not passed within {trial.get('seconds', 0):.0f} s")
+                slots.roll_back(trial["version"], f"health check not passed within {trial.get('seconds', 0):.0f} s")
                 continue
             if int(trial.get("boots", 0)) >= MAX_TRIAL_BOOTS:
-                slots.roll_back(f"exited {trial['boots']} times before passing its health check")
+                slots.roll_back(trial["version"], f"exited {trial['boots']} times before passing its health check")
                 continue
             slots.count_boot()
         pointer = slots.read()
@@ -80,8 +85,9 @@ def supervise(slots: Slots, command: list[str]) -> int:
             if child.poll() is None:
                 _stop(child)
         if code is None:
-            trial = slots.read().get("trial") or {}
-            slots.roll_back(f"health check not passed within {trial.get('seconds', 0):.0f} s")
+            trial = slots.read().get("trial")
+            if trial:  # the gateway may have rolled it back itself meanwhile: then nothing more to do
+                slots.roll_back(trial["version"], f"health check not passed within {trial.get('seconds', 0):.0f} s")
             continue
         if code == RESTART_EXIT:
             continue
@@ -93,7 +99,9 @@ def supervise(slots: Slots, command: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge.launcher", description=__doc__.splitlines()[0])
-    parser.add_argument("--state", required=True, type=Path, help="the gateway's state directory (its database's)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="the gateway's configuration: its database's folder is the state")
+    where.add_argument("--state", type=Path, help="the gateway's state directory (its database's folder)")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the gateway from the slot in force: run -- balans edge run …")
     run.add_argument("gateway", nargs=argparse.REMAINDER)
@@ -101,7 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     trust.add_argument("root", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    slots = Slots(args.state / "updates")
+    if args.config is not None:
+        try:
+            state = load_config(args.config).database.parent  # as edge/update.py's UpdateAgent finds it
+        except ConfigError as exc:
+            parser.error(f"--config: {exc}")
+    else:
+        state = args.state
+    slots = Slots(state / "updates")
     if args.command == "trust":
         slots.root.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.root, slots.root / "root.json")

@@ -12,20 +12,25 @@ trusted TUF root the installer put there), ``metadata/`` and ``downloads/`` (ngc
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import importlib.metadata
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuf.api.exceptions import DownloadError, DownloadLengthMismatchError, RepositoryError
+from tuf.api.exceptions import DownloadError, RepositoryError
 from tuf.ngclient import Updater
 
 from edge.durable import write_atomically
@@ -38,12 +43,65 @@ MAX_TRIAL_BOOTS = 3  # a new version that exits this many times before passing i
 INSTALL_SECONDS = 300
 
 
-class UpdateRefused(Exception):
-    """The offered release did not verify or install; it is not tried again (``reason`` goes to the cloud)."""
+RETRY_SECONDS = 300  # a fetch that failed is tried again after 5 min, then 10, 20 … at most RETRY_MAX_SECONDS
+RETRY_MAX_SECONDS = 4 * 3600
+REPORT_TEXT = 300  # characters of a reason or version put into the pointer's ``last`` (sent in every heartbeat)
+STATE_VARIABLE = "BALANS_UPDATE_STATE"  # set by edge/launcher.py for the gateway: the updates directory it serves
+NOT_LAUNCHED = "not under the update launcher (python -m edge.launcher, docs/updates.md): updates not taken"
+# The versions the cloud publishes (cloud/updates/repository.py uses this very pattern) and their wheel's name.
+RELEASE_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,3}([a-z]+[0-9]*)?(\.post[0-9]+)?(\.dev[0-9]+)?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def release_target(version: str) -> str:
+    """The one file name a release of ``version`` is published under."""
+    return f"balans-{version}-py3-none-any.whl"
+
+
+class UpdateFailed(Exception):
+    """The release could not be fetched or verified this time (the link, a proxy's page, metadata read while the
+    cloud re-signed it, a clock ahead, a file that does not match): tried again later, nothing blocked."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class UpdateRefused(Exception):
+    """A package TUF verified does not install (pip fails, or it is not balans of that version): those bytes will
+    not change, so that version with that SHA-256 is not tried again (``reason`` goes to the cloud)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Release:
+    """A package TUF verified: the file and the SHA-256 the signed targets metadata gives for it."""
+
+    path: Path
+    sha256: str
+
+
+def report_text(value: Any) -> str:
+    """Text safe to carry in every heartbeat: no control characters (the cloud's request guard refuses them and
+    would refuse every heartbeat after), at most REPORT_TEXT characters."""
+    return _CONTROL.sub(" ", str(value))[:REPORT_TEXT]
+
+
+def offered(offer: Any) -> tuple[str, str] | None:
+    """The heartbeat answer's ``update`` as (version, target) when it has the form the cloud publishes, else None
+    (logged): a forged or garbled offer must not reach the pointer."""
+    if offer is None:
+        return None
+    version = offer.get("version") if isinstance(offer, dict) else None
+    target = offer.get("target") if isinstance(offer, dict) else None
+    if isinstance(version, str) and len(version) <= 40 and RELEASE_VERSION.fullmatch(version) \
+            and target == release_target(version):
+        return version, target
+    log.warning("ignoring an update offer that is not a release's: %s", report_text(repr(offer)))
+    return None
 
 
 def software_version() -> str:
@@ -62,9 +120,16 @@ def trial_seconds(poll_seconds: int, heartbeat_seconds: int) -> float:
     return max(600.0, 2.0 * poll_seconds + 2.0 * heartbeat_seconds)
 
 
-def _stamp() -> str:
-    """Now, for a report: a UTC time as text (the heartbeat's canonical JSON carries no floats)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def retry_seconds(failures: int) -> float:
+    """How long after its ``failures``-th failed fetch a version is tried again (``BALANS_UPDATE_RETRY_SECONDS``
+    sets the first wait)."""
+    first = float(os.environ.get("BALANS_UPDATE_RETRY_SECONDS") or RETRY_SECONDS)
+    return min(first * 2 ** max(failures - 1, 0), RETRY_MAX_SECONDS)
+
+
+def _stamp(at: float | None = None) -> str:
+    """A UTC time as text, for a report (the heartbeat's canonical JSON carries no floats)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
@@ -72,8 +137,22 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
     write_atomically(path, json.dumps(document, indent=2, sort_keys=True))
 
 
+def _empty() -> dict[str, Any]:
+    return {"slot": None, "version": None, "previous": None, "trial": None, "last": None, "refused": [],
+            "retry": None}
+
+
+def is_refused(pointer: dict[str, Any], version: str, sha256: str | None) -> bool:
+    """Whether ``version`` (with that SHA-256; None: whatever its bytes) is blocked for good. An entry without a
+    SHA-256 blocks every package of its version."""
+    return any(entry["version"] == version and entry.get("sha256") in (None, sha256)
+               for entry in pointer.get("refused", []))
+
+
 class Slots:
-    """The two install slots and the pointer to the one in force (``slot`` None: the base install)."""
+    """The two install slots and the pointer to the one in force (``slot`` None: the base install). Every change
+    of the pointer is a read-modify-write under an flock on ``current.lock`` beside it: the launcher and the
+    gateway may both change it."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -89,16 +168,29 @@ class Slots:
         try:
             document = json.loads(self.pointer_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return {"slot": None, "version": None, "previous": None, "trial": None, "last": None, "refused": []}
+            return _empty()
         except (OSError, ValueError) as exc:  # a pointer we cannot read: run the base install, say so
             log.error("update pointer %s unreadable (%s): running the base install", self.pointer_path, exc)
-            return {"slot": None, "version": None, "previous": None, "trial": None, "last": None, "refused": []}
-        document.setdefault("refused", [])
+            return _empty()
+        # a version alone (as written before SHA-256s were kept) blocks every package of that version
+        document["refused"] = [entry if isinstance(entry, dict) else {"version": str(entry), "sha256": None}
+                               for entry in document.get("refused") or []]
+        document.setdefault("retry", None)
         return document
 
     def write(self, document: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         _write_json(self.pointer_path, document)
+
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[dict[str, Any]]:
+        """The pointer to change in place, written back on leaving; no other process changes it meanwhile."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "current.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+            pointer = self.read()
+            yield pointer
+            self.write(pointer)
 
     def inactive(self) -> str:
         return "b" if self.read().get("slot") == "a" else "a"
@@ -127,51 +219,84 @@ class Slots:
             raise UpdateRefused(f"{wheel.name} installs {installed or 'no balans'}, not balans {version}")
         return slot
 
-    def switch(self, slot: str, version: str, seconds: float) -> None:
-        """Make ``slot`` (holding ``version``) the one in force, on trial for ``seconds``."""
-        pointer = self.read()
-        pointer["previous"] = {"slot": pointer.get("slot"), "version": pointer.get("version") or software_version()}
-        pointer["slot"], pointer["version"] = slot, version
-        pointer["trial"] = {"version": version, "deadline": time.time() + seconds, "seconds": seconds, "boots": 0}
-        self.write(pointer)
+    def switch(self, slot: str, version: str, seconds: float, sha256: str | None = None) -> None:
+        """Make ``slot`` (holding ``version``, the package with ``sha256``) the one in force, on trial for
+        ``seconds``."""
+        with self.changing() as pointer:
+            pointer["previous"] = {"slot": pointer.get("slot"),
+                                   "version": pointer.get("version") or software_version()}
+            pointer["slot"], pointer["version"], pointer["retry"] = slot, version, None
+            pointer["trial"] = {"version": version, "sha256": sha256, "deadline": time.time() + seconds,
+                                "seconds": seconds, "boots": 0}
 
     def count_boot(self) -> int:
-        pointer = self.read()
-        pointer["trial"]["boots"] = int(pointer["trial"].get("boots", 0)) + 1
-        self.write(pointer)
-        return pointer["trial"]["boots"]
+        with self.changing() as pointer:
+            trial = pointer.get("trial")
+            if not trial:
+                return 0
+            trial["boots"] = int(trial.get("boots", 0)) + 1
+            return trial["boots"]
 
-    def confirm(self) -> dict[str, Any]:
-        """The version on trial passed its health check: it stays."""
-        pointer = self.read()
-        trial = pointer.pop("trial", None) or {}
-        pointer["trial"] = None
-        pointer["last"] = {"version": trial.get("version", pointer.get("version")), "status": "applied",
-                           "slot": pointer.get("slot"), "at": _stamp()}
-        self.write(pointer)
-        return pointer["last"]
+    def confirm(self, expected_version: str) -> dict[str, Any] | None:
+        """The version on trial passed its health check: it stays. None (nothing done) when no trial of
+        ``expected_version`` is under way."""
+        with self.changing() as pointer:
+            trial = pointer.get("trial")
+            if not trial or trial.get("version") != expected_version:
+                return None
+            pointer["trial"] = None
+            pointer["last"] = {"version": report_text(expected_version), "status": "applied",
+                               "slot": pointer.get("slot"), "at": _stamp()}
+            return pointer["last"]
 
-    def roll_back(self, reason: str) -> dict[str, Any]:
-        """Back to the previous slot; the version is not tried again."""
-        pointer = self.read()
-        failed = (pointer.get("trial") or {}).get("version") or pointer.get("version")
-        previous = pointer.get("previous") or {"slot": None, "version": None}
-        pointer["slot"], pointer["version"] = previous.get("slot"), previous.get("version")
-        pointer["previous"], pointer["trial"] = None, None
-        pointer["last"] = {"version": failed, "status": "rolled_back", "slot": pointer["slot"], "reason": reason,
-                           "at": _stamp()}
-        pointer["refused"] = sorted(set(pointer.get("refused", [])) | {failed})
-        self.write(pointer)
-        log.error("software %s rolled back to %s: %s", failed, previous.get("version") or "the base install", reason)
-        return pointer["last"]
+    def roll_back(self, expected_version: str, reason: str, block: bool = True) -> dict[str, Any] | None:
+        """Back to the previous slot, and (``block``) that package not tried again. A compare-and-set: nothing is
+        done (None) unless a trial of ``expected_version`` is under way, so the launcher and the gateway deciding
+        it at once roll back once, and never the good version they went back to."""
+        with self.changing() as pointer:
+            trial = pointer.get("trial")
+            if not trial or trial.get("version") != expected_version:
+                return None
+            previous = pointer.get("previous") or {"slot": None, "version": None}
+            pointer["slot"], pointer["version"] = previous.get("slot"), previous.get("version")
+            pointer["previous"], pointer["trial"] = None, None
+            pointer["last"] = {"version": report_text(expected_version), "status": "rolled_back",
+                               "slot": pointer["slot"], "reason": report_text(reason), "at": _stamp()}
+            if block:
+                pointer["refused"] = [*pointer["refused"],
+                                      {"version": expected_version, "sha256": trial.get("sha256")}]
+            last = pointer["last"]
+        log.error("software %s rolled back to %s: %s", expected_version,
+                  previous.get("version") or "the base install", reason)
+        return last
 
-    def refuse(self, version: str, reason: str) -> dict[str, Any]:
-        pointer = self.read()
-        pointer["last"] = {"version": version, "status": "refused", "slot": pointer.get("slot"), "reason": reason,
-                           "at": _stamp()}
-        pointer["refused"] = sorted(set(pointer.get("refused", [])) | {version})
-        self.write(pointer)
-        return pointer["last"]
+    def refuse(self, version: str, sha256: str, reason: str) -> dict[str, Any]:
+        """The package of ``version`` with ``sha256`` did not install: not tried again."""
+        with self.changing() as pointer:
+            pointer["last"] = {"version": report_text(version), "status": "refused", "slot": pointer.get("slot"),
+                               "reason": report_text(reason), "at": _stamp()}
+            if not is_refused(pointer, version, sha256):
+                pointer["refused"] = [*pointer["refused"], {"version": version, "sha256": sha256}]
+            pointer["retry"] = None
+            return pointer["last"]
+
+    def defer(self, version: str, reason: str | None) -> float:
+        """A fetch of ``version`` failed (or found a package already refused, ``reason`` None: nothing to
+        report): not tried again before the time returned, later after each failure in a row."""
+        with self.changing() as pointer:
+            retry = pointer.get("retry") or {}
+            failures = int(retry.get("failures", 0)) + 1 if retry.get("version") == version else 1
+            not_before = time.time() + retry_seconds(failures)
+            pointer["retry"] = {"version": version, "failures": failures, "not_before": not_before}
+            if reason is not None:
+                pointer["last"] = {"version": report_text(version), "status": "refused",
+                                   "slot": pointer.get("slot"), "at": _stamp(),
+                                   "reason": report_text(f"tried again after {_stamp(not_before)}: {reason}")}
+            return not_before
+
+    def retry_due(self, version: str) -> bool:
+        retry = self.read().get("retry") or {}
+        return retry.get("version") != version or time.time() >= float(retry.get("not_before", 0))
 
 
 # --- the release channel ---------------------------------------------------------------------------------------
@@ -192,10 +317,12 @@ def _trusted_root(root: Path, cloud_url: str) -> bytes | None:
         raise DownloadError(f"cannot fetch the first root: {exc}") from exc
 
 
-def fetch_release(root: Path, cloud_url: str, target: str) -> Path:
-    """Download ``target`` through TUF and return its verified file. UpdateRefused when the metadata or the file
-    does not verify (a wrong key, a tampered or unlisted file, expired metadata); DownloadError when the link
-    failed (tried again at the next heartbeat)."""
+def fetch_release(root: Path, cloud_url: str, target: str, version: str | None = None,
+                  refused: Any = None) -> Release | None:
+    """Download ``target`` through TUF and return the verified package; None when the signed package is one
+    ``refused(sha256)`` says was refused before (nothing downloaded). Any failure of the link or of verification
+    (a wrong key, a tampered or unlisted file, expired or mixed metadata, a cut or foreign answer) is
+    UpdateFailed: tried again later. ``version``: the signed targets metadata must bind the target to it."""
     for directory in ("metadata", "downloads"):
         (root / directory).mkdir(parents=True, exist_ok=True)
     try:
@@ -207,11 +334,19 @@ def fetch_release(root: Path, cloud_url: str, target: str) -> Path:
         updater.refresh()
         info = updater.get_targetinfo(target)
         if info is None:
-            raise UpdateRefused(f"{target} is not in the release channel's signed targets")
+            raise UpdateFailed(f"{target} is not in the release channel's signed targets")
+        signed_version = info.custom.get("version") if isinstance(info.custom, dict) else None
+        if version is not None and signed_version is not None and signed_version != version:
+            raise UpdateFailed(f"{target} is signed as balans {signed_version}, offered as {version}")
+        sha256 = info.hashes.get("sha256", "")
+        if refused is not None and refused(sha256):
+            return None
         cached = updater.find_cached_target(info)
-        return Path(cached or updater.download_target(info))
-    except (RepositoryError, DownloadLengthMismatchError) as exc:  # a hash or length mismatch of the file too
-        raise UpdateRefused(f"the release channel did not verify: {type(exc).__name__}: {exc}") from exc
+        return Release(Path(cached or updater.download_target(info)), sha256)
+    except (RepositoryError, DownloadError) as exc:  # every TUF and download error, a hash or length mismatch too
+        raise UpdateFailed(f"the release channel did not verify: {type(exc).__name__}: {exc}") from exc
+    except (OSError, ValueError) as exc:  # a local disk or a bootstrap root that is not JSON
+        raise UpdateFailed(f"the release could not be fetched: {type(exc).__name__}: {exc}") from exc
 
 
 # --- in the running gateway ------------------------------------------------------------------------------------
@@ -227,17 +362,25 @@ class UpdateAgent:
         self.gateway = gateway
         self.slots = Slots(gateway.config.database.parent / "updates")
         self.restart = restart
+        # Offers are taken only under edge/launcher.py serving this very updates directory: without it the new
+        # slot would never be started, and the version would be rolled back and blocked for nothing.
+        self.launched = os.environ.get(STATE_VARIABLE) == str(self.slots.root.resolve())
+        if not self.launched:
+            log.warning("software updates: %s", NOT_LAUNCHED)
         trial = self.slots.read().get("trial")
         # Started while a trial is under way, yet not running the version on trial: nothing put the slot on our
-        # path (the gateway runs without edge.launcher), so the trial could never pass.
+        # path, so the trial could never pass.
         self.stranded = bool(trial) and trial.get("version") != software_version()
 
     def report(self) -> dict[str, Any]:
         """The heartbeat's ``update``: the slot in force, a trial under way, the outcome of the last update."""
         pointer = self.slots.read()
         trial = pointer.get("trial")
-        return {"slot": pointer.get("slot") or "base", "version": software_version(),
-                "trial": trial.get("version") if trial else None, "last": pointer.get("last")}
+        report = {"slot": pointer.get("slot") or "base", "version": software_version(),
+                  "trial": trial.get("version") if trial else None, "last": pointer.get("last")}
+        if not self.launched:
+            report["note"] = NOT_LAUNCHED
+        return report
 
     def healthy(self) -> bool:
         """This process polled, and at least one meter answered (or none is configured)."""
@@ -258,46 +401,63 @@ class UpdateAgent:
         pointer = self.slots.read()
         trial = pointer.get("trial")
         if trial:
+            version = trial.get("version")
             if self.stranded:
-                self.slots.roll_back(f"the gateway was not started from slot {pointer.get('slot')}: run it under "
-                                     "python -m edge.launcher (docs/updates.md)")
+                # Under the launcher the slot did not load: that package is broken. Outside it, nothing is wrong
+                # with the package: back to the previous slot, nothing blocked.
+                self.slots.roll_back(version, f"the gateway was not started from slot {pointer.get('slot')}: run "
+                                     "it under python -m edge.launcher (docs/updates.md)", block=self.launched)
                 self.stranded = False
                 return True
-            if trial.get("version") != software_version():
+            if version != software_version():
                 return False  # the launcher has not restarted us into the new slot yet
             if self.healthy():
-                self.slots.confirm()
-                log.info("software %s passed its health check (slot %s)", trial["version"], pointer.get("slot"))
+                if self.slots.confirm(version) is not None:
+                    log.info("software %s passed its health check (slot %s)", version, pointer.get("slot"))
                 return True
             if time.time() > float(trial.get("deadline", 0)):
-                self.slots.roll_back(f"health check not passed within {trial.get('seconds', 0):.0f} s "
+                self.slots.roll_back(version, f"health check not passed within {trial.get('seconds', 0):.0f} s "
                                      f"(polls {self.gateway.cycles}, meters answering "
                                      f"{sum(1 for c in self.gateway.meters.values() if c.online)})")
                 self.restart()
             return False
-        offer = answer.get("update")
-        if not isinstance(offer, dict) or not isinstance(offer.get("version"), str) \
-                or not isinstance(offer.get("target"), str):
+        found = offered(answer.get("update"))
+        if found is None or not self.launched:
             return False
-        version = offer["version"]
-        if version == software_version() or version in pointer.get("refused", []):
+        version, target = found
+        if version == software_version() or is_refused(pointer, version, None) or not self.slots.retry_due(version):
             return False
-        return await self.take(version, offer["target"])
+        return await self.take(version, target)
 
     async def take(self, version: str, target: str) -> bool:
         config = self.gateway.config
         log.info("software %s offered: fetching %s", version, target)
+
+        def refused(sha256: str) -> bool:
+            return is_refused(self.slots.read(), version, sha256)
+
         try:
-            wheel = await asyncio.to_thread(fetch_release, self.slots.root, config.cloud_url, target)
-            slot = await asyncio.to_thread(self.slots.install, wheel, version)
-        except UpdateRefused as exc:
-            log.error("software %s refused: %s", version, exc.reason)
-            self.slots.refuse(version, exc.reason)
+            release = await asyncio.to_thread(fetch_release, self.slots.root, config.cloud_url, target, version,
+                                              refused)
+        except UpdateFailed as exc:
+            not_before = self.slots.defer(version, exc.reason)
+            log.warning("software %s not fetched (%s): tried again after %s", version, exc.reason,
+                        _stamp(not_before))
             return True
-        except (DownloadError, OSError, subprocess.SubprocessError) as exc:
-            log.warning("software %s not fetched this time: %s", version, exc)
+        if release is None:  # the very package refused before: ask the channel again later, say nothing new
+            self.slots.defer(version, None)
             return False
-        self.slots.switch(slot, version, trial_seconds(config.poll_seconds, config.heartbeat_seconds))
+        try:
+            slot = await asyncio.to_thread(self.slots.install, release.path, version)
+        except UpdateRefused as exc:
+            log.error("software %s (sha256 %s) refused: %s", version, release.sha256, exc.reason)
+            self.slots.refuse(version, release.sha256, exc.reason)
+            return True
+        except (OSError, subprocess.SubprocessError) as exc:  # a full disk, pip timed out: not the package's fault
+            self.slots.defer(version, f"not installed: {type(exc).__name__}: {exc}")
+            return True
+        self.slots.switch(slot, version, trial_seconds(config.poll_seconds, config.heartbeat_seconds),
+                          release.sha256)
         log.info("software %s installed in slot %s: restarting into it", version, slot)
         self.restart()
         return False

@@ -25,6 +25,7 @@ from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Tar
 from tuf.api.serialization.json import JSONSerializer
 
 from cloud.errors import ExplainedError
+from edge.update import RELEASE_VERSION, release_target
 from shared.batch import BatchError, load_private_key, private_key_pem
 
 EXPIRY = {"root": timedelta(days=730), "targets": timedelta(days=365), "snapshot": timedelta(days=7),
@@ -32,7 +33,7 @@ EXPIRY = {"root": timedelta(days=730), "targets": timedelta(days=365), "snapshot
 REFRESH_BEFORE = {"snapshot": timedelta(days=2), "timestamp": timedelta(hours=12)}
 OFFLINE_ROLES = ("root", "targets")
 ONLINE_ROLES = ("snapshot", "timestamp")
-VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,3}([a-z]+[0-9]*)?(\.post[0-9]+)?(\.dev[0-9]+)?$")
+VERSION = RELEASE_VERSION  # the gateway checks an offer against the same pattern and file name (edge/update.py)
 _LOCK = threading.Lock()  # one writer of the metadata files in this process (publish, refresh) …
 
 
@@ -185,15 +186,16 @@ def _resign_online(channel: Channel, targets_version: int, now: datetime) -> Non
 
 def publish(channel: Channel, wheel: Path, version: str, targets_key: Path) -> TargetFile:
     """Add ``wheel`` as the target of ``version``, signed by the operator's targets key; snapshot and timestamp
-    follow with the online keys. The wheel's own version must be ``version`` (its file name says it)."""
+    follow with the online keys. The wheel's own version must be ``version`` (its file name says it), and the
+    signed entry says it too (``custom: {"version": …}``), which the gateway checks."""
     wheel = Path(wheel)
-    if not VERSION.match(version):
+    if not VERSION.fullmatch(version):
         raise ReleaseError(f"{version!r} is not a release version such as 0.2.0", "version")
     if not wheel.is_file() or wheel.suffix != ".whl":
         raise ReleaseError(f"{wheel} is not a wheel file (…-py3-none-any.whl)", "wheel")
-    parts = wheel.name.split("-")
-    if len(parts) < 5 or parts[0] != "balans" or parts[1] != version:
-        raise ReleaseError(f"{wheel.name} is not balans {version} (expected balans-{version}-…whl)", "wheel")
+    if wheel.name != release_target(version):
+        raise ReleaseError(f"{wheel.name} is not balans {version} (expected {release_target(version)}: a pure "
+                           "Python wheel, the only form a gateway accepts)", "wheel")
     signer = load_signer(targets_key)
     with _writing(channel):
         targets = _load(channel, "targets")
@@ -208,6 +210,7 @@ def publish(channel: Channel, wheel: Path, version: str, targets_key: Path) -> T
         shutil.copyfile(wheel, destination.with_name(destination.name + ".tmp"))
         os.replace(destination.with_name(destination.name + ".tmp"), destination)
         target = TargetFile.from_file(wheel.name, str(destination), ["sha256"])
+        target.unrecognized_fields["custom"] = {"version": version}
         now = _now()
         targets.signed.targets[wheel.name] = target
         targets.signed.version += 1

@@ -21,6 +21,8 @@ from shared.calendar import iso_utc
 
 OUTCOMES = ("applied", "rolled_back", "refused")
 REPORT_TEXT = 500  # characters of a gateway's reason kept
+MAX_GATEWAYS = 1000  # gateways one rollout may name …
+MAX_GATEWAY_CODE = 60  # … each code at most this long
 
 
 def cohort(code: str) -> int:
@@ -45,6 +47,10 @@ def start_rollout(db: Session, version: str, percent: int, gateways: list[str], 
                            code="err_release_version", version=version)
     if not 0 <= percent <= 100:
         raise ReleaseError("must be 0 … 100", "percent", code="err_release_percent", percent=percent)
+    if len(gateways) > MAX_GATEWAYS or any(len(code) > MAX_GATEWAY_CODE for code in gateways):
+        raise ReleaseError(f"at most {MAX_GATEWAYS} gateways, each code at most {MAX_GATEWAY_CODE} characters "
+                           f"(given {len(gateways)}); widen the rollout with the percent instead", "gateways",
+                           code="err_release_gateway_list", most=MAX_GATEWAYS, length=MAX_GATEWAY_CODE)
     known = set(db.scalars(select(Gateway.code).where(Gateway.code.in_(gateways))))
     unknown = [code for code in gateways if code not in known]
     if unknown:
@@ -108,8 +114,12 @@ def record_report(db: Session, gateway: Gateway, report: Any) -> None:
           before, {"version": version, "status": status, "slot": slot, "reason": reason})
 
 
-def rollout_json(row: SoftwareRollout) -> dict[str, Any]:
-    return {"version": row.version, "percent": row.percent, "gateways": row.gateways or [],
+def rollout_json(row: SoftwareRollout, visible: set[str] | None = None) -> dict[str, Any]:
+    """The rollout as JSON; ``visible``: only those of its named gateways are listed (an organisation sees its
+    own, not another's codes)."""
+    named = row.gateways or []
+    return {"version": row.version, "percent": row.percent,
+            "gateways": named if visible is None else [code for code in named if code in visible],
             "started_at": iso_utc(row.started_at), "started_by": row.started_by}
 
 
@@ -131,6 +141,7 @@ def fleet(db: Session, org_id: int | None = None) -> list[dict[str, Any]]:
         rows.append({
             "gateway": gateway.code, "site": site, "status": gateway.status, "cohort": cohort(gateway.code),
             "running": running, "slot": update.get("slot"),
+            "note": str(update["note"])[:REPORT_TEXT] if update.get("note") else None,
             "seen_at": iso_utc(health.received_at) if health is not None else None,
             "target": rollout.version if chosen(rollout, gateway.code) else None,
             "last": {"version": last.version, "status": last.status, "slot": last.slot, "reason": last.reason,
@@ -140,12 +151,15 @@ def fleet(db: Session, org_id: int | None = None) -> list[dict[str, Any]]:
 
 
 def status(db: Session, org_id: int | None = None) -> dict[str, Any]:
-    """Releases, the rollout in force and the fleet, for the page, the JSON API and ``release status``."""
+    """Releases, the rollout in force and the fleet (of ``org_id``, or all), for the page, the JSON API and
+    ``release status``."""
     releases = db.scalars(select(SoftwareRelease).order_by(SoftwareRelease.id.desc())).all()
     rollout = current_rollout(db)
+    gateways = fleet(db, org_id)
+    visible = None if org_id is None else {row["gateway"] for row in gateways}
     return {
         "releases": [{"version": r.version, "target": r.target, "sha256": r.sha256, "length": r.length,
                       "published_at": iso_utc(r.published_at), "published_by": r.published_by} for r in releases],
-        "rollout": rollout_json(rollout) if rollout is not None else None,
-        "gateways": fleet(db, org_id),
+        "rollout": rollout_json(rollout, visible) if rollout is not None else None,
+        "gateways": gateways,
     }

@@ -8,6 +8,8 @@ rollout from the page as from ``balans cloud release rollout``.
 
 from __future__ import annotations
 
+import re
+
 from flask import (
     Blueprint,
     abort,
@@ -31,7 +33,8 @@ from cloud.updates.rollout import start_rollout, status
 from shared.calendar import parse_iso
 
 # What a rollout from the page can be refused for, in the page's language (the command line says it in English).
-ROLLOUT_ERRORS = (N_("err_release_version"), N_("err_release_percent"), N_("err_release_gateways"))
+ROLLOUT_ERRORS = (N_("err_release_version"), N_("err_release_percent"), N_("err_release_gateways"),
+                  N_("err_release_gateway_list"))
 
 bp = Blueprint("updates", __name__, url_prefix="/admin")
 api = api_blueprint("updates_api", __name__, "/api/v1/updates")
@@ -73,8 +76,9 @@ def api_status():
 @requires(Action.ADMINISTER)
 def updates_page():
     user = current_user()
-    return render_template("admin/updates.html", state=status(db.session(), user.org_id),
-                           can_roll_out=allowed(user.role, Action.MANAGE_RELEASES),
+    operator = allowed(user.role, Action.MANAGE_RELEASES)  # the operator sees the whole fleet, others their own
+    return render_template("admin/updates.html", state=status(db.session(), None if operator else user.org_id),
+                           can_roll_out=operator,
                            when=lambda text: parse_iso(text) if text else None)
 
 
@@ -84,7 +88,7 @@ def roll_out():
     version = request.form.get("version", "").strip()
     percent = request.form.get("percent", "0").strip()
     gateways = [code.strip() for code in request.form.get("gateways", "").split(",") if code.strip()]
-    if not percent.isdigit():
+    if not re.fullmatch(r"[0-9]{1,3}", percent):  # ASCII digits only: "²" and "١٠" are not a percent
         flash(translate("err_release_percent"), "error")
         return redirect(url_for("updates.updates_page"))
     with db.write_lock():

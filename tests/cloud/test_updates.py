@@ -18,10 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from cloud.accounts.organisations import create_user
-from cloud.models import AuditLog, GatewayUpdate, Organisation, SoftwareRollout
+from cloud.accounts.organisations import create_organisation, create_site, create_user
+from cloud.models import AuditLog, Gateway, GatewayUpdate, Organisation, SoftwareRollout
 from cloud.updates.rollout import cohort
 from edge.config import load_config
+from edge.update import Slots
 from provisioning.enrolment import EnrolmentFailed, pin_release_root, release_root_path
 from provisioning.ports import free_port
 from shared.batch import b64, canonical_bytes, private_key_pem
@@ -204,3 +205,60 @@ def test_enrolment_pins_the_channels_root_from_the_cloud_or_the_operators_file(f
     with pytest.raises(EnrolmentFailed, match="not a TUF root"):
         pin_release_root(config, given)
     assert not pinned.exists()
+
+
+def test_an_organisations_admin_sees_no_other_organisations_gateway_in_the_rollout(fleet, db):
+    with db() as session:
+        other = create_organisation(session, "Кооператив «Сусіди»", "cooperative", actor="test")
+        site = create_site(session, other, "TP-900", "ТП сусідів", actor="test")
+        session.add(Gateway(org_id=other.id, site_id=site.id, code="gw-neighbours", public_key="-"))
+        org = session.get(Organisation, fleet["org_id"])
+        create_user(session, "admin@coop.ua", PASSWORD, "org_admin", org)
+        create_user(session, "operator@balans.ua", PASSWORD, "operator", org)
+    rolled = fleet["runner"].invoke(args=["release", "rollout", "0.2.0", "--gateways", f"gw-neighbours,{CODES[0]}"])
+    assert rolled.exit_code == 0, rolled.output
+    request = urllib.request.Request(f"http://127.0.0.1:{fleet['port']}/api/v1/updates/status",
+                                     headers=bearer(db, fleet["org_id"]))
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read().decode()
+    assert json.loads(body)["rollout"]["gateways"] == [CODES[0]] and "gw-neighbours" not in body
+    page = signed_in(fleet, "admin@coop.ua").open(f"http://127.0.0.1:{fleet['port']}/admin/updates", timeout=10)
+    assert "gw-neighbours" not in page.read().decode()
+    page = signed_in(fleet, "operator@balans.ua").open(f"http://127.0.0.1:{fleet['port']}/admin/updates", timeout=10)
+    html = page.read().decode()
+    assert "gw-neighbours" in html and 'id="gw-gw-neighbours"' in html  # the operator sees the whole fleet
+
+
+def test_a_rollout_form_with_a_strange_percent_or_too_many_gateways_is_refused_clearly(fleet, db):
+    with db() as session:
+        create_user(session, "operator@balans.ua", PASSWORD, "operator", session.get(Organisation, fleet["org_id"]))
+    operator = signed_in(fleet, "operator@balans.ua")
+    url = f"http://127.0.0.1:{fleet['port']}/admin/updates/rollout"
+
+    def submit(percent: str, gateways: str = "") -> str:
+        form = urllib.parse.urlencode({"version": "0.2.0", "percent": percent, "gateways": gateways}).encode()
+        answer = operator.open(url, data=form, timeout=10)
+        assert answer.status == 200 and answer.url.endswith("/admin/updates")
+        return answer.read().decode()
+
+    for percent in ("²", "١٠", "101", "1000", "", "-5", "5.5"):  # a superscript two, Arabic-Indic ten …
+        assert "Частка має бути цілим числом від 0 до 100." in submit(percent), percent
+    many = ",".join(f"gw-{n}" for n in range(1001))
+    for gateways in (many, "g" * 61):
+        assert "Не більше 1000 шлюзів, кожен код до 60 символів" in submit("5", gateways)
+    with db() as session:
+        assert session.scalar(select(SoftwareRollout)) is None
+    assert "Частка має бути цілим числом" not in submit("10")
+    with db() as session:
+        assert session.scalar(select(SoftwareRollout)).percent == 10
+
+
+def test_a_reason_the_gateway_reports_never_gets_its_heartbeats_refused(fleet, db, tmp_path):
+    """The gateway's pointer strips control characters from whatever it reports (a pip error, a proxy's text):
+    the heartbeat that carries it passes the cloud's request guard, and the outcome is stored."""
+    slots = Slots(tmp_path / "gw-updates")
+    last = slots.refuse("0.2.0", "ab" * 32, "pip: \x1b[31mERROR\x1b[0m: bad wheel\r\n\x00" + "x" * 900)
+    beat(fleet, CODES[2], 1, update={"slot": "base", "version": "0.1.0", "trial": None, "last": last})  # 200
+    with db() as session:
+        row = session.scalar(select(GatewayUpdate).where(GatewayUpdate.status == "refused"))
+        assert row.reason.startswith("pip:  [31mERROR [0m: bad wheel") and len(row.reason) == 300

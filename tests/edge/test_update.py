@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -29,12 +30,23 @@ from cloud.db import session_scope
 from cloud.ingest.enrolment import issue_token
 from cloud.migrate import upgrade
 from cloud.models import AuditLog
+from cloud.request_guard import CONTROL
 from cloud.updates.repository import Channel, init_keys, load_signer, publish
 from cloud.updates.rollout import record_release, start_rollout, status
 from edge.config import config_toml_from_scenario, load_config
+from edge.durable import write_atomically
 from edge.gateway import Gateway
 from edge.launcher import child_environment, supervise
-from edge.update import Slots, UpdateAgent, UpdateRefused, fetch_release, software_version
+from edge.update import (
+    NOT_LAUNCHED,
+    STATE_VARIABLE,
+    Slots,
+    UpdateAgent,
+    UpdateFailed,
+    fetch_release,
+    is_refused,
+    software_version,
+)
 from provisioning.enrolment import enrol
 from provisioning.ports import free_port
 from shared.scenario import load_scenario
@@ -73,9 +85,10 @@ def test_a_release_is_verified_installed_into_the_inactive_slot_and_run_from_it(
     repository, offline, url = channel
     target = publish(repository, release_wheel(tmp_path, "0.9.0"), "0.9.0", offline / "targets.pem")
     slots = Slots(tmp_path / "gateway" / "updates")
-    wheel = fetch_release(slots.root, url, target.path)
-    assert wheel.read_bytes() == (repository.targets / target.path).read_bytes()
-    slot = slots.install(wheel, "0.9.0")
+    release = fetch_release(slots.root, url, target.path, "0.9.0")
+    assert release.path.read_bytes() == (repository.targets / target.path).read_bytes()
+    assert release.sha256 == target.hashes["sha256"] and target.custom == {"version": "0.9.0"}
+    slot = slots.install(release.path, "0.9.0")
     assert slot == "a" and (slots.path("a") / "balans-0.9.0.dist-info").is_dir()
     slots.switch(slot, "0.9.0", 60)
     pointer = slots.read()
@@ -84,7 +97,7 @@ def test_a_release_is_verified_installed_into_the_inactive_slot_and_run_from_it(
     ran = subprocess.run([sys.executable, "-P", "-c", PRINT_VERSION], env=child_environment(slots), capture_output=True,
                          text=True, timeout=30, check=True)
     assert ran.stdout.strip() == "0.9.0"  # the slot's balans, not the base install's
-    assert slots.confirm()["status"] == "applied" and slots.read()["trial"] is None
+    assert slots.confirm("0.9.0")["status"] == "applied" and slots.read()["trial"] is None
     assert slots.inactive() == "b"  # the next release goes beside it, the running one stays whole
 
 
@@ -96,10 +109,10 @@ def test_a_tampered_package_is_refused_and_nothing_is_installed(channel, tmp_pat
     data[len(data) // 2] ^= 0xFF  # one byte changed on the cloud's disk: same name, same length
     stored.write_bytes(bytes(data))
     slots = Slots(tmp_path / "gateway" / "updates")
-    with pytest.raises(UpdateRefused, match="LengthOrHashMismatch"):
+    with pytest.raises(UpdateFailed, match="LengthOrHashMismatch"):
         fetch_release(slots.root, url, target.path)
     stored.write_bytes(bytes(data) + b"more")  # and a longer one
-    with pytest.raises(UpdateRefused, match="did not verify"):
+    with pytest.raises(UpdateFailed, match="did not verify"):
         fetch_release(slots.root, url, target.path)
     assert not (slots.root / "slots").exists() and list((slots.root / "downloads").iterdir()) == []
 
@@ -131,14 +144,14 @@ def test_metadata_signed_by_a_key_the_root_does_not_trust_is_refused(channel, tm
         signed.signatures.clear()
         signed.sign(load_signer(repository.online_key(role)))
         signed.to_file(str(repository.metadata / f"{role}.json"), serializer)
-    with pytest.raises(UpdateRefused, match="UnsignedMetadataError"):
+    with pytest.raises(UpdateFailed, match="UnsignedMetadataError"):
         fetch_release(slots.root, url, evil.name)
     other = Channel(tmp_path / "another")
     init_keys(other, tmp_path / "another-offline")
     pinned = Slots(tmp_path / "pinned" / "updates")
     pinned.root.mkdir(parents=True)
     (pinned.root / "root.json").write_bytes((other.metadata / "1.root.json").read_bytes())  # the installer's root
-    with pytest.raises(UpdateRefused, match="did not verify"):
+    with pytest.raises(UpdateFailed, match="did not verify"):
         fetch_release(pinned.root, url, "balans-0.9.0-py3-none-any.whl")
     assert not (slots.root / "slots").exists() and not (pinned.root / "slots").exists()
 
@@ -160,7 +173,7 @@ def test_the_launcher_rolls_back_a_version_that_keeps_crashing(tmp_path):
     started = time.monotonic()
     assert supervise(slots, _gateway_script("sys.exit(1)")) == 0  # the base install ran and exited cleanly
     pointer = slots.read()
-    assert pointer["slot"] is None and pointer["trial"] is None and "0.9.0" in pointer["refused"]
+    assert pointer["slot"] is None and pointer["trial"] is None and is_refused(pointer, "0.9.0", None)
     assert pointer["last"]["status"] == "rolled_back" and "exited 3 times" in pointer["last"]["reason"]
     assert time.monotonic() - started < 2.5  # the crashes, not the deadline, decided it
 
@@ -194,12 +207,14 @@ def test_a_running_gateway_takes_a_rollout_and_rolls_a_broken_release_back(cloud
         org = create_organisation(db, "Котеджне містечко «Оновлення»", "cooperative", actor="test")
         site = create_site(db, org, scenario.site, scenario.site_name, actor="test")
         token = issue_token(db, site, 2, actor="test")
+        shas = {}
         for version, files in (("0.9.0", {}),
                                # 0.9.1 cannot start: its edge package fails on import, as a bad release would
                                ("0.9.1", {"edge/__init__.py": "raise RuntimeError('a broken release')\n"})):
             target = publish(repository, release_wheel(tmp_path, version, files), version,
                              tmp_path / "offline" / "targets.pem")
             record_release(db, version, target.path, target.hashes["sha256"], target.length, "test")
+            shas[version] = target.hashes["sha256"]
     state = tmp_path / "gateway"
     state.mkdir()
     with StationThread(scenario) as station:
@@ -231,7 +246,8 @@ def test_a_running_gateway_takes_a_rollout_and_rolls_a_broken_release_back(cloud
             assert row["slot"] == "a" and "before passing its health check" in row["last"]["reason"]
             assert row["target"] == "0.9.1"  # still the rollout's version, but never offered to it again
             pointer = json.loads((state / "updates" / "current.json").read_text(encoding="utf-8"))
-            assert pointer["slot"] == "a" and pointer["version"] == "0.9.0" and "0.9.1" in pointer["refused"]
+            assert pointer["slot"] == "a" and pointer["version"] == "0.9.0"
+            assert pointer["refused"] == [{"version": "0.9.1", "sha256": shas["0.9.1"]}]  # that package, by its hash
             with urllib.request.urlopen(f"{url}/api/v1/updates/metadata/timestamp.json", timeout=5) as answer:
                 assert json.loads(answer.read())["signed"]["_type"] == "timestamp"
         finally:
@@ -258,8 +274,9 @@ def test_the_gateway_itself_rolls_back_a_trial_it_cannot_pass(station_setup):
         slots.switch(slots.install(release_wheel(config.database.parent, "0.9.0"), "0.9.0"), "0.9.0", 600)
         stranded = UpdateAgent(gateway, restart=lambda: restarts.append("restart"))
         assert asyncio.run(stranded.after_heartbeat({})) is True
-        last = slots.read()["last"]
-        assert last["status"] == "rolled_back" and "python -m edge.launcher" in last["reason"]
+        pointer = slots.read()
+        assert pointer["last"]["status"] == "rolled_back" and "python -m edge.launcher" in pointer["last"]["reason"]
+        assert pointer["refused"] == [] and pointer["slot"] is None  # the package is not to blame: not blocked
         slots.switch("b", software_version(), -1)  # this very version on trial, its deadline already gone
         agent = UpdateAgent(gateway, restart=lambda: restarts.append("restart"))
         assert agent.report()["trial"] == software_version()
@@ -269,3 +286,213 @@ def test_the_gateway_itself_rolls_back_a_trial_it_cannot_pass(station_setup):
         assert "polls 0" in last["reason"] and restarts == ["restart"]
     finally:
         gateway.store.close()
+
+
+# --- what a failed update blocks, and what it does not -----------------------------------------------------------
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def agent(channel, seed_scenario, tmp_path, monkeypatch):
+    """A gateway (not polling) whose cloud is the test's, run as edge/launcher.py runs it: the variable the launcher
+    sets names this gateway's updates folder. ``agent.restarts``: the versions it asked to be restarted into."""
+    path = tmp_path / "gw" / "gateway.toml"
+    path.parent.mkdir()
+    path.write_text(config_toml_from_scenario(seed_scenario, gateway_id="gw-test", host="127.0.0.1",
+                                              port=free_port(), cloud_url=channel[2], poll_seconds=900),
+                    encoding="utf-8")
+    config = load_config(path)
+    slots = Slots(config.database.parent / "updates")
+    monkeypatch.setenv(STATE_VARIABLE, child_environment(slots)[STATE_VARIABLE])
+    gateway = Gateway(config)
+    restarts: list[str] = []
+    found = UpdateAgent(gateway, restart=lambda: restarts.append(found.slots.read()["trial"]["version"]))
+    found.restarts = restarts
+    yield found
+    gateway.store.close()
+
+
+def _offer(version: str) -> dict:
+    return {"update": {"version": version, "target": f"balans-{version}-py3-none-any.whl"}}
+
+
+def _resign(repository: Channel, role: str, snapshot_version: int | None = None) -> int:
+    """``role`` (snapshot or timestamp) one version up, signed by the cloud's online key, as refresh() does."""
+    signed = Metadata.from_file(str(repository.metadata / f"{role}.json"))
+    signed.signed.version += 1
+    if snapshot_version is not None:
+        signed.signed.snapshot_meta.version = snapshot_version
+    signed.signatures.clear()
+    signed.sign(load_signer(repository.online_key(role)))
+    signed.to_file(str(repository.metadata / f"{role}.json"), JSONSerializer(compact=False))
+    return signed.signed.version
+
+
+def _retry_now(slots: Slots) -> None:
+    with slots.changing() as pointer:
+        pointer["retry"]["not_before"] = 0
+
+
+def test_a_release_that_does_not_verify_this_time_is_tried_again_later_and_not_blocked(agent, channel, tmp_path):
+    """A proxy's login page instead of snapshot.json, then metadata read while the cloud re-signs it: both are
+    failures of the moment. Each is reported, waited out (longer the second time), and the release is installed
+    once the channel reads whole."""
+    repository, offline, _ = channel
+    target = publish(repository, release_wheel(tmp_path, "0.9.0"), "0.9.0", offline / "targets.pem")
+    snapshot = repository.metadata / "snapshot.json"
+    signed = snapshot.read_bytes()
+    snapshot.write_text("<html><body>Please sign in to the hotel Wi-Fi</body></html>", encoding="utf-8")
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is True  # reported at once
+    pointer = agent.slots.read()
+    assert pointer["refused"] == [] and pointer["trial"] is None and pointer["last"]["status"] == "refused"
+    assert "tried again after" in pointer["last"]["reason"] and "did not verify" in pointer["last"]["reason"]
+    first_wait = pointer["retry"]["not_before"] - time.time()
+    assert 200 < first_wait <= 300
+    snapshot.write_bytes(signed)
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is False  # not before its time
+    assert agent.slots.read() == pointer and agent.restarts == []
+    _retry_now(agent.slots)
+    snapshot_version = _resign(repository, "snapshot")  # the cloud mid re-sign: a new snapshot, the old timestamp
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is True
+    pointer = agent.slots.read()
+    assert "BadVersionNumberError" in pointer["last"]["reason"] and pointer["refused"] == []
+    assert pointer["retry"]["failures"] == 2 and pointer["retry"]["not_before"] - time.time() > first_wait + 200
+    _resign(repository, "timestamp", snapshot_version)  # … and the re-sign done
+    _retry_now(agent.slots)
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is False
+    pointer = agent.slots.read()
+    assert agent.restarts == ["0.9.0"] and pointer["retry"] is None
+    assert pointer["trial"]["version"] == "0.9.0" and pointer["trial"]["sha256"] == target.hashes["sha256"]
+
+
+def test_a_verified_package_that_does_not_install_is_blocked_by_its_hash(agent, channel, tmp_path):
+    repository, offline, _ = channel
+    (tmp_path / "wrong").mkdir()
+    wrong = release_wheel(tmp_path / "wrong", "0.9.3").rename(tmp_path / "balans-0.9.2-py3-none-any.whl")
+    target = publish(repository, wrong, "0.9.2", offline / "targets.pem")  # signed, but it is balans 0.9.3 inside
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.2"))) is True
+    pointer = agent.slots.read()
+    assert pointer["refused"] == [{"version": "0.9.2", "sha256": target.hashes["sha256"]}]
+    assert pointer["last"]["status"] == "refused" and "installs ['balans-0.9.3.dist-info']" in pointer["last"]["reason"]
+    assert pointer["trial"] is None and agent.restarts == [] and not (agent.slots.root / "slots" / "a").exists()
+    for cached in (agent.slots.root / "downloads").iterdir():
+        cached.unlink()
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.2"))) is False  # the same signed bytes: not again
+    assert list((agent.slots.root / "downloads").iterdir()) == [] and agent.slots.read()["last"] == pointer["last"]
+    assert not is_refused(pointer, "0.9.2", "0" * 64)  # other bytes of that version would be tried
+
+
+def test_a_forged_offer_is_ignored_and_blocks_nothing(agent, channel, tmp_path):
+    """What a man in the middle of an http cloud could put in the heartbeat's answer: a file that is not a
+    release, text with control characters (which the cloud would refuse in every later heartbeat), a version
+    that is none. Nothing of it reaches the pointer; the real release is still taken."""
+    repository, offline, url = channel
+    target = publish(repository, release_wheel(tmp_path, "0.9.0"), "0.9.0", offline / "targets.pem")
+    for offer in ({"version": "0.9.0", "target": "no-such.whl"},
+                  {"version": "0.9.0\x1b[2J", "target": "balans-0.9.0\x1b[2J-py3-none-any.whl"},
+                  {"version": "0.9.0\n", "target": "balans-0.9.0\n-py3-none-any.whl"},
+                  {"version": "9" * 60, "target": f"balans-{'9' * 60}-py3-none-any.whl"},
+                  {"version": "0.9.0", "target": "../balans-0.9.0-py3-none-any.whl"},
+                  {"version": 9, "target": "balans-9-py3-none-any.whl"}, ["0.9.0"], "0.9.0"):
+        assert asyncio.run(agent.after_heartbeat({"update": offer})) is False, offer
+    assert not agent.slots.pointer_path.exists() and agent.report()["last"] is None
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.1"))) is True  # well formed, but not signed: not blocked
+    pointer = agent.slots.read()
+    assert pointer["refused"] == [] and "not in the release channel's signed targets" in pointer["last"]["reason"]
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is False and agent.restarts == ["0.9.0"]
+    # the signed targets bind each file to its version, and the gateway checks it
+    with pytest.raises(UpdateFailed, match=r"signed as balans 0\.9\.0, offered as 0\.9\.1"):
+        fetch_release(tmp_path / "other" / "updates", url, target.path, "0.9.1")
+
+
+def test_what_goes_into_the_heartbeat_report_is_plain_text_and_short(tmp_path):
+    slots = Slots(tmp_path / "updates")
+    reports = [slots.refuse("0.9.0", "ab" * 32, "pip: \x1b[31mERROR\x1b[0m\r\n\x00" + "x" * 1000)["reason"],
+               slots.defer("0.9.1", "a proxy answered \x07\x85" + "y" * 1000) and slots.read()["last"]["reason"]]
+    slots.switch("a", "0.9.2", 60)
+    reports.append(slots.roll_back("0.9.2", "crashed:\x1b]0;owned\x07" + "z" * 1000)["reason"])
+    for reason in reports:
+        assert not CONTROL.search(reason) and "\x85" not in reason and len(reason) <= 300, reason
+
+
+def test_a_gateway_not_under_the_launcher_takes_no_offer_and_says_why(agent, channel, tmp_path, monkeypatch):
+    repository, offline, _ = channel
+    publish(repository, release_wheel(tmp_path, "0.9.0"), "0.9.0", offline / "targets.pem")
+    for launched_for in (None, str(tmp_path / "another" / "updates")):  # no launcher; one serving another folder
+        if launched_for is None:
+            monkeypatch.delenv(STATE_VARIABLE)
+        else:
+            monkeypatch.setenv(STATE_VARIABLE, launched_for)
+        outside = UpdateAgent(agent.gateway, restart=lambda: pytest.fail("restarted outside the launcher"))
+        assert outside.report()["note"] == NOT_LAUNCHED
+        assert asyncio.run(outside.after_heartbeat(_offer("0.9.0"))) is False
+        assert not outside.slots.pointer_path.exists()  # nothing fetched, nothing blocked
+    assert "note" not in agent.report()
+
+
+def test_the_shipped_unit_runs_the_gateway_under_the_launcher_serving_the_gateways_updates_folder(tmp_path):
+    unit = (REPOSITORY / "provisioning" / "balans-gateway.service").read_text(encoding="utf-8")
+    command = shlex.split(next(line for line in unit.splitlines() if line.startswith("ExecStart="))[10:])
+    assert command[:7] == ["/opt/balans/.venv/bin/python", "-m", "edge.launcher", "--config",
+                           "/etc/balans/gateway.toml", "run", "--"]
+    assert command[7:] == ["/opt/balans/.venv/bin/balans", "edge", "run", "--config", "/etc/balans/gateway.toml"]
+    # the same command line here: the folder the launcher serves is the one the gateway's UpdateAgent uses
+    path = tmp_path / "etc" / "gateway.toml"
+    path.parent.mkdir()
+    path.write_text('[gateway]\nid = "gw-unit"\nsite = "TP-118"\ndatabase = "gateway.sqlite3"\n'
+                    '[cloud]\nurl = "http://127.0.0.1:9"\n', encoding="utf-8")
+    told = tmp_path / "told"
+    script = f"import os, pathlib; pathlib.Path({str(told)!r}).write_text(os.environ[{STATE_VARIABLE!r}])"
+    subprocess.run([sys.executable, "-m", "edge.launcher", "--config", str(path), "run", "--", sys.executable, "-c",
+                    script], check=True, timeout=30, capture_output=True, cwd=REPOSITORY)
+    assert told.read_text() == str((load_config(path).database.parent / "updates").resolve())
+
+
+def test_the_launcher_and_the_gateway_both_rolling_back_roll_back_once(tmp_path):
+    """At the deadline both may decide it; the second finds nothing to do, and never blocks the good version it
+    went back to."""
+    slots = _installed(tmp_path, "0.9.0")
+    slots.confirm("0.9.0")
+    (tmp_path / "next").mkdir()
+    slots.switch(slots.install(release_wheel(tmp_path / "next", "0.9.1"), "0.9.1"), "0.9.1", 60, "ab" * 32)
+    assert slots.roll_back("0.9.1", "the launcher: deadline")["version"] == "0.9.1"
+    assert slots.roll_back("0.9.1", "the gateway: deadline") is None
+    pointer = slots.read()
+    assert (pointer["slot"], pointer["version"]) == ("a", "0.9.0") and pointer["last"]["reason"] == "the launcher: deadline"
+    assert pointer["refused"] == [{"version": "0.9.1", "sha256": "ab" * 32}] and not is_refused(pointer, "0.9.0", None)
+    slots.switch("b", "0.9.2", 60)
+    assert slots.roll_back("0.9.1", "late") is None and slots.read()["trial"]["version"] == "0.9.2"
+    assert slots.confirm("0.9.1") is None and slots.read()["trial"]["version"] == "0.9.2"
+
+
+def test_processes_changing_the_pointer_at_once_lose_no_change(tmp_path):
+    slots = Slots(tmp_path / "updates")
+    slots.switch("a", "0.9.0", 600)
+    script = (f"from pathlib import Path\nfrom edge.update import Slots\nslots = Slots(Path({str(slots.root)!r}))\n"
+              "for _ in range(60):\n    slots.count_boot()\n")
+    writers = [subprocess.Popen([sys.executable, "-c", script], cwd=REPOSITORY) for _ in range(3)]
+    assert [writer.wait(60) for writer in writers] == [0, 0, 0]
+    assert slots.read()["trial"]["boots"] == 180
+    assert sorted(p.name for p in slots.root.iterdir()) == ["current.json", "current.lock"]  # no temporary left
+
+
+def test_two_writers_of_one_file_never_share_a_temporary(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text("old", encoding="utf-8")
+    path.chmod(0o640)
+    failures = []
+
+    def write(text: str) -> None:
+        try:
+            for _ in range(150):
+                write_atomically(path, text)
+        except OSError as exc:
+            failures.append(exc)
+
+    writers = [threading.Thread(target=write, args=(letter * 5000,)) for letter in "ab"]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert failures == [] and path.read_text(encoding="utf-8") in {"a" * 5000, "b" * 5000}
+    assert path.stat().st_mode & 0o777 == 0o640 and [p.name for p in tmp_path.iterdir()] == ["gateway.toml"]
