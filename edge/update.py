@@ -301,14 +301,16 @@ class Slots:
 
 # --- the release channel ---------------------------------------------------------------------------------------
 def _trusted_root(root: Path, cloud_url: str) -> bytes | None:
-    """The root to start from on the first update: the installer's ``root.json`` or, failing that, version 1 from
-    the cloud the gateway already trusts with its enrolment (trust on first use, logged). None once ngclient
-    keeps its own (it then follows the signed chain of roots)."""
-    if (root / "metadata" / "root.json").exists():
-        return None
+    """The root every update starts from: the one pinned at installation (``root.json``, by provision enroll or
+    the launcher's ``trust``) whenever there is one — ngclient then walks the signed chain of roots from it, so
+    nothing the cloud served earlier can stand in for it; else the root ngclient keeps (None); else, on the very
+    first update of a gateway nobody pinned, version 1 from the cloud it already trusts with its enrolment (trust
+    on first use, logged)."""
     installed = root / "root.json"
     if installed.exists():
         return installed.read_bytes()
+    if (root / "metadata" / "root.json").exists():
+        return None
     log.warning("no %s: trusting the release channel's first root from %s", installed, cloud_url)
     try:
         with urllib.request.urlopen(f"{cloud_url}/api/v1/updates/metadata/1.root.json", timeout=30) as response:

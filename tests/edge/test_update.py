@@ -156,6 +156,23 @@ def test_metadata_signed_by_a_key_the_root_does_not_trust_is_refused(channel, tm
     assert not (slots.root / "slots").exists() and not (pinned.root / "slots").exists()
 
 
+def test_a_root_pinned_after_trust_on_first_use_governs_every_update_from_then_on(channel, tmp_path):
+    """A gateway that took its first root from the cloud (nobody pinned one) and is then given the operator's
+    root by hand (``trust``): the pinned root is where every later update starts, not what ngclient kept."""
+    repository, offline, url = channel
+    publish(repository, release_wheel(tmp_path, "0.9.0"), "0.9.0", offline / "targets.pem")
+    slots = Slots(tmp_path / "gateway" / "updates")
+    assert fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl") is not None  # trust on first use
+    assert (slots.root / "metadata" / "root.json").exists()
+    other = Channel(tmp_path / "another")
+    init_keys(other, tmp_path / "another-offline")
+    (slots.root / "root.json").write_bytes((other.metadata / "1.root.json").read_bytes())  # another channel's
+    with pytest.raises(UpdateFailed, match="did not verify"):
+        fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl")
+    (slots.root / "root.json").write_bytes((repository.metadata / "1.root.json").read_bytes())  # the right one
+    assert fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl") is not None
+
+
 def _installed(tmp_path: Path, version: str) -> Slots:
     slots = Slots(tmp_path / "updates")
     slots.switch(slots.install(release_wheel(tmp_path, version), version), version, 2.5)
