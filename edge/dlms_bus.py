@@ -139,7 +139,8 @@ class HdlcLine:
         return buffer
 
     def recv_until(self, end: bytes) -> bytes:
-        raise NotImplementedError("frames are read whole by CheckedHdlcTransport.recv_frame")
+        # Never called: CheckedHdlcTransport.recv_frame reads each frame whole, by its length field.
+        raise RuntimeError("DLMS frames are read whole by CheckedHdlcTransport.recv_frame, never up to a marker")
 
 
 class CheckedHdlcTransport(HdlcTransport):

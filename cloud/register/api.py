@@ -132,12 +132,12 @@ def create_account():
     return _save_account(None)
 
 
-def _saved(save, shown, found):
-    """The request's fields saved by ``save`` (the pages' service: its validation), all or nothing: 200 with
-    the row shown by ``shown`` (201 for a new one), or 422 naming every bad field."""
+def _applied(save, found):
+    """The request's fields applied by ``save`` (the pages' service: its validation), all or nothing:
+    (what it saved, None), or (None, the 4xx naming every bad field)."""
     texts, refused = _texts()
     if refused is not None:
-        return refused
+        return None, refused
     session = db.session()
     with db.write_lock():
         saved, problems = save(session, _org(), found, texts, api_actor())
@@ -145,9 +145,13 @@ def _saved(save, shown, found):
             session.rollback()
         else:
             session.commit()
-    if problems:
-        return _refused(problems)
-    return jsonify(shown(saved)), 200 if found is not None else 201
+    return (None, _refused(problems)) if problems else (saved, None)
+
+
+def _saved(save, shown, found):
+    """200 with the row ``save`` saved, shown by ``shown`` (201 for a new one), or 422 naming every bad field."""
+    saved, refused = _applied(save, found)
+    return refused or (jsonify(shown(saved)), 200 if found is not None else 201)
 
 
 def _save_account(found: Account | None):
@@ -219,19 +223,10 @@ def replace_meter(meter_id: int):
     found, missing = _meter_or_404(meter_id)
     if missing:
         return missing
-    texts, refused = _texts()
-    if refused is not None:
+    new, refused = _applied(replace, found)
+    if refused:
         return refused
-    session = db.session()
-    with db.write_lock():
-        new, problems = replace(session, _org(), found, texts, api_actor())
-        if problems:
-            session.rollback()
-        else:
-            session.commit()
-    if problems:
-        return _refused(problems)
-    session.refresh(found)
+    db.session().refresh(found)
     return jsonify({"old": meter_json(found), "new": meter_json(new)}), 201
 
 
