@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, replace
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -151,18 +152,18 @@ class MeterProfile:
 
 
 def parse_profile(text: str, source: str) -> MeterProfile:
-    profile = _parse_profile(text, source)
-    marks = tomllib.loads(text)["profile"].get("identified_by", [])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML: {exc}") from exc
+    profile = _parse_profile(data, source)
+    marks = data["profile"].get("identified_by", [])
     if not isinstance(marks, list) or not all(isinstance(m, str) and m.strip() for m in marks):
         raise ProfileError(f"{source}: identified_by must be a list of texts, e.g. [\"KAM\"]")
     return replace(profile, identified_by=tuple(m.strip() for m in marks))
 
 
-def _parse_profile(text: str, source: str) -> MeterProfile:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{source}: not valid TOML: {exc}") from exc
+def _parse_profile(data: dict, source: str) -> MeterProfile:
     head = data.get("profile")
     if not isinstance(head, dict) or not head.get("name"):
         raise ProfileError(f"{source}: needs a [profile] table with a name")
@@ -311,13 +312,19 @@ def _dlms_profile(data: dict, head: dict, source: str) -> MeterProfile:
     )
 
 
-def builtin_profiles() -> dict[str, MeterProfile]:
+@cache
+def _builtin() -> dict[str, MeterProfile]:
+    """Parsed once per process: the gateway asks for its profiles at every topology and trial read."""
     found = {}
     for entry in resources.files("shared.profiles").iterdir():
         if entry.name.endswith(".toml"):
             profile = parse_profile(entry.read_text(encoding="utf-8"), f"shared/profiles/{entry.name}")
             found[profile.name] = profile
     return found
+
+
+def builtin_profiles() -> dict[str, MeterProfile]:
+    return dict(_builtin())  # the caller's own dict: adding to it changes no one else's
 
 
 def load_profiles(extra_dirs: tuple[Path, ...] = ()) -> dict[str, MeterProfile]:
