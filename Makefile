@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 # pairs), mbpoll (an independent Modbus master), openssl (evidence checks), pg_dump (backups), pdftoppm and
 # zbarimg (reading invoices back as a person and a banking app would), chromium (the browser tests, driven by
 # Playwright — never a downloaded browser). Installed with apt-get when missing.
-SYSTEM_TOOLS := socat mbpoll openssl pg_dump pdftoppm zbarimg chromium
-SYSTEM_PACKAGES := fonts-dejavu-core socat mbpoll openssl postgresql-client poppler-utils zbar-tools chromium
+SYSTEM_TOOLS := socat mbpoll openssl pg_dump pdftoppm zbarimg chromium npm
+SYSTEM_PACKAGES := fonts-dejavu-core socat mbpoll openssl postgresql-client poppler-utils zbar-tools chromium npm
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu"; \
