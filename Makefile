@@ -11,14 +11,16 @@ STAMP := $(VENV)/.installed
 # pairs), mbpoll (an independent Modbus master), openssl (evidence checks), pg_dump (backups), pdftoppm and
 # zbarimg (reading invoices back as a person and a banking app would), chromium (the browser tests, driven by
 # Playwright — never a downloaded browser). Installed with apt-get when missing.
-SYSTEM_TOOLS := socat mbpoll openssl pg_dump pdftoppm zbarimg chromium npm
-SYSTEM_PACKAGES := fonts-dejavu-core socat mbpoll openssl postgresql-client poppler-utils zbar-tools chromium npm
+# Each tool with the Debian package that brings it; only the packages of missing tools are installed (a machine
+# whose Node.js came from elsewhere already has npm, and Debian's npm would conflict with it).
+SYSTEM_TOOLS := socat:socat mbpoll:mbpoll openssl:openssl pg_dump:postgresql-client pdftoppm:poppler-utils \
+  zbarimg:zbar-tools chromium:chromium npm:npm
 system-deps:
-	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
-	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu"; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	    echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "note: missing$$missing — the tests that need them will skip"; fi; \
 	fi
 
