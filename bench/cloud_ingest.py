@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,11 +44,13 @@ from shared.batch import GENESIS_HASH, b64, public_key_pem, seal_batch
 from shared.calendar import iso_utc
 
 METERS = 100
+ENERGY_COLUMNS = "meter_id, start, imp_wh, exp_wh, flag, batch_id"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def make_batches(gateways: int, per_gateway: int, offset: int) -> list[list]:
-    """Signed chains of batches, 1 000 readings each (100 meters × 10 instants)."""
+def make_batches(gateways: int, per_gateway: int, offset: int, intervals: bool = False) -> list[list]:
+    """Signed chains of batches, 1 000 readings each (100 meters × 10 instants); with ``intervals``, also each
+    meter's 15-minute energy at those instants, as a gateway sends both."""
     start = datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=offset)
     chains = []
     for g in range(gateways):
@@ -60,8 +63,11 @@ def make_batches(gateways: int, per_gateway: int, offset: int) -> list[list]:
                 readings += [{"m": f"G{g}M{m:03d}", "t": ts,
                               "q": {"import_kwh": f"{1000 + seq * 10 + step + m / 1000:.3f}", "voltage_l1": "229.800"}}
                              for m in range(METERS)]
+            # Up to 500 distinct quarter-hour figures in a batch, as 100 houses give; no solar export.
+            energy = [{"m": r["m"], "t": r["t"], "imp": f"{0.05 + (n * 37 % 500) / 1000:.3f}", "exp": "0.000",
+                       "f": "measured"} for n, r in enumerate(readings)] if intervals else []
             batch = seal_batch(key, gateway=f"gw-{offset}-{g}", seq=seq, prev=prev, created=readings[-1]["t"],
-                               readings=readings)
+                               readings=readings, intervals=energy)
             prev = batch.hash
             chain.append(batch)
         chains.append((key, chain))
@@ -89,25 +95,37 @@ def raw_limit(app, url: str, chains) -> float:
             "INSERT INTO batches (org_id, gateway_id, seq, hash, prev, body, signature, received_at, rows) "
             "SELECT org_id, id, -1, '', '', :b, :b, CURRENT_TIMESTAMP, 0 FROM gateways LIMIT 1 RETURNING id"),
             {"b": b""}).scalar_one()
+    documents = [b.document() for _, chain in chains for b in chain]
     rows = [(meters[r["m"]], r["t"].replace("T", " ").replace("Z", ".000000"), json.dumps(r["q"]), batch_id)
-            for _, chain in chains for b in chain for r in b.document()["readings"]]
+            for d in documents for r in d["readings"]]
+    energy = [(meters[r["m"]], r["t"].replace("T", " ").replace("Z", ".000000"),
+               int(Decimal(r["imp"]) * 1000), int(Decimal(r["exp"]) * 1000), r["f"], batch_id)
+              for d in documents for r in d["intervals"]]
     started = time.perf_counter()
     if url.startswith("sqlite"):
         with engine.begin() as conn:
             conn.exec_driver_sql('INSERT INTO readings (meter_id, ts, "values", batch_id) VALUES (?, ?, ?, ?)', rows)
+            if energy:
+                conn.exec_driver_sql(f"INSERT INTO interval_energy ({ENERGY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                                     energy)
     else:
         raw = engine.raw_connection()
         try:
-            with raw.cursor() as cursor, cursor.copy(
-                    'COPY readings (meter_id, ts, "values", batch_id) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row(row)
+            with raw.cursor() as cursor:
+                with cursor.copy('COPY readings (meter_id, ts, "values", batch_id) FROM STDIN') as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                if energy:
+                    with cursor.copy(f"COPY interval_energy ({ENERGY_COLUMNS}) FROM STDIN") as copy:
+                        for row in energy:
+                            copy.write_row(row)
             raw.commit()
         finally:
             raw.close()
     seconds = time.perf_counter() - started
     with engine.begin() as conn:  # the service run stores the same rows: make room
         conn.execute(text("DELETE FROM readings WHERE batch_id = :b"), {"b": batch_id})
+        conn.execute(text("DELETE FROM interval_energy WHERE batch_id = :b"), {"b": batch_id})
         conn.execute(text("DELETE FROM batches WHERE id = :b"), {"b": batch_id})
     return seconds
 
@@ -154,7 +172,7 @@ def via_http(port: int, chains) -> float:
     return time.perf_counter() - started
 
 
-def measure(url: str, gateways: int, per_gateway: int, repeats: int, folder: Path) -> dict:
+def measure(url: str, gateways: int, per_gateway: int, repeats: int, folder: Path, intervals: bool = False) -> dict:
     """Each figure is the best of ``repeats`` rounds (fresh gateways each round), as timeit does: the
     machine's noise only ever adds time."""
     upgrade(url)
@@ -164,8 +182,8 @@ def measure(url: str, gateways: int, per_gateway: int, repeats: int, folder: Pat
     limit = service = http = float("inf")
     try:
         for round_ in range(repeats):
-            service_chains = make_batches(gateways, per_gateway, 2 * round_)
-            http_chains = make_batches(gateways, per_gateway, 2 * round_ + 1)
+            service_chains = make_batches(gateways, per_gateway, 2 * round_, intervals)
+            http_chains = make_batches(gateways, per_gateway, 2 * round_ + 1, intervals)
             enrol_all(app, service_chains, 2 * round_)
             enrol_all(app, http_chains, 2 * round_ + 1)
             limit = min(limit, raw_limit(app, url, service_chains))
@@ -217,13 +235,17 @@ def pg_url() -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="4 gateways × 2 batches (CI)")
+    parser.add_argument("--intervals", action="store_true",
+                        help="batches carry each meter's 15-minute energy too: the path that keeps the daily, "
+                             "monthly and per-line sums in the same transaction (the limit writes both tables)")
     parser.add_argument("--variants", action="store_true",
                         help="also measure the SQLite writer without its checkpoint thread")
     args = parser.parse_args()
     gateways, per_gateway, repeats = (4, 2, 1) if args.quick else (4, 25, 5)
     folder = Path(tempfile.mkdtemp(prefix="balans-ingest-"))
-    sqlite = measure(f"sqlite:///{folder / 'cloud.sqlite3'}", gateways, per_gateway, repeats, folder)
-    figures = {"readings": sqlite["readings"], "gateways": gateways, "batch_readings": 10 * METERS,
+    sqlite = measure(f"sqlite:///{folder / 'cloud.sqlite3'}", gateways, per_gateway, repeats, folder, args.intervals)
+    figures = {"readings": sqlite["readings"], "intervals": args.intervals, "gateways": gateways,
+               "batch_readings": 10 * METERS,
                "http_sqlite_ratio": sqlite["http_ratio"], "service_sqlite_ratio": sqlite["service_ratio"],
                "sqlite": sqlite}
     if args.variants:
@@ -231,7 +253,7 @@ def main() -> None:
                                                       per_gateway, repeats)
     url = pg_url()
     if url:
-        pg = measure(url, gateways, per_gateway, repeats, folder)
+        pg = measure(url, gateways, per_gateway, repeats, folder, args.intervals)
         figures |= {"http_pg_ratio": pg["http_ratio"], "service_pg_ratio": pg["service_ratio"], "pg": pg}
 
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

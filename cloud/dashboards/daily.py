@@ -17,10 +17,10 @@ import hashlib
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, case, delete, func, literal, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, case, delete, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from cloud.db import driver_execute, driver_rows
 from cloud.models import (
     DailyEnergy,
     IntervalEnergy,
@@ -118,20 +118,34 @@ def refresh_days(db: Session, org_id: int, pairs: Iterable[tuple[int, date]]) ->
         cursor.executemany(REFRESH_MONTH.replace("?", "%s") if postgres else REFRESH_MONTH, months)
     finally:
         cursor.close()
-    meter_ids = {meter_id for meter_id, _ in pairs}
+    meter_ids = sorted({meter_id for meter_id, _ in pairs})
     starts = getattr(pairs, "starts", None) or {
         low + STEP * n for low, high in (naive_day_bounds(day) for day in {day for _, day in pairs})
         for n in range(int((high - low) / STEP))}
-    for site_id in db.scalars(select(Meter.site_id).where(Meter.id.in_(meter_ids)).distinct()):
+    sites = set()
+    for n in range(0, len(meter_ids), 500):
+        chunk = meter_ids[n:n + 500]
+        sites.update(site for (site,) in driver_rows(
+            db, f"SELECT DISTINCT site_id FROM meters WHERE id IN ({', '.join('?' * len(chunk))})", tuple(chunk)))
+    for site_id in sorted(sites):
         refresh_lines(db, org_id, site_id, starts)
 
 
 def forget_voltage_days(db: Session, pairs: Iterable[tuple[int, date]]) -> None:
     """Drop the voltage figures of the (meter, Kyiv day) pairs new readings arrived for: the voltage page sums
     those days again from the readings (cloud/operations/voltage.py)."""
+    connection = db.connection()
+    postgres = connection.dialect.name == "postgresql"
     pairs = sorted(set(pairs))
-    for n in range(0, len(pairs), 500):
-        db.execute(delete(VoltageDay).where(tuple_(VoltageDay.meter_id, VoltageDay.day).in_(pairs[n:n + 500])))
+    if not pairs:
+        return
+    cursor = connection.connection.cursor()
+    try:  # through the driver: this runs for every batch of readings
+        cursor.executemany(f"DELETE FROM voltage_days WHERE meter_id = {'%s' if postgres else '?'} AND day = "
+                           f"{'%s' if postgres else '?'}",
+                           [(meter_id, day if postgres else day.isoformat()) for meter_id, day in pairs])
+    finally:
+        cursor.close()
 
 
 def newest_day(db: Session, site_id: int) -> date | None:
@@ -209,12 +223,24 @@ LINE_COLUMNS = ["site_id", "step", "start", "role", "line_id", "org_id", "imp_wh
                 "layout"]
 
 
-def _upsert(db: Session, rows) -> None:
-    dialect = postgresql if db.connection().dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(LineIntervalEnergy).from_select(LINE_COLUMNS, rows)
-    db.execute(insert.on_conflict_do_update(
-        index_elements=["site_id", "step", "start", "role", "line_id"],
-        set_={c: insert.excluded[c] for c in ("imp_wh", "exp_wh", "meters", "intervals", "layout")}))
+# The upkeep of the same groups with every batch of intervals, as plain SQL through the driver (as the batch's own
+# rows are written): SQLAlchemy's compiling of the statements above cost as much as the sums themselves. The
+# same groups and sums as ``sum_lines`` and ``sum_line_day`` (tests/cloud/test_dashboards.py compares them).
+_GROUP_LINE = "CASE WHEN m.role = 'station_input' THEN 0 ELSE m.line_id END"
+_GROUPED = ("m.site_id = ? AND ((m.role = 'station_input' AND m.id = ?) OR "
+            f"(m.role IN ({', '.join(repr(role) for role in LINE_ROLES)}) AND m.line_id IS NOT NULL))")
+_UPSERT_LINES = (f"INSERT INTO line_interval_energy ({', '.join(LINE_COLUMNS)}) {{select}} "
+                 "ON CONFLICT (site_id, step, start, role, line_id) DO UPDATE SET imp_wh = excluded.imp_wh, "
+                 "exp_wh = excluded.exp_wh, meters = excluded.meters, intervals = excluded.intervals, "
+                 "layout = excluded.layout")
+_QUARTERS = _UPSERT_LINES.format(select=(
+    f"SELECT ?, {QUARTER}, e.start, m.role, {_GROUP_LINE}, ?, SUM(e.imp_wh), SUM(e.exp_wh), COUNT(*), COUNT(*), ? "
+    f"FROM interval_energy e JOIN meters m ON m.id = e.meter_id WHERE {_GROUPED} AND e.start IN ({{starts}}) "
+    f"GROUP BY e.start, m.role, {_GROUP_LINE}"))
+_DAY = _UPSERT_LINES.format(select=(
+    f"SELECT ?, {DAY}, ?, m.role, {_GROUP_LINE}, ?, SUM(d.imp_wh), SUM(d.exp_wh), COUNT(*), SUM(d.intervals), ? "
+    f"FROM daily_energy d JOIN meters m ON m.id = d.meter_id WHERE {_GROUPED} AND d.day = ? "
+    f"GROUP BY m.role, {_GROUP_LINE}"))
 
 
 def refresh_lines(db: Session, org_id: int, site_id: int, starts: Iterable[datetime]) -> None:
@@ -223,11 +249,16 @@ def refresh_lines(db: Session, org_id: int, site_id: int, starts: Iterable[datet
     starts = sorted(set(starts))
     if not starts:
         return
+    postgres = db.connection().dialect.name == "postgresql"
+    stored = (lambda moment: moment) if postgres else (lambda moment: moment.strftime(SQLITE_TIME))
     input_id, digest = site_layout(db, site_id)
     for n in range(0, len(starts), 500):
-        _upsert(db, sum_lines(site_id, org_id, input_id, digest, IntervalEnergy.start.in_(starts[n:n + 500])))
+        chunk = starts[n:n + 500]
+        driver_execute(db, _QUARTERS.replace("{starts}", ", ".join("?" * len(chunk))),
+                       (site_id, org_id, digest, site_id, input_id or 0, *map(stored, chunk)))
     for day in sorted({kyiv_day(start) for start in starts}):
-        _upsert(db, sum_line_day(site_id, org_id, input_id, digest, day))
+        driver_execute(db, _DAY, (site_id, stored(naive_day_bounds(day)[0]), org_id, digest, site_id, input_id or 0,
+                                  day if postgres else day.isoformat()))
 
 
 def rebuild_daily(db: Session, site: Site | None = None) -> int:

@@ -201,3 +201,29 @@ def test_the_configuration_version_in_force_is_stored_with_its_batch_and_checked
         body = canonical_bytes({**orjson.loads(second.body), "seq": 3, "prev": second.hash, "config": bad})
         answer = post(client, None, body=body, signature=gateway.key.sign(body))
         assert answer.status_code == 422 and answer.get_json()["field"] == "config", bad
+
+
+@pytest.mark.parametrize(("imp", "exp", "stored"), [("18.434", "0.000", (18434, 0)), ("7", "0.5", (7000, 500)),
+                                                     ("0.05", "0.05", (50, 50))])
+def test_interval_kwh_become_exact_whole_wh(client, db, gateway, imp, exp, stored):
+    batch = seal_batch(gateway.key, gateway="gw-tp118", seq=1, prev=GENESIS_HASH, created="2026-10-01T00:15:00Z",
+                       intervals=[{"m": "TP118-IN", "t": "2026-10-01T00:00:00Z", "imp": imp, "exp": exp,
+                                   "f": "measured"}])
+    assert post(client, batch).status_code == 201
+    with db() as session:
+        assert session.execute(select(IntervalEnergy.imp_wh, IntervalEnergy.exp_wh)).one() == stored
+
+
+@pytest.mark.parametrize(("imp", "exp", "field"), [
+    ("1.0005", "0.000", "intervals[1].imp"),  # a fourth decimal
+    ("1.000", "\u0663.000", "intervals[1].exp"),  # an Arabic-Indic three: a digit to Python, not to us
+    ("1.000", "-1.000", "intervals[1].exp"),
+])
+def test_a_bad_interval_kwh_is_named_and_nothing_is_stored(client, db, gateway, imp, exp, field):
+    rows = [{"m": "TP118-IN", "t": "2026-10-01T00:00:00Z", "imp": "1.000", "exp": "0.000", "f": "measured"},
+            {"m": "TP118-IN", "t": "2026-10-01T00:15:00Z", "imp": imp, "exp": exp, "f": "measured"}]
+    batch = seal_batch(gateway.key, gateway="gw-tp118", seq=1, prev=GENESIS_HASH, created="2026-10-01T00:15:00Z",
+                       intervals=rows)
+    response = post(client, batch)
+    assert response.status_code == 422 and response.get_json()["field"] == field
+    assert counts(db) == (0, 0, 0)
