@@ -119,6 +119,11 @@ def open_database(path: Path) -> GatewayDatabase:
     return GatewayDatabase(db)
 
 
+class StoreSchemaNewer(RuntimeError):
+    """The store was migrated by a newer balans than this one: this code does not know its tables, and would
+    fail obscurely on them or write rows the newer code misreads."""
+
+
 def migrate(db: sqlite_utils.Database) -> int:
     """Apply the migrations not yet applied. Two processes may open a new store at once (the gateway starting,
     ``balans edge status`` beside it): the version is read under the write lock, so each migration runs once."""
@@ -126,7 +131,13 @@ def migrate(db: sqlite_utils.Database) -> int:
         db.conn.execute("BEGIN IMMEDIATE")
         try:
             version = db.conn.execute("PRAGMA user_version").fetchone()[0]
-            if version >= len(MIGRATIONS):
+            if version > len(MIGRATIONS):
+                where = db.conn.execute("PRAGMA database_list").fetchone()[2]
+                raise StoreSchemaNewer(
+                    f"the store {where} has schema version {version}, this balans knows only up to "
+                    f"{len(MIGRATIONS)}: a newer balans migrated it. Run that version again (the update launcher "
+                    "falls back only to versions that know the store), or restore the store's backup from before")
+            if version == len(MIGRATIONS):
                 db.conn.execute("COMMIT")
                 return len(MIGRATIONS)
             MIGRATIONS[version](db)

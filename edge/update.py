@@ -2,7 +2,8 @@
 fetched and verified with TUF (python-tuf's ngclient), installed into the inactive of two slots, switched to by
 an atomic pointer, and kept only once it has passed its health check: this process polled a meter that answered
 and the cloud accepted a heartbeat. Otherwise the launcher (edge/launcher.py) or the version itself flips back to
-the previous slot and the next heartbeat says ``rolled_back`` and why.
+the previous slot and the next heartbeat says ``rolled_back`` and why. The signed targets decide what may be
+installed at all: no withdrawn release, and no older version than the one running unless that one is withdrawn.
 
 State, under ``<state_dir>/updates``: ``slots/a``, ``slots/b`` (``pip install --no-deps --target`` of a wheel:
 the code; the libraries stay those of the base install), ``current.json`` (the pointer), ``root.json`` (the
@@ -30,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
 from tuf.api.exceptions import DownloadError, RepositoryError
+from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater
 
 from edge.durable import write_atomically
@@ -39,7 +42,7 @@ log = logging.getLogger("balans.edge.update")
 
 RESTART_EXIT = 75  # the gateway asks its launcher for a restart into the slot just switched to (EX_TEMPFAIL)
 SLOTS = ("a", "b")
-MAX_TRIAL_BOOTS = 3  # a new version that exits this many times before passing its health check is rolled back
+MAX_TRIAL_EXITS = 3  # a new version that exits this many times before passing its health check is rolled back
 INSTALL_SECONDS = 300
 
 
@@ -61,6 +64,16 @@ def release_target(version: str) -> str:
 class UpdateFailed(Exception):
     """The release could not be fetched or verified this time (the link, a proxy's page, metadata read while the
     cloud re-signed it, a clock ahead, a file that does not match): tried again later, nothing blocked."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UpdateDeclined(Exception):
+    """The signed targets say this offer is not to be installed here: the release is withdrawn, or it is older
+    than the version running and that one is not withdrawn. Nothing is blocked (a later targets version may say
+    otherwise): the offer is checked again after RETRY_SECONDS, and reported once."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -104,6 +117,25 @@ def offered(offer: Any) -> tuple[str, str] | None:
     return None
 
 
+def signed_release(info: TargetFile) -> tuple[str | None, bool]:
+    """What a TUF-verified target says of itself: the version it is bound to and whether it is withdrawn —
+    ``custom: {"balans": {"version": "0.2.0", "withdrawn": true}}`` (the first releases carried only a top-level
+    ``custom.version``)."""
+    custom = info.custom if isinstance(info.custom, dict) else {}
+    balans = custom.get("balans") if isinstance(custom.get("balans"), dict) else {}
+    version = balans.get("version", custom.get("version"))
+    return (version if isinstance(version, str) else None), balans.get("withdrawn") is True
+
+
+def is_older(version: str, than: str) -> bool:
+    """PEP 440 order (0.2.9 < 0.3.0rc1 < 0.3.0); False when either is no version (a base install reporting
+    "unknown" cannot be compared, and is not held back by it)."""
+    try:
+        return Version(version) < Version(than)
+    except InvalidVersion:
+        return False
+
+
 def software_version() -> str:
     try:
         return importlib.metadata.version("balans")
@@ -118,6 +150,15 @@ def trial_seconds(poll_seconds: int, heartbeat_seconds: int) -> float:
     if configured:
         return float(configured)
     return max(600.0, 2.0 * poll_seconds + 2.0 * heartbeat_seconds)
+
+
+def trial_over(trial: dict[str, Any], unsaved: float = 0.0) -> bool:
+    """Whether the version on trial has used its budget: the seconds it has actually been running (``ran``, kept
+    by the launcher, plus ``unsaved`` seconds it has not written yet), so a power cut or a reboot spends none of
+    it. A trial written before running time was kept has a wall-clock ``deadline`` only."""
+    if trial.get("ran") is None:
+        return time.time() > float(trial.get("deadline", 0))
+    return float(trial["ran"]) + unsaved >= float(trial.get("seconds", 0))
 
 
 def retry_seconds(failures: int) -> float:
@@ -139,7 +180,7 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
 
 def _empty() -> dict[str, Any]:
     return {"slot": None, "version": None, "previous": None, "trial": None, "last": None, "refused": [],
-            "retry": None}
+            "retry": None, "sha256": None, "crashes": None}
 
 
 def is_refused(pointer: dict[str, Any], version: str, sha256: str | None) -> bool:
@@ -175,7 +216,8 @@ class Slots:
         # a version alone (as written before SHA-256s were kept) blocks every package of that version
         document["refused"] = [entry if isinstance(entry, dict) else {"version": str(entry), "sha256": None}
                                for entry in document.get("refused") or []]
-        document.setdefault("retry", None)
+        for key in ("retry", "sha256", "crashes"):
+            document.setdefault(key, None)
         return document
 
     def write(self, document: dict[str, Any]) -> None:
@@ -223,19 +265,64 @@ class Slots:
         """Make ``slot`` (holding ``version``, the package with ``sha256``) the one in force, on trial for
         ``seconds``."""
         with self.changing() as pointer:
-            pointer["previous"] = {"slot": pointer.get("slot"),
+            pointer["previous"] = {"slot": pointer.get("slot"), "sha256": pointer.get("sha256"),
                                    "version": pointer.get("version") or software_version()}
             pointer["slot"], pointer["version"], pointer["retry"] = slot, version, None
-            pointer["trial"] = {"version": version, "sha256": sha256, "deadline": time.time() + seconds,
-                                "seconds": seconds, "boots": 0}
+            pointer["sha256"], pointer["crashes"] = sha256, None
+            # ``ran``: seconds of running so far (the launcher adds them); ``deadline``: when the budget ends if
+            # it keeps running, moved on by the launcher at each start (versions before ``ran`` read it).
+            pointer["trial"] = {"version": version, "sha256": sha256, "seconds": seconds, "ran": 0.0, "exits": 0,
+                                "deadline": time.time() + seconds}
 
-    def count_boot(self) -> int:
+    def add_running(self, version: str, seconds: float) -> dict[str, Any] | None:
+        """``seconds`` more of running for the trial of ``version``; the trial as it now stands, None (nothing
+        done) when no trial of ``version`` is under way (it passed, or was rolled back meanwhile)."""
         with self.changing() as pointer:
             trial = pointer.get("trial")
-            if not trial:
+            if not trial or trial.get("version") != version:
+                return None
+            trial["ran"] = float(trial.get("ran") or 0.0) + max(seconds, 0.0)
+            trial["deadline"] = time.time() + max(float(trial.get("seconds", 0)) - trial["ran"], 0.0)
+            return dict(trial)
+
+    def count_exit(self, version: str) -> int:
+        """The version on trial exited by itself once more: how many times now (0: no trial of it)."""
+        with self.changing() as pointer:
+            trial = pointer.get("trial")
+            if not trial or trial.get("version") != version:
                 return 0
-            trial["boots"] = int(trial.get("boots", 0)) + 1
-            return trial["boots"]
+            trial["exits"] = int(trial.get("exits", 0)) + 1
+            return trial["exits"]
+
+    def record_crash(self, version: str | None, window: float) -> int:
+        """The version in force (no trial) exited abnormally: how many times within the last ``window`` seconds.
+        Kept in the pointer, as the launcher itself is restarted by systemd after such an exit."""
+        now = time.time()
+        with self.changing() as pointer:
+            crashes = pointer.get("crashes") or {}
+            times = crashes.get("at", []) if crashes.get("version") == version else []
+            # a clock set back puts earlier exits in the future: those are not counted
+            times = [at for at in times if now - window <= float(at) <= now] + [now]
+            pointer["crashes"] = {"version": version, "at": times}
+            return len(times)
+
+    def fall_back(self, version: str, to: dict[str, Any], reason: str) -> dict[str, Any] | None:
+        """The confirmed ``version`` keeps crashing: back to ``to`` ({slot, version}: the previous slot or the
+        base install), that package refused like a failed trial. A compare-and-set like roll_back: None
+        (nothing done) unless ``version`` is in force with no trial."""
+        with self.changing() as pointer:
+            if pointer.get("trial") or pointer.get("version") != version or pointer.get("slot") is None:
+                return None
+            sha256 = pointer.get("sha256")
+            pointer["slot"], pointer["version"] = to.get("slot"), to.get("version")
+            pointer["previous"], pointer["sha256"], pointer["crashes"] = None, None, None
+            pointer["last"] = {"version": report_text(version), "status": "rolled_back", "slot": pointer["slot"],
+                               "reason": report_text(reason), "at": _stamp()}
+            if not is_refused(pointer, version, sha256):
+                pointer["refused"] = [*pointer["refused"], {"version": version, "sha256": sha256}]
+            last = pointer["last"]
+        log.error("software %s fell back to %s: %s", version, to.get("version") or "the base install", reason)
+        return last
 
     def confirm(self, expected_version: str) -> dict[str, Any] | None:
         """The version on trial passed its health check: it stays. None (nothing done) when no trial of
@@ -260,6 +347,7 @@ class Slots:
             previous = pointer.get("previous") or {"slot": None, "version": None}
             pointer["slot"], pointer["version"] = previous.get("slot"), previous.get("version")
             pointer["previous"], pointer["trial"] = None, None
+            pointer["sha256"], pointer["crashes"] = previous.get("sha256"), None
             pointer["last"] = {"version": report_text(expected_version), "status": "rolled_back",
                                "slot": pointer["slot"], "reason": report_text(reason), "at": _stamp()}
             if block:
@@ -294,6 +382,36 @@ class Slots:
                                    "reason": report_text(f"tried again after {_stamp(not_before)}: {reason}")}
             return not_before
 
+    def decline(self, version: str, reason: str) -> bool:
+        """The signed targets say not to install ``version`` (UpdateDeclined): looked at again after
+        RETRY_SECONDS, every time (one small metadata fetch; no doubling, so that a withdrawal of the version
+        running here is acted on soon). True when the report is new: said once, not at every look."""
+        with self.changing() as pointer:
+            first = float(os.environ.get("BALANS_UPDATE_RETRY_SECONDS") or RETRY_SECONDS)
+            pointer["retry"] = {"version": version, "failures": 1, "not_before": time.time() + first,
+                                "declined": True}
+            last = pointer.get("last") or {}
+            if (last.get("version"), last.get("status"), last.get("reason")) == (
+                    report_text(version), "refused", report_text(reason)):
+                return False
+            pointer["last"] = {"version": report_text(version), "status": "refused", "slot": pointer.get("slot"),
+                               "reason": report_text(reason), "at": _stamp()}
+            return True
+
+    def forget_refusal(self, version: str) -> bool:
+        """The cloud re-offered ``version`` (``again: true``): its refusal here and any wait after a failed fetch
+        are dropped. True when there was one. A wait the signed targets decided (decline) stays: a re-offer
+        changes nothing they say, and the cloud repeats ``again`` until it hears a new outcome."""
+        with self.changing() as pointer:
+            kept = [entry for entry in pointer["refused"] if entry["version"] != version]
+            retry = pointer.get("retry") or {}
+            waiting = retry.get("version") == version and not retry.get("declined")
+            dropped = len(kept) != len(pointer["refused"]) or waiting
+            pointer["refused"] = kept
+            if waiting:
+                pointer["retry"] = None
+            return dropped
+
     def retry_due(self, version: str) -> bool:
         retry = self.read().get("retry") or {}
         return retry.get("version") != version or time.time() >= float(retry.get("not_before", 0))
@@ -320,11 +438,13 @@ def _trusted_root(root: Path, cloud_url: str) -> bytes | None:
 
 
 def fetch_release(root: Path, cloud_url: str, target: str, version: str | None = None,
-                  refused: Any = None) -> Release | None:
+                  refused: Any = None, running: str | None = None) -> Release | None:
     """Download ``target`` through TUF and return the verified package; None when the signed package is one
     ``refused(sha256)`` says was refused before (nothing downloaded). Any failure of the link or of verification
     (a wrong key, a tampered or unlisted file, expired or mixed metadata, a cut or foreign answer) is
-    UpdateFailed: tried again later. ``version``: the signed targets metadata must bind the target to it."""
+    UpdateFailed: tried again later. ``version``: the signed targets metadata must bind the target to it.
+    ``running``: the version running here; the signed targets decide, before anything is downloaded, that a
+    withdrawn release, or one older than ``running`` while ``running`` is not withdrawn, is UpdateDeclined."""
     for directory in ("metadata", "downloads"):
         (root / directory).mkdir(parents=True, exist_ok=True)
     try:
@@ -337,9 +457,17 @@ def fetch_release(root: Path, cloud_url: str, target: str, version: str | None =
         info = updater.get_targetinfo(target)
         if info is None:
             raise UpdateFailed(f"{target} is not in the release channel's signed targets")
-        signed_version = info.custom.get("version") if isinstance(info.custom, dict) else None
+        signed_version, withdrawn = signed_release(info)
         if version is not None and signed_version is not None and signed_version != version:
             raise UpdateFailed(f"{target} is signed as balans {signed_version}, offered as {version}")
+        if withdrawn:
+            raise UpdateDeclined(f"balans {signed_version or version} is withdrawn in the signed targets: "
+                                 "not installed")
+        if running is not None and is_older(signed_version or version or "", running):
+            mine = updater.get_targetinfo(release_target(running)) if RELEASE_VERSION.fullmatch(running) else None
+            if mine is None or not signed_release(mine)[1]:
+                raise UpdateDeclined(f"balans {signed_version or version} is older than {running}, which runs here "
+                                     "and is not withdrawn in the signed targets: not moved back")
         sha256 = info.hashes.get("sha256", "")
         if refused is not None and refused(sha256):
             return None
@@ -417,16 +545,23 @@ class UpdateAgent:
                 if self.slots.confirm(version) is not None:
                     log.info("software %s passed its health check (slot %s)", version, pointer.get("slot"))
                 return True
-            if time.time() > float(trial.get("deadline", 0)):
+            if trial_over(trial):
                 self.slots.roll_back(version, f"health check not passed within {trial.get('seconds', 0):.0f} s "
-                                     f"(polls {self.gateway.cycles}, meters answering "
+                                     f"of running (polls {self.gateway.cycles}, meters answering "
                                      f"{sum(1 for c in self.gateway.meters.values() if c.online)})")
                 self.restart()
             return False
-        found = offered(answer.get("update"))
+        offer = answer.get("update")
+        found = offered(offer)
         if found is None or not self.launched:
             return False
         version, target = found
+        if offer.get("again") is True and self.slots.forget_refusal(version):
+            # the operator re-offered it (the cause fixed on site): the cloud says so until it hears a new
+            # outcome of this version, which the try below gives it
+            log.warning("software %s offered again by the cloud: its refusal here is dropped, trying it once more",
+                        version)
+            pointer = self.slots.read()
         if version == software_version() or is_refused(pointer, version, None) or not self.slots.retry_due(version):
             return False
         return await self.take(version, target)
@@ -440,7 +575,10 @@ class UpdateAgent:
 
         try:
             release = await asyncio.to_thread(fetch_release, self.slots.root, config.cloud_url, target, version,
-                                              refused)
+                                              refused, software_version())
+        except UpdateDeclined as exc:
+            log.warning("software %s not taken: %s", version, exc.reason)
+            return self.slots.decline(version, exc.reason)
         except UpdateFailed as exc:
             not_before = self.slots.defer(version, exc.reason)
             log.warning("software %s not fetched (%s): tried again after %s", version, exc.reason,

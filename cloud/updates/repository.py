@@ -16,25 +16,37 @@ import re
 import shutil
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
-from cloud.errors import ExplainedError
-from edge.update import RELEASE_VERSION, release_target
-from shared.batch import BatchError, load_private_key, private_key_pem
+from cloud.updates.signing import (
+    EXPIRY,
+    Change,
+    ReleaseError,
+    check_root,
+    check_targets,
+    entry_version,
+    is_withdrawn,
+    load_signer,
+    read_metadata,
+    sign_release,
+    sign_renewal,
+    sign_withdrawal,
+    write_key,
+)
+from cloud.updates.signing import now as _now
 
-EXPIRY = {"root": timedelta(days=730), "targets": timedelta(days=365), "snapshot": timedelta(days=7),
-          "timestamp": timedelta(days=1)}
+__all__ = ["EXPIRY", "ReleaseError", "load_signer"]  # also where the rest of cloud/updates and tests find them
 REFRESH_BEFORE = {"snapshot": timedelta(days=2), "timestamp": timedelta(hours=12)}
+WARN_BEFORE = {"targets": timedelta(days=30), "root": timedelta(days=60)}  # release status and /admin/updates
 OFFLINE_ROLES = ("root", "targets")
 ONLINE_ROLES = ("snapshot", "timestamp")
-VERSION = RELEASE_VERSION  # the gateway checks an offer against the same pattern and file name (edge/update.py)
 _LOCK = threading.Lock()  # one writer of the metadata files in this process (publish, refresh) …
+_WITHDRAWN: dict[Path, tuple[tuple[int, int, int], frozenset[str]]] = {}  # targets.json's stat → its withdrawals
 
 
 @contextlib.contextmanager
@@ -47,15 +59,6 @@ def _writing(channel: Channel):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class ReleaseError(ExplainedError):
-    """A release cannot be made, served or rolled out; ``field`` names what is wrong (a key file, the wheel, the
-    version, the gateways); ``params`` fill a page's wording of it (cloud/updates/views.py)."""
-
-    def __init__(self, message: str, field: str = "", code: str = "", **params):
-        super().__init__(message, code, **params)
-        self.message, self.field = message, field
 
 
 @dataclass(frozen=True)
@@ -91,30 +94,6 @@ def channel_for(config, instance_path: str) -> Channel:
     return Channel(Path(configured) if configured else Path(instance_path) / "updates")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def _write_key(path: Path) -> CryptoSigner:
-    if path.exists():
-        raise ReleaseError(f"{path} already exists: a release key is never overwritten (move it away first)", "key")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(private_key_pem(key))
-    return CryptoSigner(key)
-
-
-def load_signer(path: Path) -> CryptoSigner:
-    try:
-        return CryptoSigner(load_private_key(Path(path).read_bytes()))
-    except OSError as exc:
-        raise ReleaseError(f"cannot read the key file {path}: {exc.strerror}", "key") from exc
-    except (BatchError, ValueError, TypeError) as exc:
-        raise ReleaseError(f"{path} is not an Ed25519 private key in PEM", "key") from exc
-
-
 def _save(channel: Channel, metadata: Metadata, *names: str) -> None:
     """Write each file by rename: a gateway fetching meanwhile gets the old file or the new one, never half."""
     serializer = JSONSerializer(compact=False)
@@ -133,14 +112,15 @@ def _load(channel: Channel, role: str) -> Metadata:
                            "first", "channel") from exc
 
 
-def init_keys(channel: Channel, offline_dir: Path) -> dict[str, str]:
-    """Make the four release keys (root and targets into ``offline_dir``, snapshot and timestamp into the cloud)
-    and version 1 of every metadata file; the key ids, for the operator's records."""
+def init_keys(channel: Channel, offline_dir: Path, passphrase: bytes | None = None) -> dict[str, str]:
+    """Make the four release keys (root and targets into ``offline_dir``, encrypted with ``passphrase`` when
+    given; snapshot and timestamp into the cloud) and version 1 of every metadata file; the key ids, for the
+    operator's records."""
     if channel.ready:
         raise ReleaseError(f"{channel.metadata} already holds a release channel", "channel")
     offline_dir = Path(offline_dir)
-    signers = {role: _write_key(offline_dir / f"{role}.pem") for role in OFFLINE_ROLES}
-    signers |= {role: _write_key(channel.online_key(role)) for role in ONLINE_ROLES}
+    signers = {role: write_key(offline_dir / f"{role}.pem", passphrase) for role in OFFLINE_ROLES}
+    signers |= {role: write_key(channel.online_key(role)) for role in ONLINE_ROLES}
     channel.metadata.mkdir(parents=True, exist_ok=True)
     channel.targets.mkdir(parents=True, exist_ok=True)
     now = _now()
@@ -184,42 +164,121 @@ def _resign_online(channel: Channel, targets_version: int, now: datetime) -> Non
     _save(channel, timestamp, "timestamp.json")
 
 
-def publish(channel: Channel, wheel: Path, version: str, targets_key: Path) -> TargetFile:
-    """Add ``wheel`` as the target of ``version``, signed by the operator's targets key; snapshot and timestamp
-    follow with the online keys. The wheel's own version must be ``version`` (its file name says it), and the
-    signed entry says it too (``custom: {"version": …}``), which the gateway checks."""
-    wheel = Path(wheel)
-    if not VERSION.fullmatch(version):
-        raise ReleaseError(f"{version!r} is not a release version such as 0.2.0", "version")
-    if not wheel.is_file() or wheel.suffix != ".whl":
-        raise ReleaseError(f"{wheel} is not a wheel file (…-py3-none-any.whl)", "wheel")
-    if wheel.name != release_target(version):
-        raise ReleaseError(f"{wheel.name} is not balans {version} (expected {release_target(version)}: a pure "
-                           "Python wheel, the only form a gateway accepts)", "wheel")
-    signer = load_signer(targets_key)
-    with _writing(channel):
-        targets = _load(channel, "targets")
-        root = _load(channel, "root").signed
-        if signer.public_key.keyid not in root.roles["targets"].keyids:
-            raise ReleaseError(f"{targets_key} is not the channel's targets key", "targets-key")
+def _channel_key(channel: Channel, signer: CryptoSigner, role: str, path: Path) -> None:
+    if signer.public_key.keyid not in _load(channel, "root").signed.roles[role].keyids:
+        raise ReleaseError(f"{path} is not the channel's {role} key", f"{role}-key")
+
+
+def _install_targets(channel: Channel, targets: Metadata, change: Change, wheel: Path | None = None) -> None:
+    """Put checked targets metadata in force: the package first (a gateway never sees an entry without its
+    file), then targets.json, then snapshot and timestamp re-signed with the online keys. Under _writing."""
+    if change.added:
         channel.targets.mkdir(parents=True, exist_ok=True)
-        destination = channel.targets / wheel.name
-        if destination.exists() and wheel.name in targets.signed.targets:
-            raise ReleaseError(f"{wheel.name} is already published; a release is never replaced, publish a new "
-                               "version", "wheel")
+        destination = channel.targets / change.added
         shutil.copyfile(wheel, destination.with_name(destination.name + ".tmp"))
         os.replace(destination.with_name(destination.name + ".tmp"), destination)
-        target = TargetFile.from_file(wheel.name, str(destination), ["sha256"])
-        target.unrecognized_fields["custom"] = {"version": version}
-        now = _now()
-        targets.signed.targets[wheel.name] = target
-        targets.signed.version += 1
-        targets.signed.expires = now + EXPIRY["targets"]
-        targets.signatures.clear()
-        targets.sign(signer)
-        _save(channel, targets, "targets.json")
-        _resign_online(channel, targets.signed.version, now)
-    return target
+    _save(channel, targets, "targets.json")
+    _resign_online(channel, targets.signed.version, _now())
+
+
+def publish(channel: Channel, wheel: Path, version: str, targets_key: Path,
+            passphrase: bytes | None = None) -> TargetFile:
+    """Add ``wheel`` as the target of ``version``, signed here by the operator's targets key (one machine; the
+    offline way is ``sign_release`` there and ``upload`` here); snapshot and timestamp follow with the online
+    keys. The wheel's own version must be ``version`` (its file name says it), and the signed entry says it too
+    (``custom: {"balans": {"version": …}}``), which the gateway checks."""
+    wheel = Path(wheel)
+    signer = load_signer(targets_key, passphrase)
+    with _writing(channel):
+        _channel_key(channel, signer, "targets", targets_key)
+        targets = sign_release(_load(channel, "targets"), signer, wheel, version, str(channel.metadata /
+                                                                                      "targets.json"))
+        _install_targets(channel, targets, Change("targets", added=wheel.name), wheel)
+    return targets.signed.targets[wheel.name]
+
+
+def upload(channel: Channel, signed: Path, wheel: Path | None = None) -> Change:
+    """Put in force metadata signed offline (``balans cloud release sign | withdraw | resign --out``): targets
+    that add exactly ``wheel``, or (without a wheel) withdraw releases or renew the expiry; or a renewed root.
+    Refused, with the reason, unless the channel's root keys signed it and it changes nothing else."""
+    probe = Metadata.from_file(str(signed)) if Path(signed).is_file() else None
+    role = probe.signed.type if probe is not None else "targets"
+    following = read_metadata(signed, role if role in OFFLINE_ROLES else "targets")
+    with _writing(channel):
+        root = _load(channel, "root")
+        if role == "root":
+            if wheel is not None:
+                raise ReleaseError(f"{signed} is root metadata: it adds no package, upload it without a wheel",
+                                   "signed")
+            change = check_root(root, following, str(signed))
+            _save(channel, following, f"{following.signed.version}.root.json", "root.json")
+            return change
+        change = check_targets(root.signed, _load(channel, "targets"), following, wheel, str(signed))
+        _install_targets(channel, following, change, wheel)
+    return change
+
+
+def withdraw(channel: Channel, version: str, targets_key: Path, passphrase: bytes | None = None) -> Change:
+    """Mark ``version`` withdrawn in the signed targets, with the targets key here (one machine)."""
+    signer = load_signer(targets_key, passphrase)
+    with _writing(channel):
+        _channel_key(channel, signer, "targets", targets_key)
+        current = _load(channel, "targets")
+        targets = sign_withdrawal(current, signer, version, str(channel.metadata / "targets.json"))
+        change = check_targets(_load(channel, "root").signed, current, targets)
+        _install_targets(channel, targets, change)
+    return change
+
+
+def resign(channel: Channel, key: Path, role: str = "targets", passphrase: bytes | None = None) -> Change:
+    """Renew the expiry of ``role`` (targets: a year, root: two years) with its offline key here (one machine)."""
+    signer = load_signer(key, passphrase)
+    with _writing(channel):
+        _channel_key(channel, signer, role, key)
+        current = _load(channel, role)
+        following = sign_renewal(current, signer, role, str(channel.metadata / f"{role}.json"))
+        if role == "root":
+            change = check_root(current, following)
+            _save(channel, following, f"{following.signed.version}.root.json", "root.json")
+            return change
+        change = check_targets(_load(channel, "root").signed, current, following)
+        _install_targets(channel, following, change)
+    return change
+
+
+def withdrawn_versions(channel: Channel) -> frozenset[str]:
+    """The versions the channel's signed targets withdraw: the gateways obey that file, so the cloud reads the
+    same one (never offered, shown as withdrawn). Read again only when the file changes (a heartbeat asks)."""
+    path = channel.metadata / "targets.json"
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return frozenset()
+    key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    cached = _WITHDRAWN.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    targets = Metadata.from_file(str(path)).signed
+    found = frozenset(entry_version(t) for t in targets.targets.values() if is_withdrawn(t))
+    _WITHDRAWN[path] = (key, found)
+    return found
+
+
+def expiry(channel: Channel, when: datetime | None = None) -> list[dict]:
+    """When root and targets expire, and whether that is soon enough to act (targets within 30 days, root within
+    60): the offline keys must re-sign them, the cloud cannot. ``command`` says what to run."""
+    if not channel.ready:
+        return []
+    when = when or _now()
+    commands = {"targets": "balans cloud release resign --offline-dir DIR",
+                "root": "balans cloud release resign --root --offline-dir DIR"}
+    rows = []
+    for role in ("targets", "root"):
+        expires = _load(channel, role).signed.expires
+        rows.append({"role": role, "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     "days": (expires - when).days, "soon": expires - when < WARN_BEFORE[role],
+                     "command": commands[role]})
+    return rows
 
 
 def refresh(channel: Channel) -> bool:

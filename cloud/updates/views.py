@@ -2,8 +2,9 @@
 
 ``/api/v1/updates/metadata/<name>`` and ``/api/v1/updates/targets/<file>`` are public: the gateway's TUF client
 checks every byte against the keys it trusts, so they need no token. ``/api/v1/updates/status`` (Bearer) and the
-page ``/admin/updates`` show releases, the rollout and each gateway of the organisation; the operator starts a
-rollout from the page as from ``balans cloud release rollout``.
+page ``/admin/updates`` show releases (withdrawn ones marked), the rollout and each gateway of the organisation,
+and warn the operator when the signed root or targets expire soon; the operator starts a rollout and re-offers a
+rolled-back version from the page as from ``balans cloud release rollout`` and ``reoffer``.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from cloud.api.auth import api_blueprint, api_org_id, api_requires
 from cloud.i18n import N_, translate
 from cloud.permissions import Action, allowed
 from cloud.updates.repository import Channel, ReleaseError, channel_for, metadata_file, refresh
-from cloud.updates.rollout import start_rollout, status
+from cloud.updates.rollout import reoffer, start_rollout, status
 from shared.calendar import parse_iso
 
 # What a rollout from the page can be refused for, in the page's language (the command line says it in English).
 ROLLOUT_ERRORS = (N_("err_release_version"), N_("err_release_percent"), N_("err_release_gateways"),
-                  N_("err_release_gateway_list"))
+                  N_("err_release_gateway_list"), N_("err_release_withdrawn"), N_("err_reoffer_nothing"),
+                  N_("err_reoffer_not_rolled_back"))
 
 bp = Blueprint("updates", __name__, url_prefix="/admin")
 api = api_blueprint("updates_api", __name__, "/api/v1/updates")
@@ -100,4 +102,21 @@ def roll_out():
             return redirect(url_for("updates.updates_page"))
         db.session().commit()
     flash(translate("rollout_started"), "ok")
+    return redirect(url_for("updates.updates_page"))
+
+
+@bp.post("/updates/reoffer")
+@requires(Action.MANAGE_RELEASES)
+def reoffer_version():
+    version = request.form.get("version", "").strip()
+    code = request.form.get("gateway", "").strip()
+    with db.write_lock():
+        try:
+            reoffer(db.session(), version, [code] if code else [], current_user().email)
+        except ReleaseError as exc:
+            db.session().rollback()
+            flash(translate(exc.code, **exc.params) if exc.code in ROLLOUT_ERRORS else exc.message, "error")
+            return redirect(url_for("updates.updates_page"))
+        db.session().commit()
+    flash(translate("reoffered", version=version, gateway=code), "ok")
     return redirect(url_for("updates.updates_page"))

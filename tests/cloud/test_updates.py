@@ -32,11 +32,12 @@ from tests.edge.release_wheels import release_wheel
 
 pytestmark = pytest.mark.timeout(60)
 PASSWORD = "correct horse battery"
+PASSPHRASE = "the operator's long release passphrase"
 CODES = [f"gw-tp{n}" for n in range(200, 212)]
 
 
 @pytest.fixture
-def fleet(app, client, db, gateway, seed_scenario, tmp_path):
+def fleet(app, client, db, gateway, seed_scenario, tmp_path, monkeypatch):
     """The seed's station and a dozen more gateways on the same site, a channel with 0.2.0 published, the cloud
     on a real port."""
     app.config["UPDATES_DIR"] = str(tmp_path / "updates")
@@ -44,6 +45,7 @@ def fleet(app, client, db, gateway, seed_scenario, tmp_path):
     for code in CODES:
         keys[code] = enrol(client, db, seed_scenario, gateway.site, code, only=[])
     runner = app.test_cli_runner()
+    monkeypatch.setenv("BALANS_RELEASE_PASSPHRASE", PASSPHRASE)  # the offline keys are encrypted with it
     made = runner.invoke(args=["release", "init-keys", "--offline-dir", str(tmp_path / "offline")])
     assert made.exit_code == 0, made.output
     published = runner.invoke(args=["release", "publish", str(release_wheel(tmp_path, "0.2.0")), "--version", "0.2.0",

@@ -44,6 +44,7 @@ from edge.update import (
     UpdateAgent,
     UpdateFailed,
     fetch_release,
+    is_older,
     is_refused,
     software_version,
 )
@@ -87,13 +88,13 @@ def test_a_release_is_verified_installed_into_the_inactive_slot_and_run_from_it(
     slots = Slots(tmp_path / "gateway" / "updates")
     release = fetch_release(slots.root, url, target.path, "0.9.0")
     assert release.path.read_bytes() == (repository.targets / target.path).read_bytes()
-    assert release.sha256 == target.hashes["sha256"] and target.custom == {"version": "0.9.0"}
+    assert release.sha256 == target.hashes["sha256"] and target.custom["balans"]["version"] == "0.9.0"
     slot = slots.install(release.path, "0.9.0")
     assert slot == "a" and (slots.path("a") / "balans-0.9.0.dist-info").is_dir()
     slots.switch(slot, "0.9.0", 60)
     pointer = slots.read()
     assert pointer["slot"] == "a" and pointer["trial"]["version"] == "0.9.0"
-    assert pointer["previous"] == {"slot": None, "version": software_version()}
+    assert pointer["previous"] == {"slot": None, "version": software_version(), "sha256": None}
     ran = subprocess.run([sys.executable, "-P", "-c", PRINT_VERSION], env=child_environment(slots), capture_output=True,
                          text=True, timeout=30, check=True)
     assert ran.stdout.strip() == "0.9.0"  # the slot's balans, not the base install's
@@ -200,7 +201,7 @@ def test_the_launcher_rolls_back_a_version_that_misses_its_health_checks_deadlin
     assert supervise(slots, _gateway_script("time.sleep(60)")) == 0
     last = slots.read()["last"]
     assert last["status"] == "rolled_back" and last["version"] == "0.9.0"
-    assert "health check not passed within 2 s" in last["reason"]
+    assert "health check not passed within 2 s of running" in last["reason"]
 
 
 # --- the whole chain -------------------------------------------------------------------------------------------
@@ -486,10 +487,10 @@ def test_processes_changing_the_pointer_at_once_lose_no_change(tmp_path):
     slots = Slots(tmp_path / "updates")
     slots.switch("a", "0.9.0", 600)
     script = (f"from pathlib import Path\nfrom edge.update import Slots\nslots = Slots(Path({str(slots.root)!r}))\n"
-              "for _ in range(60):\n    slots.count_boot()\n")
+              "for _ in range(60):\n    slots.count_exit('0.9.0')\n")
     writers = [subprocess.Popen([sys.executable, "-c", script], cwd=REPOSITORY) for _ in range(3)]
     assert [writer.wait(60) for writer in writers] == [0, 0, 0]
-    assert slots.read()["trial"]["boots"] == 180
+    assert slots.read()["trial"]["exits"] == 180
     assert sorted(p.name for p in slots.root.iterdir()) == ["current.json", "current.lock"]  # no temporary left
 
 
@@ -513,3 +514,105 @@ def test_two_writers_of_one_file_never_share_a_temporary(tmp_path):
         writer.join()
     assert failures == [] and path.read_text(encoding="utf-8") in {"a" * 5000, "b" * 5000}
     assert path.stat().st_mode & 0o777 == 0o640 and [p.name for p in tmp_path.iterdir()] == ["gateway.toml"]
+
+
+# --- what the signed targets say: withdrawn releases, no moving back, a re-offer ---------------------------------
+def _sign_targets(repository: Channel, offline: Path, change) -> None:
+    """``change(targets)`` on the channel's signed targets, signed with the operator's targets key as a release
+    or a withdrawal is (custom: {"balans": {"version", "withdrawn"}}); snapshot and timestamp follow online."""
+    targets = Metadata.from_file(str(repository.metadata / "targets.json"))
+    change(targets.signed)
+    targets.signed.version += 1
+    targets.signatures.clear()
+    targets.sign(load_signer(offline / "targets.pem"))
+    targets.to_file(str(repository.metadata / "targets.json"), JSONSerializer(compact=False))
+    snapshot = Metadata.from_file(str(repository.metadata / "snapshot.json"))
+    snapshot.signed.meta["targets.json"].version = targets.signed.version
+    snapshot.signed.version += 1
+    snapshot.signatures.clear()
+    snapshot.sign(load_signer(repository.online_key("snapshot")))
+    snapshot.to_file(str(repository.metadata / "snapshot.json"), JSONSerializer(compact=False))
+    _resign(repository, "timestamp", snapshot.signed.version)
+
+
+def _withdraw(repository: Channel, offline: Path, version: str) -> None:
+    def change(targets):
+        entry = targets.targets[f"balans-{version}-py3-none-any.whl"]
+        entry.unrecognized_fields["custom"] = {"balans": {"version": version, "withdrawn": True}}
+    _sign_targets(repository, offline, change)
+
+
+def _published(repository: Channel, offline: Path, tmp_path: Path, version: str):
+    (tmp_path / version).mkdir(exist_ok=True)
+    return publish(repository, release_wheel(tmp_path / version, version), version, offline / "targets.pem")
+
+
+def test_a_withdrawn_release_is_never_installed_reported_once_and_not_blocked(agent, channel, tmp_path):
+    repository, offline, _ = channel
+    _published(repository, offline, tmp_path, "0.9.0")
+    _withdraw(repository, offline, "0.9.0")
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is True  # reported at once
+    pointer = agent.slots.read()
+    last = pointer["last"]
+    assert (last["version"], last["status"]) == ("0.9.0", "refused")
+    assert last["reason"] == "balans 0.9.0 is withdrawn in the signed targets: not installed"
+    assert pointer["refused"] == [] and pointer["trial"] is None and agent.restarts == []
+    assert list((agent.slots.root / "downloads").iterdir()) == []  # not even downloaded
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is False  # not looked at before its time
+    again = {"update": {**_offer("0.9.0")["update"], "again": True}}
+    assert asyncio.run(agent.after_heartbeat(again)) is False  # a re-offer changes nothing the targets say
+    assert agent.slots.read() == pointer
+    _retry_now(agent.slots)
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is False  # looked at again: nothing new to say
+    assert agent.slots.read()["last"] == last and agent.restarts == []
+
+
+def test_an_older_release_is_not_installed_unless_the_running_one_is_withdrawn(agent, channel, tmp_path):
+    """The gateway runs this very version (the base install's, published in the channel). An offer of an older
+    one is refused; once the one it runs is withdrawn in the signed targets, the older one is installed: that is
+    how a bad release is taken back fleet-wide."""
+    repository, offline, _ = channel
+    running, older = software_version(), "0.0.1"
+    assert is_older(older, running)
+    _published(repository, offline, tmp_path, running)
+    _published(repository, offline, tmp_path, older)
+    assert asyncio.run(agent.after_heartbeat(_offer(older))) is True
+    pointer = agent.slots.read()
+    assert pointer["last"]["reason"] == (f"balans {older} is older than {running}, which runs here and is not "
+                                         "withdrawn in the signed targets: not moved back")
+    assert pointer["refused"] == [] and agent.restarts == []
+    _withdraw(repository, offline, running)
+    _retry_now(agent.slots)
+    assert asyncio.run(agent.after_heartbeat(_offer(older))) is False
+    assert agent.restarts == [older] and agent.slots.read()["trial"]["version"] == older
+
+
+def test_a_base_install_newer_than_the_rollout_is_not_moved_back(agent, channel, tmp_path):
+    """A gateway imaged with a base install newer than the rollout in force (its version not even published in
+    the channel): the rollout's offer is refused with the reason, checked again only after the retry wait."""
+    repository, offline, _ = channel
+    older = "0.0.1"
+    _published(repository, offline, tmp_path, older)
+    assert asyncio.run(agent.after_heartbeat(_offer(older))) is True
+    pointer = agent.slots.read()
+    assert "not moved back" in pointer["last"]["reason"] and agent.restarts == []
+    assert 200 < pointer["retry"]["not_before"] - time.time() <= 300
+    for _ in range(3):  # heartbeat after heartbeat: no fetch, no new report
+        assert asyncio.run(agent.after_heartbeat(_offer(older))) is False
+    assert agent.slots.read() == pointer
+
+
+def test_a_re_offer_drops_the_gateways_own_refusal_and_tries_once_more(agent, channel, tmp_path):
+    """0.9.0 was rolled back here (its trial failed); the cause fixed on site, the operator re-offers it: the
+    heartbeat's answer says again=true, and the gateway forgets its refusal and installs it. Without again, the
+    refusal stands."""
+    repository, offline, _ = channel
+    target = _published(repository, offline, tmp_path, "0.9.0")
+    agent.slots.switch("a", "0.9.0", 60, target.hashes["sha256"])
+    agent.slots.roll_back("0.9.0", "health check not passed within 600 s of running")
+    assert is_refused(agent.slots.read(), "0.9.0", target.hashes["sha256"])
+    assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is False and agent.restarts == []
+    again = {"update": {**_offer("0.9.0")["update"], "again": True}}
+    assert asyncio.run(agent.after_heartbeat(again)) is False
+    pointer = agent.slots.read()
+    assert agent.restarts == ["0.9.0"] and pointer["refused"] == [] and pointer["trial"]["version"] == "0.9.0"
