@@ -16,7 +16,7 @@ from edge.energy_reports import gateway_balance, gateway_status, voltage_complia
 from edge.gateway import Gateway
 from edge.logs import configure
 from edge.simulator import SimulatedStation, serve_forever
-from edge.store import open_database
+from edge.store import StoreSchemaNewer, open_database
 from shared.calendar import parse_iso
 from shared.scenario import ScenarioError, load_scenario
 
@@ -55,7 +55,10 @@ def run(config_path, log_level):
         except asyncio.CancelledError:
             click.echo("gateway stopped cleanly", err=True)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StoreSchemaNewer as exc:  # said plainly, not as a traceback: the launcher falls back (docs/updates.md)
+        raise click.ClickException(str(exc)) from exc
 
 
 @edge_group.command("balance")
