@@ -3,11 +3,13 @@ fetched and verified with TUF (python-tuf's ngclient), installed into the inacti
 an atomic pointer, and kept only once it has passed its health check: this process polled a meter that answered
 and the cloud accepted a heartbeat. Otherwise the launcher (edge/launcher.py) or the version itself flips back to
 the previous slot and the next heartbeat says ``rolled_back`` and why. The signed targets decide what may be
-installed at all: no withdrawn release, and no older version than the one running unless that one is withdrawn.
+installed at all (edge/release_channel.py): no withdrawn release, and no older version than the one running unless
+that one is withdrawn.
 
 State, under ``<state_dir>/updates``: ``slots/a``, ``slots/b`` (``pip install --no-deps --target`` of a wheel:
 the code; the libraries stay those of the base install), ``current.json`` (the pointer), ``root.json`` (the
-trusted TUF root the installer put there), ``metadata/`` and ``downloads/`` (ngclient's).
+pinned TUF root: the installer's, or the cloud's signed with the organisation's key), ``metadata/`` and
+``downloads/`` (ngclient's).
 """
 
 from __future__ import annotations
@@ -24,19 +26,20 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-from tuf.api.exceptions import DownloadError, RepositoryError
-from tuf.api.metadata import TargetFile
-from tuf.ngclient import Updater
-
 from edge.durable import write_atomically
+from edge.release_channel import (  # the release channel (TUF): edge/release_channel.py
+    RELEASE_VERSION,
+    UpdateDeclined,
+    UpdateFailed,
+    fetch_release,
+    pin_offered_root,
+    pinned_digest,
+    release_target,
+)
 
 log = logging.getLogger("balans.edge.update")
 
@@ -44,40 +47,12 @@ RESTART_EXIT = 75  # the gateway asks its launcher for a restart into the slot j
 SLOTS = ("a", "b")
 MAX_TRIAL_EXITS = 3  # a new version that exits this many times before passing its health check is rolled back
 INSTALL_SECONDS = 300
-
-
 RETRY_SECONDS = 300  # a fetch that failed is tried again after 5 min, then 10, 20 … at most RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 4 * 3600
 REPORT_TEXT = 300  # characters of a reason or version put into the pointer's ``last`` (sent in every heartbeat)
 STATE_VARIABLE = "BALANS_UPDATE_STATE"  # set by edge/launcher.py for the gateway: the updates directory it serves
 NOT_LAUNCHED = "not under the update launcher (python -m edge.launcher, docs/updates.md): updates not taken"
-# The versions the cloud publishes (cloud/updates/repository.py uses this very pattern) and their wheel's name.
-RELEASE_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,3}([a-z]+[0-9]*)?(\.post[0-9]+)?(\.dev[0-9]+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
-
-
-def release_target(version: str) -> str:
-    """The one file name a release of ``version`` is published under."""
-    return f"balans-{version}-py3-none-any.whl"
-
-
-class UpdateFailed(Exception):
-    """The release could not be fetched or verified this time (the link, a proxy's page, metadata read while the
-    cloud re-signed it, a clock ahead, a file that does not match): tried again later, nothing blocked."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class UpdateDeclined(Exception):
-    """The signed targets say this offer is not to be installed here: the release is withdrawn, or it is older
-    than the version running and that one is not withdrawn. Nothing is blocked (a later targets version may say
-    otherwise): the offer is checked again after RETRY_SECONDS, and reported once."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 class UpdateRefused(Exception):
@@ -87,14 +62,6 @@ class UpdateRefused(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class Release:
-    """A package TUF verified: the file and the SHA-256 the signed targets metadata gives for it."""
-
-    path: Path
-    sha256: str
 
 
 def report_text(value: Any) -> str:
@@ -115,25 +82,6 @@ def offered(offer: Any) -> tuple[str, str] | None:
         return version, target
     log.warning("ignoring an update offer that is not a release's: %s", report_text(repr(offer)))
     return None
-
-
-def signed_release(info: TargetFile) -> tuple[str | None, bool]:
-    """What a TUF-verified target says of itself: the version it is bound to and whether it is withdrawn —
-    ``custom: {"balans": {"version": "0.2.0", "withdrawn": true}}`` (the first releases carried only a top-level
-    ``custom.version``)."""
-    custom = info.custom if isinstance(info.custom, dict) else {}
-    balans = custom.get("balans") if isinstance(custom.get("balans"), dict) else {}
-    version = balans.get("version", custom.get("version"))
-    return (version if isinstance(version, str) else None), balans.get("withdrawn") is True
-
-
-def is_older(version: str, than: str) -> bool:
-    """PEP 440 order (0.2.9 < 0.3.0rc1 < 0.3.0); False when either is no version (a base install reporting
-    "unknown" cannot be compared, and is not held back by it)."""
-    try:
-        return Version(version) < Version(than)
-    except InvalidVersion:
-        return False
 
 
 def software_version() -> str:
@@ -417,68 +365,6 @@ class Slots:
         return retry.get("version") != version or time.time() >= float(retry.get("not_before", 0))
 
 
-# --- the release channel ---------------------------------------------------------------------------------------
-def _trusted_root(root: Path, cloud_url: str) -> bytes | None:
-    """The root every update starts from: the one pinned at installation (``root.json``, by provision enroll or
-    the launcher's ``trust``) whenever there is one — ngclient then walks the signed chain of roots from it, so
-    nothing the cloud served earlier can stand in for it; else the root ngclient keeps (None); else, on the very
-    first update of a gateway nobody pinned, version 1 from the cloud it already trusts with its enrolment (trust
-    on first use, logged)."""
-    installed = root / "root.json"
-    if installed.exists():
-        return installed.read_bytes()
-    if (root / "metadata" / "root.json").exists():
-        return None
-    log.warning("no %s: trusting the release channel's first root from %s", installed, cloud_url)
-    try:
-        with urllib.request.urlopen(f"{cloud_url}/api/v1/updates/metadata/1.root.json", timeout=30) as response:
-            return response.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"cannot fetch the first root: {exc}") from exc
-
-
-def fetch_release(root: Path, cloud_url: str, target: str, version: str | None = None,
-                  refused: Any = None, running: str | None = None) -> Release | None:
-    """Download ``target`` through TUF and return the verified package; None when the signed package is one
-    ``refused(sha256)`` says was refused before (nothing downloaded). Any failure of the link or of verification
-    (a wrong key, a tampered or unlisted file, expired or mixed metadata, a cut or foreign answer) is
-    UpdateFailed: tried again later. ``version``: the signed targets metadata must bind the target to it.
-    ``running``: the version running here; the signed targets decide, before anything is downloaded, that a
-    withdrawn release, or one older than ``running`` while ``running`` is not withdrawn, is UpdateDeclined."""
-    for directory in ("metadata", "downloads"):
-        (root / directory).mkdir(parents=True, exist_ok=True)
-    try:
-        bootstrap = _trusted_root(root, cloud_url)
-        updater = Updater(metadata_dir=str(root / "metadata"),
-                          metadata_base_url=f"{cloud_url}/api/v1/updates/metadata/",
-                          target_dir=str(root / "downloads"), target_base_url=f"{cloud_url}/api/v1/updates/targets/",
-                          bootstrap=bootstrap)
-        updater.refresh()
-        info = updater.get_targetinfo(target)
-        if info is None:
-            raise UpdateFailed(f"{target} is not in the release channel's signed targets")
-        signed_version, withdrawn = signed_release(info)
-        if version is not None and signed_version is not None and signed_version != version:
-            raise UpdateFailed(f"{target} is signed as balans {signed_version}, offered as {version}")
-        if withdrawn:
-            raise UpdateDeclined(f"balans {signed_version or version} is withdrawn in the signed targets: "
-                                 "not installed")
-        if running is not None and is_older(signed_version or version or "", running):
-            mine = updater.get_targetinfo(release_target(running)) if RELEASE_VERSION.fullmatch(running) else None
-            if mine is None or not signed_release(mine)[1]:
-                raise UpdateDeclined(f"balans {signed_version or version} is older than {running}, which runs here "
-                                     "and is not withdrawn in the signed targets: not moved back")
-        sha256 = info.hashes.get("sha256", "")
-        if refused is not None and refused(sha256):
-            return None
-        cached = updater.find_cached_target(info)
-        return Release(Path(cached or updater.download_target(info)), sha256)
-    except (RepositoryError, DownloadError) as exc:  # every TUF and download error, a hash or length mismatch too
-        raise UpdateFailed(f"the release channel did not verify: {type(exc).__name__}: {exc}") from exc
-    except (OSError, ValueError) as exc:  # a local disk or a bootstrap root that is not JSON
-        raise UpdateFailed(f"the release could not be fetched: {type(exc).__name__}: {exc}") from exc
-
-
 # --- in the running gateway ------------------------------------------------------------------------------------
 def request_restart() -> None:
     """Leave with RESTART_EXIT: the launcher starts the gateway again, from the slot now in force."""
@@ -507,7 +393,8 @@ class UpdateAgent:
         pointer = self.slots.read()
         trial = pointer.get("trial")
         report = {"slot": pointer.get("slot") or "base", "version": software_version(),
-                  "trial": trial.get("version") if trial else None, "last": pointer.get("last")}
+                  "trial": trial.get("version") if trial else None, "last": pointer.get("last"),
+                  "root": pinned_digest(self.slots.root)}
         if not self.launched:
             report["note"] = NOT_LAUNCHED
         return report
@@ -528,6 +415,8 @@ class UpdateAgent:
             return False
 
     async def _after_heartbeat(self, answer: dict[str, Any]) -> bool:
+        if answer.get("release_root") is not None:  # sent while we report no pinned root
+            pin_offered_root(self.slots.root, answer["release_root"], self.gateway.config.org_key_path)
         pointer = self.slots.read()
         trial = pointer.get("trial")
         if trial:

@@ -107,7 +107,8 @@ def pin_release_root(config: GatewayConfig, given: Path | None = None, cloud_url
             body = response.read()
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
-            return "the cloud has no release channel yet: the gateway will take its root at the first update"
+            return ("the cloud has no release channel yet: once it has one, the gateway takes its root from a "
+                    "heartbeat's answer, signed with the organisation's key")
         raise EnrolmentFailed(f"{url}: HTTP {exc.code}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise EnrolmentFailed(f"{url}: {exc}") from exc

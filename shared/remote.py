@@ -25,6 +25,10 @@ MAX_LOG_LINES = 500
 METER_KEYS = {"id": str, "bus": str, "unit": int, "profile": str, "role": str, "line": str, "account": str,
               "channel": int, "retries": int, "address": str, "max_kw": str}
 THRESHOLD_KEYS = ("elevated_pct", "theft_pct")
+# What the organisation's key signs when it vouches for the release channel's root in a heartbeat answer
+# (docs/updates.md): these bytes, then the root's. A site configuration is signed without them, so neither signature
+# can pass for the other.
+RELEASE_ROOT_CONTEXT = b"balans release channel root v1\n"
 
 
 class RemoteError(ValueError):

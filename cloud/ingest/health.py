@@ -16,6 +16,7 @@ from cloud.ingest.errors import IngestError
 from cloud.ingest.site_config import latest_version
 from cloud.models import Gateway, GatewayHealth, GatewayRequest, Site, SiteConfigVersion, utcnow
 from cloud.updates.rollout import offer_for, record_report
+from cloud.updates.trust import root_offer
 from shared.batch import BatchError, load_public_key, verify_signature
 from shared.calendar import as_utc, iso_utc, parse_iso
 from shared.remote import MAX_LOG_LINES, REQUEST_KINDS, RemoteError, parse_message
@@ -85,11 +86,15 @@ def record_heartbeat(db: Session, gateway: Gateway, document: dict[str, Any]) ->
     site = db.get(Site, gateway.site_id)
     latest = latest_version(db, site)
     record_report(db, gateway, document.get("update"))  # software updates: docs/updates.md
+    pinned = root_offer(db, gateway, document.get("update"))  # a gateway with no release root pinned gets one
     db.flush()
-    return {"status": "ok", "clock_offset_s": offset,
-            "requests": [{"id": r.id, "kind": r.kind, "params": r.params or {}} for r in waiting],
-            "config": {"version": latest.version} if latest is not None else None,
-            "update": offer_for(db, gateway, document["health"].get("software_version"))}
+    answer = {"status": "ok", "clock_offset_s": offset,
+              "requests": [{"id": r.id, "kind": r.kind, "params": r.params or {}} for r in waiting],
+              "config": {"version": latest.version} if latest is not None else None,
+              "update": offer_for(db, gateway, document["health"].get("software_version"))}
+    if pinned is not None:
+        answer["release_root"] = pinned
+    return answer
 
 
 def config_for(db: Session, gateway: Gateway, document: dict[str, Any]) -> SiteConfigVersion:

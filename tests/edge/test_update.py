@@ -7,6 +7,7 @@ the simulated station — a rollout taken, the new version reported, a broken re
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shlex
@@ -28,15 +29,19 @@ from cloud import create_app
 from cloud.accounts.organisations import create_organisation, create_site
 from cloud.db import session_scope
 from cloud.ingest.enrolment import issue_token
+from cloud.ingest.site_config import org_key
 from cloud.migrate import upgrade
 from cloud.models import AuditLog
+from cloud.models import Gateway as GatewayRow
 from cloud.request_guard import CONTROL
 from cloud.updates.repository import Channel, init_keys, load_signer, publish
 from cloud.updates.rollout import record_release, start_rollout, status
+from cloud.updates.trust import root_offer
 from edge.config import config_toml_from_scenario, load_config
 from edge.durable import write_atomically
 from edge.gateway import Gateway
 from edge.launcher import child_environment, supervise
+from edge.release_channel import is_older, pin_offered_root, pinned_digest
 from edge.update import (
     NOT_LAUNCHED,
     STATE_VARIABLE,
@@ -44,12 +49,12 @@ from edge.update import (
     UpdateAgent,
     UpdateFailed,
     fetch_release,
-    is_older,
     is_refused,
     software_version,
 )
 from provisioning.enrolment import enrol
 from provisioning.ports import free_port
+from shared.batch import b64, unb64
 from shared.scenario import load_scenario
 from tests.edge.release_wheels import release_wheel
 from tests.provisioning.conftest import SMALL_STATION, StationThread
@@ -82,10 +87,17 @@ def channel(cloud, tmp_path):
     return found, tmp_path / "offline", url
 
 
+def pinned(root: Path, repository: Channel) -> Slots:
+    """A gateway's updates folder with the channel's first root pinned, as the installer leaves it."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "root.json").write_bytes((repository.metadata / "1.root.json").read_bytes())
+    return Slots(root)
+
+
 def test_a_release_is_verified_installed_into_the_inactive_slot_and_run_from_it(channel, tmp_path):
     repository, offline, url = channel
     target = publish(repository, release_wheel(tmp_path, "0.9.0"), "0.9.0", offline / "targets.pem")
-    slots = Slots(tmp_path / "gateway" / "updates")
+    slots = pinned(tmp_path / "gateway" / "updates", repository)
     release = fetch_release(slots.root, url, target.path, "0.9.0")
     assert release.path.read_bytes() == (repository.targets / target.path).read_bytes()
     assert release.sha256 == target.hashes["sha256"] and target.custom["balans"]["version"] == "0.9.0"
@@ -109,7 +121,7 @@ def test_a_tampered_package_is_refused_and_nothing_is_installed(channel, tmp_pat
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one byte changed on the cloud's disk: same name, same length
     stored.write_bytes(bytes(data))
-    slots = Slots(tmp_path / "gateway" / "updates")
+    slots = pinned(tmp_path / "gateway" / "updates", repository)
     with pytest.raises(UpdateFailed, match="LengthOrHashMismatch"):
         fetch_release(slots.root, url, target.path)
     stored.write_bytes(bytes(data) + b"more")  # and a longer one
@@ -123,8 +135,8 @@ def test_metadata_signed_by_a_key_the_root_does_not_trust_is_refused(channel, tm
     signed by a key of their own and refused, and so is a channel whose root is not the one installed."""
     repository, offline, url = channel
     publish(repository, release_wheel(tmp_path, "0.9.0"), "0.9.0", offline / "targets.pem")
-    slots = Slots(tmp_path / "gateway" / "updates")
-    fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl")  # the gateway now trusts this channel
+    slots = pinned(tmp_path / "gateway" / "updates", repository)
+    fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl")  # the gateway trusts this channel
     (tmp_path / "evil").mkdir()
     evil = release_wheel(tmp_path / "evil", "6.6.6")
     (repository.targets / evil.name).write_bytes(evil.read_bytes())
@@ -149,22 +161,60 @@ def test_metadata_signed_by_a_key_the_root_does_not_trust_is_refused(channel, tm
         fetch_release(slots.root, url, evil.name)
     other = Channel(tmp_path / "another")
     init_keys(other, tmp_path / "another-offline")
-    pinned = Slots(tmp_path / "pinned" / "updates")
-    pinned.root.mkdir(parents=True)
-    (pinned.root / "root.json").write_bytes((other.metadata / "1.root.json").read_bytes())  # the installer's root
+    foreign = pinned(tmp_path / "pinned" / "updates", other)  # the installer pinned another channel's root
     with pytest.raises(UpdateFailed, match="did not verify"):
-        fetch_release(pinned.root, url, "balans-0.9.0-py3-none-any.whl")
-    assert not (slots.root / "slots").exists() and not (pinned.root / "slots").exists()
+        fetch_release(foreign.root, url, "balans-0.9.0-py3-none-any.whl")
+    assert not (slots.root / "slots").exists() and not (foreign.root / "slots").exists()
 
 
-def test_a_root_pinned_after_trust_on_first_use_governs_every_update_from_then_on(channel, tmp_path):
-    """A gateway that took its first root from the cloud (nobody pinned one) and is then given the operator's
-    root by hand (``trust``): the pinned root is where every later update starts, not what ngclient kept."""
+def test_a_gateway_with_no_root_pinned_trusts_only_one_the_organisation_signed(cloud, channel, tmp_path):
+    """Nothing pinned (enrolled before the cloud had a channel): the gateway fetches no root unsigned, it waits; the
+    heartbeat's answer brings the channel's first root signed with the organisation's key, which the gateway checks
+    with the key it took at enrolment and pins. A root signed by another key, a changed root, or a root that is not
+    one is refused; a root already pinned is never replaced by the cloud's."""
     repository, offline, url = channel
+    app = cloud[0]
     publish(repository, release_wheel(tmp_path, "0.9.0"), "0.9.0", offline / "targets.pem")
     slots = Slots(tmp_path / "gateway" / "updates")
-    assert fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl") is not None  # trust on first use
+    with pytest.raises(UpdateFailed, match="no trusted root for the release channel yet"):
+        fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl")
+    assert not (slots.root / "metadata").exists(), "nothing was fetched"
+    with app.app_context(), session_scope(app) as db:
+        org = create_organisation(db, "ОСББ «Корінь»", "osbb", actor="test")
+        gateway = GatewayRow(org_id=org.id, code="gw-root")
+        org_pub = tmp_path / "org.pub"
+        org_pub.write_text(org_key(db, org.id).public_key, encoding="ascii")
+        assert root_offer(db, gateway, {"root": "ab" * 32}) is None, "a gateway with a root pinned gets none"
+        assert root_offer(db, gateway, {"slot": "base"}) is None, "nor one too old to say"
+        offer = root_offer(db, gateway, {"root": None})
+        other_org = create_organisation(db, "ОСББ «Чужий»", "osbb", actor="test")
+        foreign = root_offer(db, GatewayRow(org_id=other_org.id, code="gw-other"), {"root": None})
+    body = (repository.metadata / "1.root.json").read_bytes()
+    assert unb64(offer["body"], "body") == body
+    changed = {**offer, "body": b64(body.replace(b'"version": 1', b'"version": 7'))}
+    for bad in (foreign, changed, {**offer, "body": b64(b"{}")}, {"body": "not base64!"}, "root"):
+        assert pin_offered_root(slots.root, bad, org_pub) is False, bad
+        assert pinned_digest(slots.root) is None
+    assert pin_offered_root(slots.root, offer, None) is False, "no organisation key: nothing to check it with"
+    assert pin_offered_root(slots.root, offer, org_pub) is True
+    assert pinned_digest(slots.root) == hashlib.sha256(body).hexdigest()
+    assert fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl") is not None
+    other = Channel(tmp_path / "another")
+    init_keys(other, tmp_path / "another-offline")
+    assert pin_offered_root(slots.root, offer, org_pub) is False and pinned_digest(slots.root) == \
+        hashlib.sha256(body).hexdigest(), "a pinned root stays"
+
+
+def test_a_root_pinned_by_hand_governs_every_update_from_then_on(channel, tmp_path):
+    """A gateway whose ngclient kept a root of its own (it trusted its cloud's first root before roots came signed)
+    is then given the operator's root by hand (``trust``): the pinned root is where every later update starts."""
+    repository, offline, url = channel
+    publish(repository, release_wheel(tmp_path, "0.9.0"), "0.9.0", offline / "targets.pem")
+    slots = pinned(tmp_path / "gateway" / "updates", repository)
+    assert fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl") is not None
+    (slots.root / "root.json").unlink()  # what such a gateway has: only the root ngclient keeps
     assert (slots.root / "metadata" / "root.json").exists()
+    assert fetch_release(slots.root, url, "balans-0.9.0-py3-none-any.whl") is not None
     other = Channel(tmp_path / "another")
     init_keys(other, tmp_path / "another-offline")
     (slots.root / "root.json").write_bytes((other.metadata / "1.root.json").read_bytes())  # another channel's
@@ -258,6 +308,8 @@ def test_a_running_gateway_takes_a_rollout_and_rolls_a_broken_release_back(cloud
 
             row = wait_for(lambda: gateway_row("0.9.0", ("0.9.0", "applied")), "0.9.0 applied")
             assert row["slot"] == "a"
+            # enrolled without a root: the heartbeat's answer brought the channel's, signed by the organisation
+            assert (state / "updates" / "root.json").read_bytes() == (repository.metadata / "1.root.json").read_bytes()
             with session_scope(app) as db:
                 start_rollout(db, "0.9.1", 100, [], "test")
             row = wait_for(lambda: gateway_row("0.9.0", ("0.9.1", "rolled_back")), "0.9.1 rolled back")
@@ -320,7 +372,7 @@ def agent(channel, seed_scenario, tmp_path, monkeypatch):
                                               port=free_port(), cloud_url=channel[2], poll_seconds=900),
                     encoding="utf-8")
     config = load_config(path)
-    slots = Slots(config.database.parent / "updates")
+    slots = pinned(config.database.parent / "updates", channel[0])
     monkeypatch.setenv(STATE_VARIABLE, child_environment(slots)[STATE_VARIABLE])
     gateway = Gateway(config)
     restarts: list[str] = []
@@ -420,7 +472,7 @@ def test_a_forged_offer_is_ignored_and_blocks_nothing(agent, channel, tmp_path):
     assert asyncio.run(agent.after_heartbeat(_offer("0.9.0"))) is False and agent.restarts == ["0.9.0"]
     # the signed targets bind each file to its version, and the gateway checks it
     with pytest.raises(UpdateFailed, match=r"signed as balans 0\.9\.0, offered as 0\.9\.1"):
-        fetch_release(tmp_path / "other" / "updates", url, target.path, "0.9.1")
+        fetch_release(pinned(tmp_path / "other" / "updates", repository).root, url, target.path, "0.9.1")
 
 
 def test_what_goes_into_the_heartbeat_report_is_plain_text_and_short(tmp_path):
