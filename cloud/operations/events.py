@@ -227,7 +227,7 @@ def health_flags(db: Session, site: Site, now: datetime) -> list[EventRow]:
     found = []
     for gateway in db.scalars(select(Gateway).where(Gateway.site_id == site.id, Gateway.status == "active")
                               .order_by(Gateway.code)):
-        health = gateway_health(db, gateway, site.code, now, link=False)
+        health = gateway_health(db, gateway, site.code, now, link=False, meters=False)
         for kind in health.problems:
             found.append(EventRow(None, health.last_seen, kind, site.code, gateway.code, detail={
                 "last_seen": health.as_json()["last_seen"], "gaps": len(health.gaps),

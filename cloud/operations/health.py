@@ -207,11 +207,13 @@ def gaps(db: Session, gateway: Gateway) -> list[tuple[int, int]]:
 
 
 def gateway_health(db: Session, gateway: Gateway, site_code: str, now: datetime,
-                   link: bool = True) -> GatewayHealthReport:
+                   link: bool = True, meters: bool = True) -> GatewayHealthReport:
+    """``link``: count the week's batches per hour; ``meters``: read which meters answer (a station's thousands).
+    The flags (``problems``) need neither: the events page asks without them."""
     timings = batch_timings(db, gateway)
     offset = clock_offset(timings)
     lag = timings[0][0] - timings[0][1] + offset if timings else None
-    total, answering, offline = meter_states(db, gateway, now)
+    total, answering, offline = meter_states(db, gateway, now) if meters else (0, [], [])
     return GatewayHealthReport(gateway, site_code, now, gateway.last_seen, lag, offset, late_batches(timings, offset),
                                gaps(db, gateway), (latest_health(db, gateway) or {}).get("software_version"), total,
                                answering, offline, link_quality(db, gateway, now) if link else [])
